@@ -1,0 +1,152 @@
+"""All settings of obmen: environment variables with the prefix ``OBMEN_`` (a ``.env`` file works too).
+
+Every field here is documented in ``docs/configuration.md``; keep the two in step.
+Secrets are ``SecretStr`` so that they never reach a log line or Flower's config tab.
+"""
+
+from __future__ import annotations
+
+import hmac
+from dataclasses import dataclass
+from functools import lru_cache
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+SCOPES = frozenset({"read", "write"})
+
+
+@dataclass(frozen=True)
+class ApiToken:
+    token: SecretStr
+    scopes: frozenset[str]
+
+    def grants(self, scope: str) -> bool:
+        # write implies read: an ops person who may re-drive may also look.
+        return scope in self.scopes or (scope == "read" and "write" in self.scopes)
+
+
+def normalize_database_url(url: str) -> str:
+    """Use the psycopg 3 driver for plain ``postgresql://`` URLs.
+
+    psycopg2 turns batched ON CONFLICT inserts into row-by-row executemany (a 10x trap measured in
+    performance-anchors.md); psycopg 3 batches them.
+    """
+    for prefix in ("postgresql://", "postgres://", "postgresql+psycopg2://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url[len(prefix) :]
+    return url
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="OBMEN_", env_file=".env", env_file_encoding="utf-8", extra="ignore"
+    )
+
+    # --- stores -----------------------------------------------------------------------------
+    database_url: str = "postgresql+psycopg://postgres@127.0.0.1:5432/obmen"
+    broker_url: str = "redis://127.0.0.1:6379/0"
+    db_pool_size: int = Field(5, ge=1)
+
+    # --- Celery reliability -----------------------------------------------------------------
+    visibility_timeout_s: int = Field(7200, ge=1)
+    task_soft_time_limit_s: int = Field(300, ge=1)
+    task_time_limit_s: int = Field(360, ge=1)
+    worker_eta_task_limit: int = Field(20000, ge=1)
+    worker_max_memory_per_child_kb: int = Field(512_000, ge=1)
+    broker_socket_timeout_s: float = Field(5.0, gt=0)
+
+    # --- the one retry policy ---------------------------------------------------------------
+    max_attempts: int = Field(8, ge=1)
+    retry_backoff_s: int = Field(5, ge=1)
+    retry_backoff_max_s: int = Field(600, ge=1)
+
+    # --- outbox, sweeper, canary ------------------------------------------------------------
+    outbox_relay_interval_s: int = Field(5, ge=1)
+    outbox_relay_batch: int = Field(500, ge=1)
+    outbox_horizon_s: int = Field(300, ge=0)
+    outbox_retention_days: int = Field(7, ge=1)
+    sweep_interval_s: int = Field(60, ge=1)
+    stale_after_s: int = Field(600, ge=1)
+    canary_interval_s: int = Field(300, ge=10)
+
+    # --- processes --------------------------------------------------------------------------
+    api_tokens: SecretStr = SecretStr("")
+    flower_basic_auth: SecretStr | None = None
+    log_level: str = "INFO"
+    log_json: bool = True
+    max_request_body_bytes: int = Field(1_048_576, ge=1024)
+
+    # --- SEP (АС «СЭП») ------------------------------------------------------------------------
+    sep_url: str = "http://127.0.0.1:8700/sep"
+    sep_min_poll_delay_s: int = Field(60, ge=0)
+    sep_poll_interval_s: int = Field(60, ge=1)
+
+    # --- mail --------------------------------------------------------------------------------
+    imap_url: SecretStr | None = None
+    smtp_url: SecretStr | None = None
+    mail_poll_interval_s: int = Field(60, ge=1)
+
+    # --- bank, Bitrix24, СБИС --------------------------------------------------------------------
+    bank_hmac_secrets: SecretStr = SecretStr("")
+    bitrix24_webhook_url: SecretStr | None = None
+    bitrix24_application_token: SecretStr | None = None
+    sbis_url: str = "http://127.0.0.1:8700/sbis"
+
+    @field_validator("database_url")
+    @classmethod
+    def _driver(cls, value: str) -> str:
+        return normalize_database_url(value)
+
+    @field_validator("api_tokens")
+    @classmethod
+    def _tokens_parse(cls, value: SecretStr) -> SecretStr:
+        parse_api_tokens(value.get_secret_value())
+        return value
+
+    @property
+    def max_countdown_s(self) -> int:
+        """The longest countdown any task may be given: a retry backoff, an outbox delay or a SEP poll.
+
+        Everything longer is a row with a due time, never a broker message.
+        """
+        return max(
+            self.retry_backoff_max_s,
+            self.outbox_horizon_s,
+            self.sep_min_poll_delay_s,
+            self.sep_poll_interval_s,
+        )
+
+    def tokens(self) -> list[ApiToken]:
+        return parse_api_tokens(self.api_tokens.get_secret_value())
+
+    def token_for(self, presented: str) -> ApiToken | None:
+        """The configured token equal to ``presented``, compared in constant time."""
+        found = None
+        for token in self.tokens():
+            if hmac.compare_digest(token.token.get_secret_value().encode(), presented.encode()):
+                found = token
+        return found
+
+
+def parse_api_tokens(raw: str) -> list[ApiToken]:
+    """``OBMEN_API_TOKENS``: comma-separated ``scopes:token`` entries, scopes joined by ``+``.
+
+    Example: ``read+write:ops-secret,read:dashboard-secret``.
+    """
+    tokens = []
+    for entry in filter(None, (part.strip() for part in raw.split(","))):
+        scopes_part, sep, token = entry.partition(":")
+        scopes = frozenset(s.strip() for s in scopes_part.split("+") if s.strip())
+        if not sep or not token or not scopes or not scopes <= SCOPES:
+            raise ValueError(
+                "OBMEN_API_TOKENS entries look like 'read+write:TOKEN' (scopes: read, write); "
+                f"one entry does not (scopes given: {sorted(scopes)})"
+            )
+        tokens.append(ApiToken(SecretStr(token), scopes))
+    return tokens
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,10 @@
+"""The register store: SQLAlchemy models of every register, sessions and migrations.
+
+Importing this package imports every model module, so that metadata, metrics and migrations see
+all registers. It knows no pipeline and no external system.
+"""
+
+from models import canary, dead_letters, exchange_log, gauges, outbox  # noqa: F401
+from models.base import Base
+
+metadata = Base.metadata

@@ -1,0 +1,100 @@
+"""Engines and sessions. One engine per database URL per process; prefork children dispose theirs."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import create_engine, event, func, select, type_coerce
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import Session, sessionmaker
+
+from models.base import UTCDateTime
+
+_lock = threading.Lock()
+_factories: dict[str, sessionmaker[Session]] = {}
+
+
+def _create_engine(url: str) -> Engine:
+    if url.startswith("sqlite"):
+        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
+
+        @event.listens_for(engine, "connect")
+        def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
+            cur = dbapi_conn.cursor()
+            cur.execute("PRAGMA journal_mode=WAL")
+            cur.execute("PRAGMA foreign_keys=ON")
+            cur.execute("PRAGMA busy_timeout=30000")
+            cur.close()
+
+        return engine
+    from config.settings import get_settings
+
+    size = get_settings().db_pool_size
+    return create_engine(
+        url,
+        pool_pre_ping=True,
+        pool_size=size,
+        max_overflow=size,
+        pool_recycle=1800,
+        connect_args={"connect_timeout": 5},
+    )
+
+
+def default_url() -> str:
+    from config.settings import get_settings
+
+    return get_settings().database_url
+
+
+def get_sessionmaker(url: str | None = None) -> sessionmaker[Session]:
+    url = url or default_url()
+    with _lock:
+        factory = _factories.get(url)
+        if factory is None:
+            factory = sessionmaker(bind=_create_engine(url), expire_on_commit=False)
+            _factories[url] = factory
+        return factory
+
+
+def engine_for(url: str | None = None) -> Engine:
+    bind = get_sessionmaker(url).kw["bind"]
+    assert isinstance(bind, Engine)
+    return bind
+
+
+@contextmanager
+def session_scope(url: str | None = None) -> Iterator[Session]:
+    """A transaction: commit on success, roll back on any error."""
+    session = get_sessionmaker(url)()
+    try:
+        yield session
+        session.commit()
+    except BaseException:
+        session.rollback()
+        raise
+    finally:
+        session.close()
+
+
+def db_now(session: Session) -> datetime:
+    """The database clock: the one time authority every worker agrees on, whatever their clocks say."""
+    return session.execute(select(type_coerce(func.now(), UTCDateTime()))).scalar_one()
+
+
+def dispose_engines() -> None:
+    """Called in each prefork child: pooled connections must not be shared across a fork."""
+    with _lock:
+        for factory in _factories.values():
+            factory.kw["bind"].dispose(close=False)
+
+
+def forget_engines() -> None:
+    """Close every engine (tests that drop their database, the demo at exit)."""
+    with _lock:
+        for factory in _factories.values():
+            factory.kw["bind"].dispose()
+        _factories.clear()

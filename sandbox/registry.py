@@ -1,0 +1,7 @@
+"""The emulators ``obmen sandbox`` serves. Each flow appends its emulator class here."""
+
+from __future__ import annotations
+
+from sandbox.harness import Emulator
+
+EMULATORS: list[type[Emulator]] = []

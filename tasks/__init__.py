@@ -1,0 +1,6 @@
+"""Pipeline steps: plain functions and their thin Celery tasks, one module per step family.
+
+Importing this package registers every task (``workers/app.py`` does it for the worker).
+"""
+
+from tasks import canary, machinery  # noqa: F401

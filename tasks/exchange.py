@@ -1,0 +1,22 @@
+"""The recorder clients report to: each exchange is committed on its own, so it survives a rollback."""
+
+from __future__ import annotations
+
+import structlog
+
+from integrations.exchange import Exchange
+from models.db import session_scope
+from models.exchange_log import ExchangeLog
+from tasks.policy import describe
+
+log = structlog.get_logger(__name__)
+
+
+def record_exchange(exchange: Exchange) -> None:
+    try:
+        with session_scope() as session:
+            session.add(ExchangeLog(**exchange.__dict__))
+    except Exception as exc:  # a lost log line must not fail the business step
+        log.warning(
+            "exchange.not_recorded", system=exchange.system, operation=exchange.operation, error=describe(exc)
+        )

@@ -1,0 +1,197 @@
+"""Outbox: enqueue in the same transaction as the change, publish after the commit.
+
+``enqueue`` adds an outbox row to the caller's session. When that session commits, the rows are
+published right away (inline in workers, on a background thread in the gateway, so an HTTP answer
+never waits for Redis). Whatever that misses — Redis down, the process killed between commit and
+publish — the ``outbox.relay`` beat job publishes later. Rows are claimed with ``FOR UPDATE SKIP
+LOCKED``, so two relays never publish the same row.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from datetime import timedelta
+from typing import Any, Literal
+
+import structlog
+from celery import current_app
+from celery.canvas import Signature, maybe_signature
+from celery.exceptions import SoftTimeLimitExceeded
+from sqlalchemy import delete, event, select
+from sqlalchemy.orm import Session
+
+from config.settings import get_settings
+from models.db import db_now, session_scope
+from models.outbox import Outbox
+from tasks.policy import describe
+
+log = structlog.get_logger(__name__)
+
+_PENDING = "obmen_outbox_pending"
+DispatchMode = Literal["inline", "background", "off"]
+
+
+def enqueue(
+    session: Session,
+    task: str | Signature,
+    kwargs: dict[str, Any] | None = None,
+    *,
+    delay_s: float = 0,
+    business_key: str | None = None,
+) -> Outbox:
+    """Write an outbox row for ``task`` (a task name with kwargs, or a whole canvas).
+
+    ``delay_s`` counts from the database clock. Delays within the relay horizon become countdowns;
+    longer ones stay rows until they come near, so the broker never holds a long wait.
+    """
+    if isinstance(task, str):
+        payload = dict(current_app.signature(task, kwargs=kwargs or {}))
+        name = task
+    else:
+        if kwargs:
+            raise TypeError("pass kwargs inside the signature, not beside it")
+        payload = dict(task)
+        name = _first_task_name(payload)
+    row = Outbox(task_name=name, kwargs=payload, business_key=business_key)
+    if delay_s > 0:
+        row.not_before = db_now(session) + timedelta(seconds=delay_s)
+    session.add(row)
+    session.info.setdefault(_PENDING, []).append(row)
+    return row
+
+
+def _first_task_name(payload: dict[str, Any]) -> str:
+    if payload.get("task") == "celery.chain":
+        return str(payload["kwargs"]["tasks"][0]["task"])
+    return str(payload.get("task"))
+
+
+class _Dispatcher:
+    """Publishes the rows of a just-committed transaction."""
+
+    def __init__(self) -> None:
+        self.mode: DispatchMode = "inline"
+        self._pool: ThreadPoolExecutor | None = None
+        self._lock = threading.Lock()
+
+    def __call__(self, ids: list[int]) -> None:
+        if self.mode == "off" or not ids:
+            return
+        if self.mode == "inline":
+            self._publish(ids)
+            return
+        with self._lock:
+            if self._pool is None:
+                self._pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="outbox")
+            self._pool.submit(self._publish, ids)
+
+    @staticmethod
+    def _publish(ids: list[int]) -> None:
+        try:
+            relay(ids=ids)
+        except Exception as exc:  # the beat relay will pick the rows up; never fail the caller
+            log.warning("outbox.dispatch_failed", ids=ids[:20], error=describe(exc))
+
+
+dispatch = _Dispatcher()
+
+
+def set_dispatch_mode(mode: DispatchMode) -> None:
+    dispatch.mode = mode
+
+
+@event.listens_for(Session, "after_commit")
+def _after_commit(session: Session) -> None:
+    rows = session.info.pop(_PENDING, None)
+    if rows:
+        dispatch([row.id for row in rows])
+
+
+@event.listens_for(Session, "after_soft_rollback")
+def _after_rollback(session: Session, previous_transaction: Any) -> None:
+    session.info.pop(_PENDING, None)
+
+
+def relay(ids: Sequence[int] | None = None, limit: int | None = None) -> int:
+    """Publish due outbox rows; returns how many were published.
+
+    A row is marked published in the same transaction that holds its lock. If the process dies after
+    publishing and before the commit, the row is published again: consumers are idempotent.
+    """
+    settings = get_settings()
+    limit = limit or settings.outbox_relay_batch
+    published = 0
+    with session_scope() as session:
+        now = db_now(session)
+        query = (
+            select(Outbox)
+            .where(Outbox.published_at.is_(None))
+            .where(Outbox.not_before <= now + timedelta(seconds=settings.outbox_horizon_s))
+            .order_by(Outbox.not_before, Outbox.id)
+            .limit(limit)
+            .with_for_update(skip_locked=True)
+        )
+        if ids is not None:
+            query = query.where(Outbox.id.in_(list(ids)))
+        rows = session.scalars(query).all()
+        if not rows:
+            return 0
+        app = current_app._get_current_object()
+        with app.producer_or_acquire() as producer:
+            for row in rows:
+                countdown = max(0.0, (row.not_before - now).total_seconds())
+                try:
+                    _publish(row, producer, countdown)
+                except SoftTimeLimitExceeded:
+                    raise
+                except Exception as exc:
+                    # The broker is away: keep the row (and the rest) for the next relay run.
+                    row.publish_attempts += 1
+                    row.last_error = describe(exc)
+                    log.warning(
+                        "outbox.publish_failed", outbox_id=row.id, task=row.task_name, error=row.last_error
+                    )
+                    break
+                row.published_at = now
+                published += 1
+    return published
+
+
+def _publish(row: Outbox, producer: Any, countdown: float) -> None:
+    app = current_app._get_current_object()
+    sig = maybe_signature(row.kwargs, app=app)
+    options: dict[str, Any] = {"producer": producer, "retry": False}
+    if countdown:
+        options["countdown"] = countdown
+    if sig.task == "celery.chain":
+        sig.apply_async(**options)
+        return
+    # send_task needs no local registration; the stable id ties the Flower entry to the row.
+    app.send_task(
+        sig.task, args=sig.args, kwargs=sig.kwargs, task_id=f"outbox-{row.id}", **{**sig.options, **options}
+    )
+
+
+def relay_all(max_batches: int = 20) -> int:
+    """Publish until nothing due is left (bounded, so a beat run cannot overrun its period)."""
+    total = 0
+    batch = get_settings().outbox_relay_batch
+    for _ in range(max_batches):
+        n = relay()
+        total += n
+        if n < batch:
+            break
+    return total
+
+
+def purge_published(retention_days: int | None = None) -> int:
+    """Published rows older than the retention are history nobody needs in the hot table."""
+    days = retention_days or get_settings().outbox_retention_days
+    with session_scope() as session:
+        cutoff = db_now(session) - timedelta(days=days)
+        result = session.execute(
+            delete(Outbox).where(Outbox.published_at.is_not(None)).where(Outbox.published_at < cutoff)
+        )
+        return int(result.rowcount or 0)  # type: ignore[attr-defined]

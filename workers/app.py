@@ -1,0 +1,69 @@
+"""The Celery app: ``celery -A workers.app worker|beat|flower`` and ``obmen worker|beat`` use it."""
+
+from __future__ import annotations
+
+import os
+import sys
+from typing import Any
+
+import structlog
+from celery import Celery, signals
+
+import tasks  # noqa: F401  (registers every task with this app)
+from config.celery import celery_config
+from config.logging import configure_logging
+from config.selfcheck import enforce
+from config.settings import get_settings
+from models.db import dispose_engines
+
+settings = get_settings()
+
+app = Celery("obmen", set_as_current=True)
+app.conf.update(celery_config(settings))
+
+
+def _flower_auth() -> None:
+    """Flower reads ``FLOWER_*`` variables; fill basic auth from ours, and refuse to run open."""
+    if settings.flower_basic_auth is not None:
+        os.environ.setdefault("FLOWER_BASIC_AUTH", settings.flower_basic_auth.get_secret_value())
+    if "flower" in sys.argv[1:] and not (
+        os.environ.get("FLOWER_BASIC_AUTH")
+        or os.environ.get("FLOWER_AUTH")
+        or "--basic-auth" in " ".join(sys.argv)
+        or "--basic_auth" in " ".join(sys.argv)
+        or "--auth" in " ".join(sys.argv)
+    ):
+        raise SystemExit(
+            "obmen refuses to start Flower without authentication: set OBMEN_FLOWER_BASIC_AUTH=user:password "
+            "(or FLOWER_AUTH with an OAuth provider, see docs/operations.md)"
+        )
+
+
+_flower_auth()
+
+
+@signals.setup_logging.connect
+def _setup_logging(**_: Any) -> None:
+    configure_logging(settings)
+
+
+@signals.worker_init.connect
+@signals.beat_init.connect
+def _self_check(**_: Any) -> None:
+    enforce(settings, app.conf)
+
+
+@signals.worker_process_init.connect
+def _after_fork(**_: Any) -> None:
+    dispose_engines()
+
+
+@signals.task_prerun.connect
+def _bind_task(task_id: str | None = None, task: Any = None, **_: Any) -> None:
+    structlog.contextvars.clear_contextvars()
+    structlog.contextvars.bind_contextvars(task_id=task_id, task_name=getattr(task, "name", None))
+
+
+@signals.task_postrun.connect
+def _unbind_task(**_: Any) -> None:
+    structlog.contextvars.clear_contextvars()

@@ -1,0 +1,27 @@
+"""``obmen gateway``: the FastAPI application."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+
+from config.settings import get_settings
+from tasks.outbox import set_dispatch_mode
+from workers.gateway import health, ops
+from workers.gateway.limits import BodyLimit
+
+ROUTERS = [health.router, ops.router]
+
+
+def create_app() -> FastAPI:
+    settings = get_settings()
+    # An HTTP caller gets its answer once the commit is done; publishing happens beside it.
+    set_dispatch_mode("background")
+    api = FastAPI(
+        title="obmen gateway",
+        version="0.1.0",
+        description="Bank, CRM and ops endpoints of obmen. Every endpoint but health is authenticated.",
+    )
+    for router in ROUTERS:
+        api.include_router(router)
+    api.add_middleware(BodyLimit, max_bytes=settings.max_request_body_bytes)
+    return api
