@@ -48,6 +48,11 @@ def problems(settings: Settings, conf: Mapping[str, Any], kombu_version: str | N
     if transport_vt is not None and transport_vt != vt:
         found.append(f"broker_transport_options.visibility_timeout ({transport_vt}) differs from {vt}")
 
+    if settings.stale_after_s <= settings.retry_backoff_max_s * 1.25:
+        found.append(
+            f"OBMEN_STALE_AFTER_S ({settings.stale_after_s} s) must exceed the longest retry delay "
+            f"({settings.retry_backoff_max_s * 1.25:.0f} s), or the sweeper re-drives rows that are only waiting"
+        )
     if settings.task_soft_time_limit_s >= settings.task_time_limit_s:
         found.append(
             f"soft time limit ({settings.task_soft_time_limit_s} s) must be below the hard limit "

@@ -67,12 +67,14 @@ class Settings(BaseSettings):
     outbox_horizon_s: int = Field(300, ge=0)
     outbox_retention_days: int = Field(7, ge=1)
     sweep_interval_s: int = Field(60, ge=1)
-    stale_after_s: int = Field(600, ge=1)
+    stale_after_s: int = Field(900, ge=1)
     canary_interval_s: int = Field(300, ge=10)
 
     # --- processes --------------------------------------------------------------------------
     api_tokens: SecretStr = SecretStr("")
     flower_basic_auth: SecretStr | None = None
+    # Touched when a worker is ready to consume (a container readiness probe, the test harness).
+    worker_ready_file: str | None = None
     log_level: str = "INFO"
     log_json: bool = True
     max_request_body_bytes: int = Field(1_048_576, ge=1024)

@@ -12,7 +12,7 @@ from typing import ClassVar
 from sqlalchemy import Float, Integer, String, func
 from sqlalchemy.orm import Mapped, mapped_column
 
-from models.base import Base, BigId, UTCDateTime
+from models.base import Base, BigId, UTCDateTime, utcnow
 from models.steps import StepMixin
 
 FAULTS = ("transient", "permanent", "hold")
@@ -24,7 +24,9 @@ class Canary(StepMixin, Base):
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     status: Mapped[str] = mapped_column(String(20), default="pending", nullable=False)
-    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), server_default=func.now(), nullable=False)
+    created_at: Mapped[datetime] = mapped_column(
+        UTCDateTime(), default=utcnow, server_default=func.now(), nullable=False
+    )
     # Drill knobs: "transient" fails the first ``fault_times`` attempts, "permanent" always fails,
     # "hold" sleeps ``fault_times`` seconds inside the step (to kill a worker mid-step).
     fault: Mapped[str | None] = mapped_column(String(20))

@@ -12,7 +12,7 @@ from sqlalchemy import create_engine, event, func, select, type_coerce
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
-from models.base import UTCDateTime
+from models.base import UTCDateTime, utcnow
 
 _lock = threading.Lock()
 _factories: dict[str, sessionmaker[Session]] = {}
@@ -81,7 +81,13 @@ def session_scope(url: str | None = None) -> Iterator[Session]:
 
 
 def db_now(session: Session) -> datetime:
-    """The database clock: the one time authority every worker agrees on, whatever their clocks say."""
+    """The database clock: the one time authority every worker agrees on, whatever their clocks say.
+
+    SQLite (the embedded demo: one process) keeps whole seconds only; there the process clock is
+    the single authority and it is finer.
+    """
+    if session.get_bind().dialect.name == "sqlite":
+        return utcnow()
     return session.execute(select(type_coerce(func.now(), UTCDateTime()))).scalar_one()
 
 

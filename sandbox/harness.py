@@ -246,6 +246,10 @@ class SandboxApp:
                 if path == emulator.prefix or path.startswith(emulator.prefix + "/"):
                     child = dict(scope)
                     child["root_path"] = scope.get("root_path", "") + emulator.prefix
+                    if path == emulator.prefix:
+                        # The bare prefix is the emulator's root ("/sep?wsdl"), not a redirect.
+                        child["path"] = path + "/"
+                        child["raw_path"] = child["path"].encode()
                     await emulator(child, receive, send)
                     return
         await self.control(scope, receive, send)

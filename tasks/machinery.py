@@ -21,3 +21,8 @@ def sweep_task(**_: Any) -> dict[str, int]:
     redriven = sweep()
     relay_all()
     return redriven
+
+
+@shared_task(name="ops.noop", ignore_result=True)
+def noop_task(**_: Any) -> None:
+    """Does nothing: the benchmarks measure the raw broker and worker rate with it, as their denominator."""

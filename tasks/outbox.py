@@ -138,7 +138,7 @@ def relay(ids: Sequence[int] | None = None, limit: int | None = None) -> int:
         rows = session.scalars(query).all()
         if not rows:
             return 0
-        app = current_app._get_current_object()
+        app = _app()
         with app.producer_or_acquire() as producer:
             for row in rows:
                 countdown = max(0.0, (row.not_before - now).total_seconds())
@@ -159,8 +159,16 @@ def relay(ids: Sequence[int] | None = None, limit: int | None = None) -> int:
     return published
 
 
-def _publish(row: Outbox, producer: Any, countdown: float) -> None:
+def _app() -> Any:
     app = current_app._get_current_object()
+    if app.main != "obmen":
+        # Celery's fallback app would publish to amqp://localhost, silently, somewhere else.
+        raise RuntimeError("the obmen Celery app is not loaded (import workers.app first)")
+    return app
+
+
+def _publish(row: Outbox, producer: Any, countdown: float) -> None:
+    app = _app()
     sig = maybe_signature(row.kwargs, app=app)
     options: dict[str, Any] = {"producer": producer, "retry": False}
     if countdown:

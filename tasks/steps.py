@@ -56,7 +56,8 @@ class StepSpec(Generic[RowT]):
     task_name: str
     model: type[RowT]
     statuses: frozenset[str]
-    # The sweeper re-drives a row left this long in one of ``statuses`` (a lost message, a crash).
+    # The sweeper re-drives a row left this long in one of ``statuses`` (a lost message, a crash);
+    # None means OBMEN_STALE_AFTER_S.
     stale_after_s: int | None
     fn: Callable[[Any, RowT], None]
 

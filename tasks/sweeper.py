@@ -15,6 +15,7 @@ from typing import Any
 import structlog
 from sqlalchemy import select
 
+from config.settings import get_settings
 from models.db import db_now, session_scope
 from models.steps import step_model
 from tasks.outbox import enqueue, purge_published
@@ -28,9 +29,9 @@ SWEEP_LIMIT = 1000
 def sweep(limit: int = SWEEP_LIMIT) -> dict[str, int]:
     """Re-drive stale rows of every step; returns how many per step."""
     redriven: dict[str, int] = {}
+    default_stale = get_settings().stale_after_s
     for spec in STEPS.values():
-        if spec.stale_after_s is None:
-            continue
+        stale_after = spec.stale_after_s or default_stale
         with session_scope() as session:
             now = db_now(session)
             model: Any = spec.model
@@ -38,7 +39,7 @@ def sweep(limit: int = SWEEP_LIMIT) -> dict[str, int]:
                 select(model)
                 .where(model.status.in_(spec.statuses))
                 .where(model.parked_at.is_(None))
-                .where(model.updated_at < now - timedelta(seconds=spec.stale_after_s))
+                .where(model.updated_at < now - timedelta(seconds=stale_after))
                 .order_by(model.updated_at)
                 .limit(limit)
                 .with_for_update(skip_locked=True)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
+from pathlib import Path
 from typing import Any
 
 import structlog
@@ -19,6 +20,8 @@ from models.db import dispose_engines
 settings = get_settings()
 
 app = Celery("obmen", set_as_current=True)
+# Threads (the gateway's publisher, the demo) must find this app, not a default amqp one.
+app.set_default()
 app.conf.update(celery_config(settings))
 
 
@@ -51,6 +54,12 @@ def _setup_logging(**_: Any) -> None:
 @signals.beat_init.connect
 def _self_check(**_: Any) -> None:
     enforce(settings, app.conf)
+
+
+@signals.worker_ready.connect
+def _ready(**_: Any) -> None:
+    if settings.worker_ready_file:
+        Path(settings.worker_ready_file).touch()
 
 
 @signals.worker_process_init.connect

@@ -6,7 +6,7 @@ from datetime import datetime
 from typing import Any
 
 from fastapi import APIRouter, Depends, HTTPException
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import func, select
 
 from models.db import session_scope
@@ -23,7 +23,8 @@ write = Depends(require("write"))
 
 
 class ParkedRow(BaseModel):
-    register: str
+    model_config = ConfigDict(populate_by_name=True)
+    table: str = Field(alias="register")
     id: int
     status: str
     attempts: int
@@ -45,7 +46,7 @@ def parked(register: str | None = None, limit: int = 100) -> list[ParkedRow]:
             )
             found.extend(
                 ParkedRow(
-                    register=model.__tablename__,
+                    table=model.__tablename__,
                     id=r.id,
                     status=r.status,
                     attempts=r.attempts,
@@ -58,7 +59,7 @@ def parked(register: str | None = None, limit: int = 100) -> list[ParkedRow]:
 
 
 class RedriveRequest(BaseModel):
-    register: str
+    table: str = Field(alias="register")
     ids: list[int] | None = Field(None, description="omit to re-drive every parked row of the register")
 
 
@@ -66,7 +67,7 @@ class RedriveRequest(BaseModel):
 def redrive_rows(body: RedriveRequest) -> dict[str, Any]:
     """Un-park rows and run their step again (after fixing the cause)."""
     try:
-        result = redrive(body.register, body.ids)
+        result = redrive(body.table, body.ids)
     except UnknownRegister as exc:
         raise HTTPException(404, str(exc)) from exc
     return {"register": result.register, "redriven": result.ids, "skipped": result.skipped}

@@ -1,0 +1,13 @@
+FROM python:3.11-slim
+WORKDIR /app
+COPY pyproject.toml README.md ./
+COPY config config
+COPY models models
+COPY integrations integrations
+COPY tasks tasks
+COPY workers workers
+COPY sandbox sandbox
+RUN pip install --no-cache-dir .
+RUN useradd --system obmen
+USER obmen
+CMD ["obmen", "--help"]

@@ -1,0 +1,155 @@
+"""``obmen demo``: every flow in one process against the sandboxes, with a readable summary.
+
+With no services it runs the embedded default: SQLite register store, in-process broker, worker and
+beat, all emulators on loopback, compressed time. Given ``OBMEN_DATABASE_URL`` and
+``OBMEN_BROKER_URL`` it uses them instead (then start ``obmen worker`` and ``obmen beat`` beside it).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+import time
+import traceback
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+T = TypeVar("T")
+DEMO_DIR = Path(".obmen-demo")
+
+# Compressed time: the same code paths, seconds instead of minutes.
+COMPRESSED = {
+    "OBMEN_RETRY_BACKOFF_S": "1",
+    "OBMEN_RETRY_BACKOFF_MAX_S": "2",
+    "OBMEN_MAX_ATTEMPTS": "3",
+    "OBMEN_OUTBOX_RELAY_INTERVAL_S": "1",
+    "OBMEN_SWEEP_INTERVAL_S": "3",
+    "OBMEN_CANARY_INTERVAL_S": "3600",
+    "OBMEN_SEP_MIN_POLL_DELAY_S": "2",
+    "OBMEN_SEP_POLL_INTERVAL_S": "1",
+    "OBMEN_MAIL_POLL_INTERVAL_S": "1",
+    "OBMEN_LOG_LEVEL": "WARNING",
+    "OBMEN_LOG_JSON": "false",
+}
+
+
+class ScenarioFailed(Exception):
+    pass
+
+
+@dataclass
+class DemoContext:
+    sandbox: Any
+    embedded: bool
+    lines: list[str] = field(default_factory=list)
+
+    def say(self, line: str) -> None:
+        self.lines.append(line)
+        print(f"  {line}", flush=True)
+
+    def wait_for(self, condition: Callable[[], T], what: str, timeout: float = 60.0) -> T:
+        deadline = time.monotonic() + timeout
+        while not (value := condition()):
+            if time.monotonic() > deadline:
+                raise ScenarioFailed(f"timed out after {timeout:.0f} s waiting for {what}")
+            time.sleep(0.1)
+        return value
+
+
+Scenario = Callable[[DemoContext], None]
+
+
+def scenarios() -> list[tuple[str, Scenario]]:
+    """Every flow's demo scenario, in the order a reader meets them. Flows add theirs here."""
+    from sandbox.demo import machinery
+
+    return [("machinery: outbox, retry policy, parking, re-drive", machinery.run)]
+
+
+def _prepare_environment() -> bool:
+    embedded = "OBMEN_DATABASE_URL" not in os.environ and "OBMEN_BROKER_URL" not in os.environ
+    if embedded:
+        shutil.rmtree(DEMO_DIR, ignore_errors=True)
+        DEMO_DIR.mkdir(parents=True)
+        os.environ["OBMEN_DATABASE_URL"] = f"sqlite:///{(DEMO_DIR / 'obmen.db').resolve()}"
+        os.environ["OBMEN_BROKER_URL"] = "memory://localhost/"
+    for key, value in COMPRESSED.items():
+        os.environ.setdefault(key, value)
+    return embedded
+
+
+@contextmanager
+def _embedded_runtime(app: Any) -> Iterator[None]:
+    from celery.beat import EmbeddedService
+    from celery.contrib.testing.worker import start_worker
+
+    beat = EmbeddedService(app, thread=True, schedule_filename=str((DEMO_DIR / "beat-schedule").resolve()))
+    with start_worker(
+        app, pool="solo", concurrency=1, perform_ping_check=False, loglevel="WARNING", shutdown_timeout=10
+    ):
+        beat.start()
+        try:
+            yield
+        finally:
+            beat.stop()
+
+
+def run_demo() -> int:
+    embedded = _prepare_environment()
+    from config.settings import get_settings
+
+    get_settings.cache_clear()
+    from sandbox.server import Sandbox
+
+    box = Sandbox(scale=1.0).start()
+    for key, value in box.client_settings().items():
+        os.environ.setdefault(key, value)
+    get_settings.cache_clear()
+    settings = get_settings()
+
+    from config.logging import configure_logging
+    from models.migrate import upgrade
+
+    configure_logging(settings)
+    upgrade()
+    from workers.app import app
+
+    where = (
+        f"embedded: SQLite at {DEMO_DIR}/obmen.db, in-process broker, worker and beat"
+        if embedded
+        else "your services: OBMEN_DATABASE_URL and OBMEN_BROKER_URL (run obmen worker and obmen beat beside)"
+    )
+    print(f"obmen demo — {where}; sandboxes on {box.url}\n", flush=True)
+    results: list[tuple[str, str | None]] = []
+    runtime = _embedded_runtime(app) if embedded else _nothing()
+    try:
+        with runtime:
+            for title, scenario in scenarios():
+                print(f"== {title} ==", flush=True)
+                ctx = DemoContext(sandbox=box, embedded=embedded)
+                try:
+                    scenario(ctx)
+                    results.append((title, None))
+                except Exception as exc:
+                    detail = "".join(traceback.format_exception_only(type(exc), exc)).strip()
+                    print(f"  FAILED: {detail}", flush=True)
+                    if not isinstance(exc, ScenarioFailed):
+                        traceback.print_exc(file=sys.stderr)
+                    results.append((title, detail))
+                print(flush=True)
+    finally:
+        box.stop()
+    failed = [title for title, error in results if error]
+    print(f"== summary: {len(results) - len(failed)} of {len(results)} flows worked ==")
+    for title in failed:
+        print(f"  failed: {title}")
+    return 1 if failed else 0
+
+
+@contextmanager
+def _nothing() -> Iterator[None]:
+    yield

@@ -1,0 +1,63 @@
+"""The start-up self-check refuses configurations that lose or double work."""
+
+from __future__ import annotations
+
+import subprocess
+
+from config.celery import celery_config
+from config.selfcheck import problems
+from config.settings import Settings
+from tests.harness.processes import BIN, env_with, obmen
+
+
+def test_the_shipped_configuration_passes() -> None:
+    settings = Settings()
+    assert problems(settings, celery_config(settings)) == []
+
+
+def test_countdown_plus_time_limit_reaching_the_visibility_timeout_is_refused() -> None:
+    settings = Settings(
+        visibility_timeout_s=900, retry_backoff_max_s=600, task_time_limit_s=300, task_soft_time_limit_s=200
+    )
+    found = problems(settings, celery_config(settings))
+    assert len(found) == 1
+    assert "visibility timeout (900 s)" in found[0] and "600" in found[0]
+
+
+def test_pickle_and_missing_expiry_and_old_kombu_are_refused() -> None:
+    settings = Settings()
+    conf = celery_config(settings)
+    conf["task_serializer"] = "pickle"
+    conf["accept_content"] = ["json", "pickle"]
+    conf["beat_schedule"]["sweep"]["options"] = {}
+    conf["task_acks_late"] = False
+    found = problems(settings, conf, kombu_version="5.3.7")
+    text = "\n".join(found)
+    for expected in ("task_serializer", "accept_content", "'sweep'", "task_acks_late", "kombu 5.3.7"):
+        assert expected in text
+
+
+def test_obmen_worker_exits_non_zero_with_the_reason() -> None:
+    result = obmen("worker", env={"OBMEN_VISIBILITY_TIMEOUT_S": "100"}, timeout=60)
+    assert result.returncode != 0
+    assert "refuses to start" in result.stderr
+    assert "visibility timeout (100 s)" in result.stderr
+
+
+def test_plain_celery_worker_command_is_checked_too() -> None:
+    result = subprocess.run(
+        [str(BIN / "celery"), "-A", "workers.app", "worker", "-P", "solo"],
+        env=env_with({"OBMEN_VISIBILITY_TIMEOUT_S": "100"}),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode != 0, result.stdout[-2000:]
+    assert "refuses to start" in result.stdout + result.stderr
+
+
+def test_check_command_reports_ok() -> None:
+    result = obmen("check")
+    assert result.returncode == 0, result.stderr
+    assert '"problems": []' in result.stdout
