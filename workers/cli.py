@@ -111,6 +111,29 @@ def demo() -> None:
     sys.exit(run_demo())
 
 
+@cli.command("import")
+@click.argument("path", type=click.Path(exists=True, dir_okay=False))
+def import_(path: str) -> None:
+    """Upsert master data from a 1C JSON export (the same file twice changes nothing)."""
+    from models.db import session_scope
+    from tasks.master_data import import_master_data
+
+    configure_logging(get_settings())
+    try:
+        with open(path, encoding="utf-8") as handle:
+            document = json.load(handle)
+    except (OSError, json.JSONDecodeError) as exc:
+        raise click.ClickException(f"{path}: not a readable JSON file ({exc})") from exc
+    with session_scope() as session:
+        try:
+            report = import_master_data(session, document)
+        except ValueError as exc:
+            raise click.ClickException(f"{path}: {exc}") from exc
+    click.echo(json.dumps(report.as_dict(), ensure_ascii=False, indent=2))
+    if report.errors:
+        sys.exit(3)
+
+
 @cli.command()
 @click.option("--register", required=True, help="table name of the register, e.g. canaries")
 @click.option("--id", "ids", multiple=True, type=int, help="row id (repeat); omit for every parked row")
