@@ -11,7 +11,7 @@ import asyncio
 import random
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, ClassVar
@@ -111,14 +111,46 @@ class RequestLog:
             self._items.clear()
 
 
+@dataclass
+class Letter:
+    to: str
+    raw: bytes
+
+
+class Mailroom:
+    """Letters the emulators send (SEP notifications, say), handed to whoever delivers them.
+
+    The sandbox's mailbox subscribes and puts each letter where obmen reads mail (a Maildir in the
+    demo, a real IMAP server in tests); the list keeps every letter for tests to read.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.letters: list[Letter] = []
+        self._subscribers: list[Callable[[Letter], None]] = []
+
+    def subscribe(self, deliver: Callable[[Letter], None]) -> None:
+        with self._lock:
+            self._subscribers.append(deliver)
+
+    def send(self, to: str, raw: bytes) -> None:
+        letter = Letter(to, raw)
+        with self._lock:
+            self.letters.append(letter)
+            subscribers = list(self._subscribers)
+        for deliver in subscribers:
+            deliver(letter)
+
+
 class Emulator:
     """Subclass per external system; override ``routes`` and, where useful, the other hooks."""
 
     system: ClassVar[str]
     prefix: ClassVar[str]
 
-    def __init__(self, clock: SandboxClock) -> None:
+    def __init__(self, clock: SandboxClock, mailroom: Mailroom | None = None) -> None:
         self.clock = clock
+        self.mailroom = mailroom or Mailroom()
         self.log = RequestLog()
         self.knobs = Knobs()
         self._router = Router(routes=list(self.routes()))

@@ -8,7 +8,7 @@ import time
 
 import uvicorn
 
-from sandbox.harness import Emulator, SandboxClock, build_app
+from sandbox.harness import Emulator, Mailroom, SandboxClock, build_app
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -17,11 +17,11 @@ def free_port(host: str = "127.0.0.1") -> int:
         return int(s.getsockname()[1])
 
 
-def all_emulators(clock: SandboxClock) -> list[Emulator]:
-    """Every emulator the sandbox serves. Flows add theirs here."""
+def all_emulators(clock: SandboxClock, mailroom: Mailroom) -> list[Emulator]:
+    """Every emulator the sandbox serves (``sandbox/registry.py``)."""
     from sandbox.registry import EMULATORS
 
-    return [cls(clock) for cls in EMULATORS]
+    return [cls(clock, mailroom) for cls in EMULATORS]
 
 
 class Sandbox:
@@ -35,9 +35,11 @@ class Sandbox:
         scale: float = 1.0,
     ) -> None:
         self.clock = SandboxClock(scale)
-        self.emulators = emulators if emulators is not None else all_emulators(self.clock)
+        self.mailroom = Mailroom()
+        self.emulators = emulators if emulators is not None else all_emulators(self.clock, self.mailroom)
         for emulator in self.emulators:
             emulator.clock = self.clock
+            emulator.mailroom = self.mailroom
         self.host = host
         self.port = port or free_port(host)
         config = uvicorn.Config(
