@@ -6,6 +6,7 @@ Each rule names the failure it prevents; see ``../docs/operations.md``.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from importlib import metadata
 from typing import Any
 
 from config.settings import Settings
@@ -83,9 +84,7 @@ def problems(settings: Settings, conf: Mapping[str, Any], kombu_version: str | N
             )
 
     if kombu_version is None:
-        import kombu
-
-        kombu_version = kombu.__version__
+        kombu_version = metadata.version("kombu")
     if _version(kombu_version) < MIN_KOMBU:
         found.append(
             f"kombu {kombu_version} is older than 5.4: workers stop consuming after a Redis reconnect"

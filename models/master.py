@@ -3,7 +3,7 @@ lease contracts, tariffs and subscribers. Loaded by ``obmen import`` (an idempot
 
 from __future__ import annotations
 
-from datetime import date, datetime
+import datetime as dt
 from decimal import Decimal
 from typing import Any
 
@@ -14,7 +14,7 @@ from models.base import Base, BigId, UTCDateTime
 
 
 class MasterData:
-    updated_at: Mapped[datetime] = mapped_column(
+    updated_at: Mapped[dt.datetime] = mapped_column(
         UTCDateTime(), server_default=func.now(), onupdate=func.now(), nullable=False
     )
 
@@ -73,10 +73,10 @@ class LeaseContract(MasterData, Base):
 
     __tablename__ = "lease_contracts"
     number: Mapped[str] = mapped_column(String(100), primary_key=True)
-    date: Mapped[date] = mapped_column(Date, nullable=False)
+    date: Mapped[dt.date] = mapped_column(Date, nullable=False)
     document_name: Mapped[str] = mapped_column(String(500), nullable=False)
     lessee_inn: Mapped[str] = mapped_column(String(12), nullable=False)
-    lease_term_end: Mapped[date] = mapped_column(Date, nullable=False)
+    lease_term_end: Mapped[dt.date] = mapped_column(Date, nullable=False)
     epts: Mapped[list[Any]] = mapped_column(nullable=False)
     organization_inn: Mapped[str | None] = mapped_column(ForeignKey("organizations.inn"))
 

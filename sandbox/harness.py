@@ -20,7 +20,7 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import BaseRoute, Mount, Route, Router
-from starlette.types import Receive, Scope, Send
+from starlette.types import Message, Receive, Scope, Send
 
 
 class SandboxClock:
@@ -212,10 +212,10 @@ class Emulator:
         fault = self._pick_fault()
         status_holder: dict[str, int] = {}
 
-        async def replay() -> dict[str, Any]:
+        async def replay() -> Message:
             return {"type": "http.request", "body": body, "more_body": False}
 
-        async def capture(message: dict[str, Any]) -> None:
+        async def capture(message: Message) -> None:
             if message["type"] == "http.response.start":
                 status_holder["status"] = message["status"]
             await send(message)

@@ -13,11 +13,11 @@ import threading
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 import structlog
 from celery import current_app
-from celery.canvas import Signature, maybe_signature
+from celery.canvas import Signature
 from celery.exceptions import SoftTimeLimitExceeded
 from sqlalchemy import delete, event, select
 from sqlalchemy.orm import Session
@@ -160,7 +160,7 @@ def relay(ids: Sequence[int] | None = None, limit: int | None = None) -> int:
 
 
 def _app() -> Any:
-    app = current_app._get_current_object()
+    app = cast(Any, current_app)._get_current_object()
     if app.main != "obmen":
         # Celery's fallback app would publish to amqp://localhost, silently, somewhere else.
         raise RuntimeError("the obmen Celery app is not loaded (import workers.app first)")
@@ -169,7 +169,7 @@ def _app() -> Any:
 
 def _publish(row: Outbox, producer: Any, countdown: float) -> None:
     app = _app()
-    sig = maybe_signature(row.kwargs, app=app)
+    sig = Signature.from_dict(row.kwargs, app=app)
     options: dict[str, Any] = {"producer": producer, "retry": False}
     if countdown:
         options["countdown"] = countdown

@@ -7,8 +7,8 @@ ignored, so newer exports load into older obmen.
 
 from __future__ import annotations
 
+import datetime as dt
 import warnings
-from datetime import date
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, EmailStr, Field, ValidationError, field_validator
@@ -67,10 +67,10 @@ class SepSettingsRow(Row):
 
 class LeaseContractRow(Row):
     number: str = Field(min_length=1, max_length=100)
-    date: date
+    date: dt.date
     document_name: str = Field(min_length=1)
     lessee_inn: Inn
-    lease_term_end: date
+    lease_term_end: dt.date
     epts: list[Epts] = Field(min_length=1)
     organization_inn: Inn | None = None
 

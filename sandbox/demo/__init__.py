@@ -51,9 +51,10 @@ class DemoContext:
         self.lines.append(line)
         print(f"  {line}", flush=True)
 
-    def wait_for(self, condition: Callable[[], T], what: str, timeout: float = 60.0) -> T:
+    def wait_for(self, condition: Callable[[], T | None], what: str, timeout: float = 60.0) -> T:
+        """The first non-None value of ``condition()``."""
         deadline = time.monotonic() + timeout
-        while not (value := condition()):
+        while (value := condition()) is None:
             if time.monotonic() > deadline:
                 raise ScenarioFailed(f"timed out after {timeout:.0f} s waiting for {what}")
             time.sleep(0.1)
@@ -87,7 +88,9 @@ def _embedded_runtime(app: Any) -> Iterator[None]:
     from celery.beat import EmbeddedService
     from celery.contrib.testing.worker import start_worker
 
-    beat = EmbeddedService(app, thread=True, schedule_filename=str((DEMO_DIR / "beat-schedule").resolve()))
+    beat: Any = EmbeddedService(
+        app, thread=True, schedule_filename=str((DEMO_DIR / "beat-schedule").resolve())
+    )
     with start_worker(
         app, pool="solo", concurrency=1, perform_ping_check=False, loglevel="WARNING", shutdown_timeout=10
     ):

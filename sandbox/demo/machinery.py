@@ -19,6 +19,13 @@ def _row(canary_id: int) -> Canary:
         return row
 
 
+def _row_when(canary_id: int, done: bool = False, parked: bool = False) -> Canary | None:
+    row = _row(canary_id)
+    if (done and row.status == "done") or (parked and row.parked_at is not None):
+        return row
+    return None
+
+
 def _start(fault: str | None = None, times: int = 0) -> int:
     with session_scope() as session:
         return start_canary(session, fault=fault, fault_times=times).id
@@ -26,22 +33,20 @@ def _start(fault: str | None = None, times: int = 0) -> int:
 
 def run(ctx: DemoContext) -> None:
     cid = _start()
-    row = ctx.wait_for(lambda: (r := _row(cid)).status == "done" and r, "the first canary")
+    row = ctx.wait_for(lambda: _row_when(cid, done=True), "the first canary")
     ctx.say(
         f"canary {cid}: committed with its outbox row -> published -> worker -> register in {row.latency_ms:.0f} ms"
     )
 
     cid = _start("transient", 2)
-    row = ctx.wait_for(
-        lambda: (r := _row(cid)).status == "done" and r, "the canary with two transient faults"
-    )
+    row = ctx.wait_for(lambda: _row_when(cid, done=True), "the canary with two transient faults")
     ctx.say(
         f"canary {cid}: injected transient fault twice -> retried with backoff -> done, effect applied {row.executions}x"
     )
     ctx.say(f"           last error kept for the record: {row.last_error}")
 
     cid = _start("permanent")
-    row = ctx.wait_for(lambda: (r := _row(cid)).parked_at is not None and r, "the canary to be parked")
+    row = ctx.wait_for(lambda: _row_when(cid, parked=True), "the canary to be parked")
     ctx.say(
         f"canary {cid}: injected permanent fault -> parked after {row.attempts} attempt: {row.last_error}"
     )
@@ -50,7 +55,7 @@ def run(ctx: DemoContext) -> None:
         assert fixed is not None
         fixed.fault = None
     result = redrive("canaries", [cid])
-    row = ctx.wait_for(lambda: (r := _row(cid)).status == "done" and r, "the re-driven canary")
+    row = ctx.wait_for(lambda: _row_when(cid, done=True), "the re-driven canary")
     ctx.say(
         f"canary {cid}: ops cleared the cause and re-drove {result.ids} -> done, effect applied {row.executions}x"
     )
@@ -61,9 +66,7 @@ def run(ctx: DemoContext) -> None:
         cid = _start()
     finally:
         set_dispatch_mode("inline")
-    row = ctx.wait_for(
-        lambda: (r := _row(cid)).status == "done" and r, "the relay to publish the orphaned row"
-    )
+    row = ctx.wait_for(lambda: _row_when(cid, done=True), "the relay to publish the orphaned row")
     ctx.say(
         f"canary {cid}: committed but never published (publisher crash) -> beat relay published it -> done"
     )
