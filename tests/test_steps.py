@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import pytest
-from sqlalchemy import select
+from pydantic import BaseModel, ConfigDict
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
 
+from integrations.errors import PermanentError
 from models.canary import Canary
 from models.db import session_scope
 from models.dead_letters import DeadLetter
-from tasks.canary import run_canary
+from models.outbox import Outbox
+from tasks.canary import run_canary, start_canary
 from tasks.outbox import set_dispatch_mode
-from tasks.steps import Outcome, run_step
+from tasks.steps import Outcome, entry, run_step
 
 
 @pytest.fixture(autouse=True)
@@ -98,3 +102,35 @@ def test_positional_arguments_are_rejected() -> None:
     assert run_canary(5) == "rejected"
     with session_scope() as s:
         assert "keyword arguments only" in s.scalars(select(DeadLetter)).one().error
+
+
+class _Args(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    fault: str | None = None
+    fault_times: int = 0
+
+
+@entry("test.start_canary", args=_Args)
+def _start_from_entry(session: Session, args: _Args) -> int:
+    """A public entry: records the request as a row and starts its step through the outbox."""
+    if args.fault == "explode":
+        raise PermanentError("the request was refused")
+    return start_canary(session, fault=args.fault, fault_times=args.fault_times).id
+
+
+def test_an_entry_validates_records_and_enqueues() -> None:
+    cid = _start_from_entry(fault="transient", fault_times=1)
+    row = _load(cid)
+    assert (row.status, row.fault, row.fault_times) == ("pending", "transient", 1)
+    with session_scope() as s:
+        assert s.scalars(select(Outbox.task_name)).all() == ["ops.canary.run"]
+
+
+def test_an_entry_with_bad_arguments_or_a_refused_request_is_a_dead_letter() -> None:
+    assert _start_from_entry(fault_times="many") == "rejected"
+    assert _start_from_entry(fault="explode") == "rejected"
+    with session_scope() as s:
+        errors = [d.error for d in s.scalars(select(DeadLetter).order_by(DeadLetter.id))]
+        assert s.scalar(select(func.count()).select_from(Canary)) == 0
+    assert "fault_times" in errors[0]
+    assert errors[1] == "PermanentError: the request was refused"
