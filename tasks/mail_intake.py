@@ -159,7 +159,7 @@ def fetch_mail(settings: Settings | None = None) -> FetchReport:
     """Store what is new in the mailbox, in batches; at most ``OBMEN_MAIL_FETCH_MAX_PER_RUN`` per run."""
     settings = settings or get_settings()
     report = FetchReport()
-    if settings.imap_url is None:
+    if settings.imap_url is None or not settings.imap_url.get_secret_value():
         report.error = "OBMEN_IMAP_URL is not set"
         return report
     with open_mailbox(

@@ -92,7 +92,7 @@ def send_letter(session: Session, letter: OutgoingLetter) -> None:
             f"{earlier.response_status} {earlier.response_body} (exchange_log {earlier.id})"
         )
         return
-    if settings.smtp_url is None:
+    if settings.smtp_url is None or not settings.smtp_url.get_secret_value():
         raise PermanentError("OBMEN_SMTP_URL is not set: set it and re-drive outgoing_letters")
     message = build_message(
         sender=settings.mail_from,

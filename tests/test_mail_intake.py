@@ -13,14 +13,12 @@ from models.db import session_scope
 from models.mail import MailMessage
 from sandbox.harness import Mailroom, SandboxClock
 from sandbox.mail import SandboxMailbox
-from tasks.mail_intake import fetch_mail, process_message
+from tasks.mail_intake import PROCESS, fetch_mail
 from tasks.outbox import set_dispatch_mode
-from tasks.steps import Outcome, run_step
+from tasks.steps import STEPS, Outcome, run_step
 from tasks.sweeper import redrive
 from tests import mail_corpus as corpus
 from tests.harness.mail import codes, letters, load_master, messages, outbox, settings_env
-
-PROCESS = process_message.spec  # type: ignore[attr-defined]
 
 
 @pytest.fixture
@@ -42,7 +40,7 @@ def deliver(room: Mailroom, *raws: bytes) -> None:
 
 
 def process_all() -> list[Outcome]:
-    return [run_step(PROCESS, m.id) for m in messages() if m.status == "new"]
+    return [run_step(STEPS[PROCESS], m.id) for m in messages() if m.status == "new"]
 
 
 def only(message_status: str) -> MailMessage:
@@ -100,7 +98,7 @@ def test_letters_are_stored_once_processed_and_acted_on(mailroom: Mailroom, tmp_
     assert next_step.business_key == "sep-application:2026-000123"
     assert len(outbox("mail.process")) == 3
     # A second delivery of the step message finds nothing to do.
-    assert run_step(PROCESS, processed.id) is Outcome.NOTHING_TO_DO
+    assert run_step(STEPS[PROCESS], processed.id) is Outcome.NOTHING_TO_DO
 
 
 @pytest.mark.parametrize(
@@ -263,5 +261,5 @@ def test_unreadable_content_never_raises_out_of_the_step(mailroom: Mailroom) -> 
         session.add(row)
         session.flush()
         row_id = row.id
-    assert run_step(PROCESS, row_id) is Outcome.DONE
+    assert run_step(STEPS[PROCESS], row_id) is Outcome.DONE
     assert only("error").reason.startswith("unparseable")  # type: ignore[union-attr]

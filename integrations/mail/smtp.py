@@ -20,6 +20,7 @@ from email.message import Message
 from email.mime.base import MIMEBase
 from email.mime.multipart import MIMEMultipart
 from email.mime.text import MIMEText
+from email.policy import compat32
 from email.utils import formataddr, formatdate, parseaddr
 
 from integrations.errors import PermanentError, TransientError
@@ -147,7 +148,8 @@ class SmtpSender:
         """Send ``message`` to its To address; returns the server's answer to DATA."""
         _, sender = parseaddr(str(message["From"]))
         _, recipient = parseaddr(str(message["To"]))
-        data = message.as_bytes()
+        # SMTP lines end in CRLF; smtplib fixes line ends only in text, not in the bytes given to DATA.
+        data = message.as_bytes(policy=compat32.clone(linesep="\r\n"))
         exchange = Exchange(
             system="smtp",
             operation="send",
