@@ -33,7 +33,7 @@ from integrations.mail.access import open_mailbox
 from integrations.mail.mailbox import Fetched
 from integrations.mail.parse import content_hash, parse_letter, read_headers
 from integrations.mail.sep import Kind, SepNotice, recognise
-from models.db import db_now, insert_ignoring_conflicts, session_scope
+from models.db import insert_ignoring_conflicts, session_scope
 from models.mail import MailMessage
 from models.sep_codes import SepConfirmationCode
 from tasks.exchange import record_exchange
@@ -95,7 +95,6 @@ def store_batch(
 ) -> None:
     """Insert one row per message (skipping UIDs already stored) and enqueue ``mail.process`` for new ones."""
     settings = get_settings()
-    now = db_now(session)
     hashes = {item.uid: _identity(item) for item in items}
     known: dict[tuple[str, str | None], int] = {
         (h, mid): row_id
@@ -127,7 +126,7 @@ def store_batch(
                 "reason": f"over the size cap: {item.size} bytes > OBMEN_MAIL_MAX_MESSAGE_BYTES "
                 f"{settings.mail_max_message_bytes}; only its header block was read",
                 "headers": item.raw.decode("utf-8", errors="replace"),
-                "processed_at": now,
+                "processed_at": func.now(),
             }
         elif first is not None:
             values |= {
@@ -135,7 +134,7 @@ def store_batch(
                 "reason": f"the same letter as mail_messages {first} (same Message-ID and content): "
                 "delivered again, or renumbered by a new UIDVALIDITY",
                 "duplicate_of_id": first,
-                "processed_at": now,
+                "processed_at": func.now(),
             }
         else:
             values |= {"status": "new", "raw": item.raw}
@@ -205,10 +204,12 @@ def fetch_task(**_: Any) -> dict[str, Any]:
 
 
 def _finish(
-    session: Session, message: MailMessage, status: str, reason: str | None, result: dict[str, Any]
+    message: MailMessage, status: str, reason: str | None, result: dict[str, Any], **fields: Any
 ) -> None:
-    message.status, message.reason, message.result = status, reason, result
-    message.processed_at = db_now(session)
+    """Set the outcome in one go: every attribute set earlier would be flushed by the next query."""
+    for name, value in {"status": status, "reason": reason, "result": result, **fields}.items():
+        setattr(message, name, value)
+    message.processed_at = func.now()  # type: ignore[assignment]
 
 
 def _file_code(session: Session, message: MailMessage, notice: SepNotice, match: Match) -> bool:
@@ -237,39 +238,34 @@ def process_message(session: Session, message: MailMessage) -> None:
     settings = get_settings()
     raw = message.raw or b""
     if len(raw) > settings.mail_max_message_bytes:
-        _finish(session, message, "error", f"over the size cap: {len(raw)} bytes", {})
+        _finish(message, "error", f"over the size cap: {len(raw)} bytes", {})
         return
     letter = parse_letter(raw)
     result: dict[str, Any] = {"letter": letter.summary()}
     if not letter.readable:
-        _finish(
-            session, message, "error", f"unparseable: {'; '.join(letter.defects) or 'no headers'}", result
-        )
+        _finish(message, "error", f"unparseable: {'; '.join(letter.defects) or 'no headers'}", result)
         return
     verdict = recognise(letter, settings.sep_senders)
     notice = verdict.notice
     if notice is None:
-        _finish(session, message, "ignored", verdict.reason, result)
+        _finish(message, "ignored", verdict.reason, result)
         return
     result["sep"] = notice.as_dict()
-    message.kind, message.application_number = notice.kind.value, notice.application_number
+    about = {"kind": notice.kind.value, "application_number": notice.application_number}
     if not notice.application_number:
         _finish(
-            session, message, "error", f"SEP letter ({verdict.reason}) without an application number", result
+            message, "error", f"SEP letter ({verdict.reason}) without an application number", result, **about
         )
         return
     if notice.kind in (Kind.OWNERSHIP_CHANGE, Kind.LEASE_APPLICATION) and not notice.code:
-        _finish(
-            session, message, "error", f"SEP {notice.kind.value} letter without a confirmation code", result
-        )
+        reason = f"SEP {notice.kind.value} letter without a confirmation code"
+        _finish(message, "error", reason, result, **about)
         return
     if notice.kind is Kind.OTHER and not notice.code:
-        _finish(session, message, "ignored", f"SEP letter with nothing to act on: {letter.subject!r}", result)
+        _finish(message, "ignored", f"SEP letter with nothing to act on: {letter.subject!r}", result, **about)
         return
     match = match_letter(session, notice, letter.to)
     result["match"] = match.as_dict()
-    message.asset_inventory_number = match.asset.inventory_number if match.asset else None
-    message.responsible_id, message.match_reason = match.responsible.id, match.reason
     if notice.code:
         result["code_filed"] = _file_code(session, message, notice, match)
     composed = compose(notice, match, message.id)
@@ -291,4 +287,13 @@ def process_message(session: Session, message: MailMessage) -> None:
             {"application_number": notice.application_number, "source": f"mail:{message.id}"},
             business_key=f"sep-application:{notice.application_number}",
         )
-    _finish(session, message, "processed", None, result)
+    _finish(
+        message,
+        "processed",
+        None,
+        result,
+        **about,
+        asset_inventory_number=match.asset.inventory_number if match.asset else None,
+        responsible_id=match.responsible.id,
+        match_reason=match.reason,
+    )

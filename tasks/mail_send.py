@@ -15,13 +15,13 @@ import uuid
 from collections.abc import Sequence
 from email.utils import parseaddr
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from config.settings import get_settings
 from integrations.errors import PermanentError
 from integrations.mail.smtp import Attachment, SmtpSender, build_message
-from models.db import db_now, insert_ignoring_conflicts
+from models.db import insert_ignoring_conflicts
 from models.exchange_log import ExchangeLog
 from models.mail import OutgoingLetter
 from tasks.exchange import record_exchange
@@ -85,7 +85,10 @@ def _accepted_before(session: Session, message_id: str) -> ExchangeLog | None:
 def send_letter(session: Session, letter: OutgoingLetter) -> None:
     """Send one ``outgoing_letters`` row by SMTP (``OBMEN_SMTP_URL``) and mark it sent."""
     settings = get_settings()
-    earlier = _accepted_before(session, letter.message_id)
+    # Only an earlier attempt (one that failed or died) can have had the letter accepted.
+    earlier = (
+        _accepted_before(session, letter.message_id) if letter.attempts > 1 or letter.last_error else None
+    )
     if earlier is not None:
         letter.status, letter.sent_at = "sent", earlier.created_at
         letter.smtp_response = (
@@ -110,5 +113,6 @@ def send_letter(session: Session, letter: OutgoingLetter) -> None:
         recorder=record_exchange,
         ca_file=settings.mail_ca_file,
     )
-    letter.smtp_response = sender.send(message, business_key=letter.business_key)
-    letter.status, letter.sent_at = "sent", db_now(session)
+    reply = sender.send(message, business_key=letter.business_key)
+    letter.status, letter.smtp_response = "sent", reply
+    letter.sent_at = func.now()  # type: ignore[assignment]

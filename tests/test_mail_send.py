@@ -9,8 +9,7 @@ from email.message import EmailMessage
 import pytest
 from sqlalchemy import select
 
-import tasks.mail_send
-from integrations.mail.smtp import Attachment
+from integrations.mail.smtp import Attachment, SmtpSender
 from models.db import session_scope
 from models.exchange_log import ExchangeLog
 from sandbox.harness import SandboxClock
@@ -122,11 +121,13 @@ def test_an_accepted_letter_is_not_sent_again_when_the_commit_was_lost(
 ) -> None:
     letter_id = queue()
     assert letter_id is not None
+    real = SmtpSender.send
 
-    def commit_lost(session):  # type: ignore[no-untyped-def]
+    def accepted_then_lost(self, message, **kwargs):  # type: ignore[no-untyped-def]
+        real(self, message, **kwargs)
         raise ConnectionError("the database connection dropped before the commit")
 
-    monkeypatch.setattr(tasks.mail_send, "db_now", commit_lost)
+    monkeypatch.setattr(SmtpSender, "send", accepted_then_lost)
     assert send(letter_id) is Outcome.RETRY
     assert len(sink.received()) == 1 and letters()[0].status == "pending"
     monkeypatch.undo()
