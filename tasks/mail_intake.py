@@ -209,7 +209,7 @@ def _finish(
     """Set the outcome in one go: every attribute set earlier would be flushed by the next query."""
     for name, value in {"status": status, "reason": reason, "result": result, **fields}.items():
         setattr(message, name, value)
-    message.processed_at = func.now()  # type: ignore[assignment]
+    message.processed_at = func.now()
 
 
 def _file_code(session: Session, message: MailMessage, notice: SepNotice, match: Match) -> bool:

@@ -307,9 +307,7 @@ def _walk(part: Message, walk: _Walk, depth: int) -> None:
                 walk.letter.forwarded.append(_letter_of(inner, depth + 1))
         return
     if part.is_multipart():
-        children = part.get_payload()
-        if not isinstance(children, list):
-            return
+        children = [c for c in part.get_payload() if isinstance(c, Message)]
         if ctype == "multipart/alternative":
             _walk_alternative(children, walk, depth)
         else:
