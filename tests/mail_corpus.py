@@ -269,6 +269,21 @@ def folded_subject_without_space() -> bytes:
     return msg.as_bytes()
 
 
+def as_the_sep_emulator_sends() -> bytes:
+    """The SEP emulator's way: EmailMessage with an SMTP policy whose lines never fold."""
+    from email import policy
+    from email.message import EmailMessage
+    from email.utils import make_msgid
+
+    msg = EmailMessage(policy=policy.SMTP.clone(max_line_length=998))
+    msg["From"] = SEP_FROM
+    msg["To"] = TECHNICAL
+    msg["Subject"] = SUBJECTS["lease_application"].format(n="2026-000214")
+    msg["Message-ID"] = make_msgid(domain="sep.elpts.ru")
+    msg.set_content(sep_body("2026-000214", code="141414"), charset="utf-8")
+    return msg.as_bytes()
+
+
 def garbage() -> bytes:
     return bytes(range(256)) * 4
 
