@@ -4,6 +4,8 @@ notification and the SEP next step — against real Postgres."""
 
 from __future__ import annotations
 
+import json
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -19,6 +21,7 @@ from tasks.steps import STEPS, Outcome, run_step
 from tasks.sweeper import redrive
 from tests import mail_corpus as corpus
 from tests.harness.mail import codes, letters, load_master, messages, outbox, settings_env
+from tests.harness.processes import obmen
 
 
 @pytest.fixture
@@ -263,3 +266,13 @@ def test_unreadable_content_never_raises_out_of_the_step(mailroom: Mailroom) -> 
         row_id = row.id
     assert run_step(STEPS[PROCESS], row_id) is Outcome.DONE
     assert only("error").reason.startswith("unparseable")  # type: ignore[union-attr]
+
+
+def test_obmen_fetch_mail_reads_the_mailbox_now(mailroom: Mailroom) -> None:
+    deliver(mailroom, corpus.sep_letter(), corpus.not_sep())
+    done = obmen("fetch-mail", env={"OBMEN_IMAP_URL": os.environ["OBMEN_IMAP_URL"]})
+    assert done.returncode == 0, done.stderr
+    report = json.loads(done.stdout.strip().splitlines()[-1])
+    assert (report["found"], report["stored"]) == (2, 2) and report["mailbox"].startswith("maildir://")
+    assert [o.published_at is not None for o in outbox("mail.process")] == [True, True]
+    assert obmen("fetch-mail", env={"OBMEN_IMAP_URL": ""}).returncode == 2
