@@ -31,7 +31,7 @@ from config.settings import Settings, get_settings
 from integrations.errors import IntegrationError
 from integrations.mail.access import open_mailbox
 from integrations.mail.mailbox import Fetched
-from integrations.mail.parse import content_hash, parse_letter, read_headers
+from integrations.mail.parse import clean_text, content_hash, parse_letter, read_headers
 from integrations.mail.sep import Kind, SepNotice, recognise
 from models.db import insert_ignoring_conflicts, session_scope
 from models.mail import MailMessage
@@ -125,7 +125,7 @@ def store_batch(
                 "status": "error",
                 "reason": f"over the size cap: {item.size} bytes > OBMEN_MAIL_MAX_MESSAGE_BYTES "
                 f"{settings.mail_max_message_bytes}; only its header block was read",
-                "headers": item.raw.decode("utf-8", errors="replace"),
+                "headers": clean_text(item.raw.decode("utf-8", errors="replace")),
                 "processed_at": func.now(),
             }
         elif first is not None:

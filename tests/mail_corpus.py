@@ -284,6 +284,24 @@ def as_the_sep_emulator_sends() -> bytes:
     return msg.as_bytes()
 
 
+def hostile() -> bytes:
+    """NUL bytes where registers cannot hold them: in an encoded subject, the text, a file name."""
+    return raw_letter(
+        {
+            "From": "=?utf-8?B?AA==?= <notify@sep.elpts.ru>",
+            "Subject": "=?utf-8?B?"
+            + base64.b64encode("СЭП:\0 заявление № 2026-000215".encode()).decode()
+            + "?=",
+            "Message-ID": "<nul\x00@sep.elpts.ru>",
+            "MIME-Version": "1.0",
+            "Content-Type": 'multipart/mixed; boundary="B"',
+        },
+        b"--B\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n"
+        + sep_body("2026-000215", code="151515").replace("VIN", "\0VIN").encode()
+        + b'\r\n--B\r\nContent-Type: application/pdf\r\nContent-Disposition: attachment; filename="a\x00\xcf.pdf"\r\n\r\n%PDF\r\n--B--\r\n',
+    )
+
+
 def garbage() -> bytes:
     return bytes(range(256)) * 4
 

@@ -258,6 +258,16 @@ def test_missing_master_data_parks_the_letter_until_fixed(mailroom: Mailroom) ->
     assert sorted(le.to_address for le in letters()) == ["oleg@example.ru", "petr@example.ru"]
 
 
+def test_nul_bytes_and_raw_8bit_names_are_stored_and_read(mailroom: Mailroom) -> None:
+    load_master()
+    deliver(mailroom, corpus.hostile())
+    assert fetch_mail().stored == 1
+    assert process_all() == [Outcome.DONE]
+    message = only("processed")
+    assert message.subject == "СЭП: заявление № 2026-000215" and message.application_number == "2026-000215"
+    assert codes()[0].code == "151515"
+
+
 def test_unreadable_content_never_raises_out_of_the_step(mailroom: Mailroom) -> None:
     with session_scope() as session:
         row = MailMessage(mailbox="test", uidvalidity=1, uid=1, content_hash="x", size=3, raw=b"\xff\xfe\x00")
