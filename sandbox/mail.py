@@ -113,9 +113,9 @@ class SmtpSink(Emulator):
         )
         return seq
 
-    def received(self, to: str | None = None) -> list[Received]:
+    def received(self) -> list[Received]:
         with self._lock:
-            return [m for m in self.messages if to is None or to in m.rcpt_tos]
+            return list(self.messages)
 
     def _port(self, host: str) -> int:
         if not self.smtp_port:

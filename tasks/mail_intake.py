@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import structlog
@@ -63,12 +63,9 @@ class FetchReport:
     oversize: int = 0
     more: bool = False
     error: str | None = None
-    new_ids: list[int] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
-        out = dict(self.__dict__)
-        out.pop("new_ids")
-        return out
+        return dict(self.__dict__)
 
 
 # --- fetch ---------------------------------------------------------------------------------------
@@ -146,7 +143,6 @@ def store_batch(
         report.stored += 1
         if values["status"] == "new":
             known[key] = row_id
-            report.new_ids.append(row_id)
             enqueue(session, PROCESS, {"id": row_id}, business_key=f"mail:{row_id}")
         elif first is not None:
             report.duplicates += 1
