@@ -66,9 +66,12 @@ Scenario = Callable[[DemoContext], None]
 
 def scenarios() -> list[tuple[str, Scenario]]:
     """Every flow's demo scenario, in the order a reader meets them. Flows add theirs here."""
-    from sandbox.demo import machinery
+    from sandbox.demo import machinery, mail
 
-    return [("machinery: outbox, retry policy, parking, re-drive", machinery.run)]
+    return [
+        ("machinery: outbox, retry policy, parking, re-drive", machinery.run),
+        ("mail intake: SEP letters -> confirmation codes -> personal notifications", mail.run),
+    ]
 
 
 def _prepare_environment() -> bool:
