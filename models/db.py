@@ -91,6 +91,17 @@ def db_now(session: Session) -> datetime:
     return session.execute(select(type_coerce(func.now(), UTCDateTime()))).scalar_one()
 
 
+def db_clock(session: Session) -> datetime:
+    """The database clock at this very instant (``clock_timestamp()``).
+
+    ``db_now`` is the start of the transaction in Postgres; after a slow call inside the
+    transaction, this is the time to record when something happened.
+    """
+    if session.get_bind().dialect.name == "sqlite":
+        return utcnow()
+    return session.execute(select(type_coerce(func.clock_timestamp(), UTCDateTime()))).scalar_one()
+
+
 def dispose_engines() -> None:
     """Called in each prefork child: pooled connections must not be shared across a fork."""
     with _lock:

@@ -3,5 +3,6 @@
 from __future__ import annotations
 
 from sandbox.harness import Emulator
+from sandbox.sep.emulator import SepEmulator
 
-EMULATORS: list[type[Emulator]] = []
+EMULATORS: list[type[Emulator]] = [SepEmulator]
