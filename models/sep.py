@@ -8,6 +8,7 @@ and the record of every exchange and error.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import date, datetime
 from typing import Any, ClassVar
 
@@ -23,11 +24,13 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     func,
+    select,
     text,
 )
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy.orm import Mapped, Session, mapped_column
 
-from models.base import Base, BigId, UTCDateTime
+from models.base import Base, BigId, UTCDateTime, utcnow
+from models.gauges import Sample, register_gauge
 from models.steps import StepMixin
 
 # The request status as the seed's workstation shows it (Статус запроса).
@@ -240,3 +243,24 @@ class SepLeaseApplication(Base):
     updated_at: Mapped[datetime] = mapped_column(
         UTCDateTime(), server_default=func.now(), onupdate=func.now(), nullable=False
     )
+
+
+@register_gauge("obmen_sep_requests", "SEP requests not yet applied, per status", ("status",))
+def _open_requests(session: Session) -> Iterable[Sample]:
+    counts = dict(
+        session.execute(
+            select(SepRequest.status, func.count())
+            .where(SepRequest.status.in_(OPEN_STATUSES))
+            .group_by(SepRequest.status)
+        ).all()
+    )
+    for status in OPEN_STATUSES:
+        yield {"status": status}, counts.get(status, 0)
+
+
+@register_gauge("obmen_sep_oldest_open_request_seconds", "Age of the oldest SEP request not yet applied")
+def _oldest_open(session: Session) -> Iterable[Sample]:
+    oldest = session.scalar(
+        select(func.min(SepRequest.created_at)).where(SepRequest.status.in_(OPEN_STATUSES))
+    )
+    yield {}, (utcnow() - oldest).total_seconds() if oldest else 0.0

@@ -9,7 +9,8 @@
 * Faults on demand (knobs ``fault`` + ``fault_next`` or ``error_rate``): ``soap_fault``,
   ``soap_fault_client``, ``html_500``, ``empty_200``, ``truncated`` and ``slow`` (the request is
   executed, the answer is cut or held ``extra.slow_s``), ``unknown_enum``, ``dtd_bomb``,
-  ``xxe_file`` and ``xxe_http`` (an external entity pointing at ``extra.xxe_url``).
+  ``xxe_file`` and ``xxe_http`` (an external entity naming ``extra.xxe_file``, default
+  ``/etc/passwd``, or ``extra.xxe_url``).
 * Scenario endpoints under ``/_sandbox/sep/``: ``vehicles``, ``ownership-changes`` (a dealer starts
   one; the new owner gets the letter with the code), ``applications/{number}``, ``polls`` (SEP's own
   log of poll times per queue number).
@@ -299,7 +300,7 @@ class _Fault(Response):
         elif kind == "dtd_bomb":
             response = _xml(BILLION_LAUGHS)
         elif kind == "xxe_file":
-            response = _xml(_external_entity("file:///etc/passwd"))
+            response = _xml(_external_entity(str(emulator.knobs.extra.get("xxe_file", "file:///etc/passwd"))))
         elif kind == "xxe_http":
             response = _xml(
                 _external_entity(str(emulator.knobs.extra.get("xxe_url", "http://127.0.0.1:9/xxe")))

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date, timedelta
 
-from sqlalchemy import select
+from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
 from config.settings import get_settings
@@ -187,7 +187,10 @@ def lease_candidates(
     period, with no lease application yet; ``ready`` when every vehicle is «В собственности»."""
     query = select(LeaseContract).order_by(LeaseContract.date, LeaseContract.number)
     if organization_inn:
-        query = query.where(LeaseContract.organization_inn == organization_inn)
+        # An appendix without an organisation belongs to the one SEP organisation there is.
+        query = query.where(
+            or_(LeaseContract.organization_inn == organization_inn, LeaseContract.organization_inn.is_(None))
+        )
     if period_from:
         query = query.where(LeaseContract.date >= period_from)
     if period_to:

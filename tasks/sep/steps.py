@@ -119,7 +119,13 @@ def poll_queue(session: Session, request: SepRequest) -> None:
     )
     if isinstance(outcome, XmlReadError | RequestError):
         error = f"{outcome.request_status.value}: {outcome.detail}"
-        raise (TransientError if outcome.retryable else PermanentError)(error)
+        if outcome.retryable:
+            raise TransientError(error)  # the one retry policy; polling is safe to repeat
+        # Asking again gets the same answer: park the row, showing why, for a person.
+        request.request_status = outcome.request_status.value
+        request.park(error, db_now(session))
+        mirror(session, request)
+        return
     assert isinstance(outcome, ResponseReceived)
     result = outcome.result
     polled = db_clock(session)
@@ -151,10 +157,9 @@ def poll_queue(session: Session, request: SepRequest) -> None:
 
 
 def _is_the_scheduled_poll(request: SepRequest) -> bool:
-    task = current_task
-    if task is None or task.request.called_directly:
+    if not current_task or current_task.request.called_directly:
         return True  # called as a plain function (tests, ops): act as the scheduled one
-    return request.poll_task_id in (None, task.request.id)
+    return request.poll_task_id in (None, current_task.request.id)
 
 
 @step(APPLY, model=SepRequest, statuses={"done", "error"})

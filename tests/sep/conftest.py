@@ -56,6 +56,7 @@ def sep_box(_sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch, obmen_app: Any) 
     """The emulator, reset, lenient by default (SEP's own minimum delay 0); obmen pointed at it."""
     emulator = sep(_sandbox)
     emulator.reset()
+    emulator.clock = SandboxClock()  # a test may have moved SEP's clock
     emulator.knobs.update({"extra": {"min_delay_s": 0}})
     for key, value in {**TIMINGS, **_sandbox.client_settings()}.items():
         monkeypatch.setenv(key, value)
