@@ -65,9 +65,12 @@ Scenario = Callable[[DemoContext], None]
 
 def scenarios() -> list[tuple[str, Scenario]]:
     """Every flow's demo scenario, in the order a reader meets them. Flows add theirs here."""
-    from sandbox.demo import machinery
+    from sandbox.demo import machinery, sep
 
-    return [("machinery: outbox, retry policy, parking, re-drive", machinery.run)]
+    return [
+        ("machinery: outbox, retry policy, parking, re-drive", machinery.run),
+        ("SEP: ownership change and lease application, submit → wait ≥ min delay → poll → apply", sep.run),
+    ]
 
 
 def _prepare_environment() -> bool:

@@ -41,6 +41,8 @@ from tasks.sep.lookup import find_asset, our_inns, sep_responsible, usable_code
 
 log = structlog.get_logger(__name__)
 
+CODE_REFUSALS = ("WrongConfirmationCode", "ConfirmationCodeExpired")
+
 
 def apply_request(session: Session, request: SepRequest) -> None:
     _APPLIERS[request.operation](session, request)
@@ -153,6 +155,22 @@ def _mark_code_used(session: Session, application_number: str, code: str | None,
         row.used_at = now
 
 
+def _refuse_code(session: Session, request: SepRequest, now: datetime) -> None:
+    """SEP said the code is wrong or expired: keep it, but never offer it again."""
+    refused = [e for e in request.errors or [] if e.get("code") in CODE_REFUSALS]
+    code = request.payload.get("confirmation_code")
+    if not refused or code is None or request.application_number is None:
+        return
+    row = session.scalars(
+        select(SepConfirmationCode)
+        .where(SepConfirmationCode.application_number == request.application_number)
+        .where(SepConfirmationCode.code == code)
+    ).first()
+    if row is not None and row.refused_at is None:
+        row.refused_at = now
+        row.refusal = f"{refused[0]['code']}: {refused[0]['message']}"
+
+
 def _application_error(session: Session, request: SepRequest) -> None:
     if request.application_number is None:
         return
@@ -184,6 +202,7 @@ def _request_application_data(session: Session, request: SepRequest) -> None:
 def _confirm_ownership_change(session: Session, request: SepRequest) -> None:
     if request.status == "error":
         _application_error(session, request)
+        _refuse_code(session, request, db_clock(session))
         return
     now = db_clock(session)
     for application in _applications(request):
@@ -217,6 +236,7 @@ def _confirm_lease_application(session: Session, request: SepRequest) -> None:
         lease.status = LEASE_REGISTERED  # still waiting for a confirmation that works
         lease.last_error = _errors(request)
         _application_error(session, request)
+        _refuse_code(session, request, db_clock(session))
         return
     now = db_clock(session)
     for application in _applications(request):

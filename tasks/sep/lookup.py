@@ -64,11 +64,12 @@ def sep_responsible(session: Session, organization_inn: str | None) -> str | Non
 
 
 def usable_code(session: Session, application_number: str) -> SepConfirmationCode | None:
-    """The newest code of an application not yet used (expiry is SEP's to judge: it may differ)."""
+    """The newest code of an application neither used nor refused by SEP (expiry is SEP's to judge)."""
     return session.scalars(
         select(SepConfirmationCode)
         .where(SepConfirmationCode.application_number == application_number)
         .where(SepConfirmationCode.used_at.is_(None))
+        .where(SepConfirmationCode.refused_at.is_(None))
         .order_by(SepConfirmationCode.created_at.desc(), SepConfirmationCode.id.desc())
         .limit(1)
     ).first()

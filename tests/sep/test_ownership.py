@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import pytest
 from sqlalchemy import select
 
+from integrations.errors import PermanentError
 from models.db import session_scope
 from models.sep import OWNED, SepApplication, SepAssetStatus, SepExchangeError, SepExchangeHistory
 from models.sep_codes import SepConfirmationCode
@@ -105,13 +107,20 @@ def test_a_wrong_code_is_refused_and_recorded_then_the_right_one_works(sep_box, 
     [refused] = requests_of("ConfirmOwnershipChange")
     assert (refused.status, refused.outcome, refused.request_status) == ("applied", "Error", "Получен ответ")
 
-    _confirm(number, code=started["code"])
+    with session_scope() as session:
+        [wrong] = session.scalars(select(SepConfirmationCode)).all()
+        assert wrong.entered_by_hand and wrong.refused_at is not None
+        assert wrong.refusal is not None and wrong.refusal.startswith("WrongConfirmationCode")
+    with pytest.raises(PermanentError, match="enter the one from the letter by hand"):
+        _confirm(number)  # the refused code is not offered again
+
+    intake(sep_box)  # the letter turns up after all
+    _confirm(number)
     run_due()
     assert _application(number).status == "Исполнен"
     with session_scope() as session:
         codes = {c.code: c for c in session.scalars(select(SepConfirmationCode))}
-    assert codes[started["code"]].entered_by_hand and codes[started["code"]].used_at is not None
-    assert all(c.used_at is None for k, c in codes.items() if k != started["code"])
+    assert codes[started["code"]].used_at is not None and not codes[started["code"]].entered_by_hand
 
 
 def test_an_expired_code_is_refused(sep_box, master) -> None:  # type: ignore[no-untyped-def]
@@ -127,10 +136,6 @@ def test_an_expired_code_is_refused(sep_box, master) -> None:  # type: ignore[no
 
 
 def test_confirming_without_any_code_is_a_clear_error(sep_box, master) -> None:  # type: ignore[no-untyped-def]
-    import pytest
-
-    from integrations.errors import PermanentError
-
     with pytest.raises(PermanentError, match="enter the one from the letter by hand"):
         _confirm("2026-424242")
     assert requests_of() == []

@@ -2,7 +2,7 @@
 
 Revision ID: 0004_sep
 Revises: 0002_master_data
-Create Date: 2026-11-25 09:29:55.506886
+Create Date: 2026-11-25 09:41:36.501558
 """
 
 from collections.abc import Sequence
@@ -287,10 +287,17 @@ def upgrade() -> None:
             nullable=True,
         ),
     )
+    op.add_column(
+        "sep_confirmation_codes",
+        sa.Column("refused_at", models.base.UTCDateTime(timezone=True), nullable=True),
+    )
+    op.add_column("sep_confirmation_codes", sa.Column("refusal", sa.Text(), nullable=True))
 
 
 def downgrade() -> None:
 
+    op.drop_column("sep_confirmation_codes", "refusal")
+    op.drop_column("sep_confirmation_codes", "refused_at")
     op.drop_column("lease_contracts", "payment_schedule")
     op.drop_index(
         "uq_sep_exchange_queue_open_business_key",
