@@ -63,6 +63,7 @@ def beat_schedule(settings: Settings) -> dict[str, dict[str, Any]]:
         "sep-request-applications": every(
             "sep.request_applications", settings.sep_request_applications_interval_s, {"source": "beat"}
         ),
+        "mail-fetch": every("mail.fetch", settings.mail_poll_interval_s),
     }
 
 

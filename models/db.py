@@ -9,6 +9,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import create_engine, event, func, select, type_coerce
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -100,6 +101,20 @@ def db_clock(session: Session) -> datetime:
     if session.get_bind().dialect.name == "sqlite":
         return utcnow()
     return session.execute(select(type_coerce(func.clock_timestamp(), UTCDateTime()))).scalar_one()
+
+
+def insert_ignoring_conflicts(session: Session, model: type[Any]) -> Any:
+    """``INSERT … ON CONFLICT DO NOTHING`` on the session's database (Postgres or SQLite).
+
+    A row whose unique key is already there is skipped without an error that would end the
+    transaction; with ``.returning(...)`` only the rows written come back.
+    """
+    dialect = session.get_bind().dialect.name
+    if dialect == "postgresql":
+        return postgresql.insert(model).on_conflict_do_nothing()
+    if dialect == "sqlite":
+        return sqlite.insert(model).on_conflict_do_nothing()
+    raise NotImplementedError(f"no conflict-ignoring insert for {dialect}")
 
 
 def dispose_engines() -> None:

@@ -82,13 +82,13 @@ def summary() -> None:
 @sep.command()
 @json_option
 def letters(as_json: bool) -> None:
-    """Letters to process: codes whose application is not dealt with yet."""
+    """Letters to process: unread, unreadable, or whose application is not dealt with yet."""
     from tasks.sep import worklists
 
     _show(
         worklists.letters,
-        ["application_number", "epts", "vin", "code", "valid_until", "asset_inventory_number", "responsible",
-         "application_status", "request_status"],
+        ["id", "received_at", "status", "kind", "application_number", "code", "asset_inventory_number",
+         "responsible", "application_status", "request_status", "reason"],
         as_json,
     )  # fmt: skip
 

@@ -1,12 +1,12 @@
 """Demo of the SEP exchange: an ownership change and a lease application through every status.
 
 SEP is the sandbox's emulator (its own minimum delay 2 s, obmen's OBMEN_SEP_MIN_POLL_DELAY_S 2 s in
-compressed time); the letters it sends go through the sandbox mailbox.
+compressed time). Its letters go through the sandbox mailbox to mail intake, which files the codes
+and asks for the applications' data: the real path, letter → code → data → confirmation.
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
 from datetime import date
 from typing import Any
@@ -15,7 +15,9 @@ import httpx
 from sqlalchemy import func, select
 
 from models.db import session_scope
+from models.mail import MailMessage
 from models.sep import (
+    OPEN_STATUSES,
     SepApplication,
     SepAssetStatus,
     SepExchangeError,
@@ -26,49 +28,45 @@ from models.sep import (
 from models.sep_codes import SepConfirmationCode
 from sandbox.demo import DemoContext, ScenarioFailed
 from tasks.master_data import import_master_data
-from tasks.outbox import enqueue
 from tasks.sep import actions, worklists
 
 ORG = "7707083893"
-DEALER = "7702070139"
-EPTS = "164301000012345"
-VIN = "XTA210990Y2765432"
+DEALER = "7728168971"
+LESSEE = "7710140679"
+EPTS = "164301000099001"
+VIN = "YS2R4X20005399401"
+TECHNICAL = "sep@lizing-demo.example.ru"
 
 MASTER: dict[str, Any] = {
     "organizations": [{"inn": ORG, "kpp": "773601001", "name": "ООО «Лизинг-Демо»"}],
     "employees": [
-        {"id": "E1", "name": "Иванова Анна", "email": "anna@leasing.example.ru"},
-        {"id": "E2", "name": "Петров Пётр", "email": "petr@leasing.example.ru"},
+        {"id": "SEP-1", "name": "Кузнецова Мария", "email": "maria@lizing-demo.example.ru"},
+        {
+            "id": "SEP-2",
+            "name": "Соколов Игорь (ответственный за СЭП)",
+            "email": "igor@lizing-demo.example.ru",
+        },
     ],
     "counterparties": [
-        {
-            "inn": "7736050003",
-            "kpp": "773601001",
-            "name": "ПАО «Перевозчик»",
-            "email": "edo@carrier.example.ru",
-        }
+        {"inn": LESSEE, "kpp": "771001001", "name": "ПАО «Перевозчик»", "email": "edo@carrier.example.ru"}
     ],
     "assets": [
         {
-            "inventory_number": "OS-1",
-            "name": "Scania R450",
+            "inventory_number": "OS-77",
+            "name": "Volvo FH 460",
             "vin": VIN,
             "epts": EPTS,
-            "responsible": "E1",
+            "responsible": "SEP-1",
             "organization_inn": ORG,
         }
     ],
-    "sep_settings": {
-        "organization_inn": ORG,
-        "technical_email": "sep@leasing.example.ru",
-        "responsible": "E2",
-    },
+    "sep_settings": {"organization_inn": ORG, "technical_email": TECHNICAL, "responsible": "SEP-2"},
     "lease_contracts": [
         {
             "number": "ДЛ-7/1",
             "date": date.today().isoformat(),
             "document_name": "Приложение № 1 к договору лизинга ДЛ-7",
-            "lessee_inn": "7736050003",
+            "lessee_inn": LESSEE,
             "payment_schedule": [
                 {"date": f"{date.today().year + 1}-06-30", "amount": "450000.00"},
                 {"date": f"{date.today().year + 2}-06-30", "amount": "450000.00"},
@@ -130,66 +128,34 @@ def _last_request_id() -> int:
         return session.scalar(select(func.max(SepRequest.id))) or 0
 
 
-def _letter_fields(raw: bytes) -> dict[str, str]:
-    import email
-    from email import policy
-
-    message = email.message_from_bytes(raw, policy=policy.default)
-    body = message.get_body(("plain",))
-    assert body is not None
-    text = body.get_content()
-    fields = {"subject": str(message["Subject"])}
-    for key, label in (
-        ("number", "Номер заявления"),
-        ("code", "Код подтверждения"),
-        ("until", "Подтвердить до"),
-    ):
-        match = re.search(rf"^{label}: (.+)$", text, re.M)
-        if match:
-            fields[key] = match.group(1).strip()
-    return fields
-
-
-def _mail_intake(ctx: DemoContext, index: int) -> dict[str, str]:
-    """Stand-in for mail intake until it is merged: the letter's code into the register, then
-    ``sep.request_application_data`` through the outbox, as mail intake does."""
-    letters = ctx.sandbox.mailroom.letters
-    ctx.wait_for(lambda: len(letters) > index, "SEP's letter")
-    letter = letters[index]
-    fields = _letter_fields(letter.raw)
-    ctx.say(f"letter to {letter.to}: «{fields['subject']}», code {fields.get('code', '—')}")
-    if "code" in fields:
-        day, month, year = (int(p) for p in fields["until"].split("."))
-        with session_scope() as session:
-            session.add(
-                SepConfirmationCode(
-                    application_number=fields["number"],
-                    code=fields["code"],
-                    epts=EPTS,
-                    vin=VIN,
-                    valid_until=date(year, month, day),
-                    asset_inventory_number="OS-1",
-                    responsible_id="E1",
-                    match_reason="full VIN",
-                )
+def _mail_intake(ctx: DemoContext, number: str, kind: str) -> None:
+    """Mail intake reads SEP's letter (beat's mail.fetch): the code is filed, the responsible told,
+    and the application's data asked for."""
+    message = ctx.wait_for(
+        lambda: _one(
+            select(MailMessage).where(
+                MailMessage.application_number == number,
+                MailMessage.kind == kind,
+                MailMessage.status != "new",
             )
-            enqueue(
-                session,
-                "sep.request_application_data",
-                {"application_number": fields["number"], "source": "mail:demo"},
-            )
-    return fields
+        ),
+        f"mail intake to read the letter about № {number}",
+    )
+    code = _one(select(SepConfirmationCode).where(SepConfirmationCode.source_message_id == message.id))
+    ctx.say(
+        f"mail intake: mail_messages {message.id} «{message.subject}» {message.status} → code "
+        f"{code.code if code else '—'} filed, {message.responsible_id} told [{message.match_reason}]"
+    )
 
 
 def run(ctx: DemoContext) -> None:
     sep = ctx.sandbox.emulator("sep")
-    sep.knobs.update({"extra": {"min_delay_s": 2, "processing_s": 0.5}})
     with session_scope() as session:
         report = import_master_data(session, MASTER)
     if report.errors:
         raise ScenarioFailed(f"master data refused: {report.errors}")
     ctx.say(
-        "master data: ООО «Лизинг-Демо», asset OS-1 (Scania R450, responsible Иванова Анна), appendix ДЛ-7/1"
+        f"master data: ООО «Лизинг-Демо», asset OS-77 (Volvo FH 460, SEP-1), appendix ДЛ-7/1, mailbox {TECHNICAL}"
     )
 
     # --- ownership change ------------------------------------------------------------------------------
@@ -203,13 +169,13 @@ def run(ctx: DemoContext) -> None:
             "epts": EPTS,
             "new_owner_inn": ORG,
             "new_owner_name": "ООО «Лизинг-Демо»",
-            "notify_email": "sep@leasing.example.ru",
+            "notify_email": TECHNICAL,
         },
     ).json()
     number = started["application_number"]
     ctx.say(f"== ownership change № {number}: the dealer starts it in SEP")
     first = _last_request_id()
-    _mail_intake(ctx, 0)
+    _mail_intake(ctx, number, "ownership_change")
     _request_statuses(ctx, "RequestApplicationData", first)
     application = _one(select(SepApplication).where(SepApplication.application_number == number))
     ctx.say(
@@ -236,7 +202,7 @@ def run(ctx: DemoContext) -> None:
     application = _one(select(SepApplication).where(SepApplication.application_number == number))
     status = _one(select(SepAssetStatus).where(SepAssetStatus.application_number == number))
     ctx.say(f"sep_applications: «{application.status}», our status {application.our_status}")
-    ctx.say(f"sep_asset_statuses: OS-1 «{status.status}» as of {status.period:%Y-%m-%d %H:%M:%S}")
+    ctx.say(f"sep_asset_statuses: OS-77 «{status.status}» as of {status.period:%Y-%m-%d %H:%M:%S}")
 
     # --- lease application ---------------------------------------------------------------------------------
     with session_scope() as session:
@@ -258,22 +224,27 @@ def run(ctx: DemoContext) -> None:
     _follow(ctx, "sep_lease_applications", lease_status, lambda v: "Зарегистрировано" in v)
     lease = _one(select(SepLeaseApplication))
     first = _last_request_id()
-    _mail_intake(ctx, 1)
+    _mail_intake(ctx, lease.application_number, "lease_application")
     _request_statuses(ctx, "RequestApplicationData", first)
     with session_scope() as session:
         actions.confirm_lease(session, lease.application_number, source="demo")
     ctx.say("the person confirms for the lessee with the code from the technical mailbox")
     _follow(ctx, "sep_lease_applications", lease_status, lambda v: "Исполнен" in v)
     leased = _one(select(SepAssetStatus).order_by(SepAssetStatus.id.desc()))
-    ctx.say(f"sep_asset_statuses: OS-1 «{leased.status}» as of {leased.period:%Y-%m-%d %H:%M:%S}")
-    ctx.wait_for(lambda: len(ctx.sandbox.mailroom.letters) > 2, "the lease-entered letter")
-    ctx.say(f"letter: «{_letter_fields(ctx.sandbox.mailroom.letters[2].raw)['subject']}»")
+    ctx.say(f"sep_asset_statuses: OS-77 «{leased.status}» as of {leased.period:%Y-%m-%d %H:%M:%S}")
+    _mail_intake(ctx, lease.application_number, "lease_entered")
 
     # --- the registers ---------------------------------------------------------------------------------------
     first = _last_request_id()
     with session_scope() as session:
         actions.ask_applications(session, source="demo")
     _request_statuses(ctx, "RequestApplications", first)
+
+    def settled() -> bool:
+        with session_scope() as session:
+            return not session.scalar(select(func.count()).where(SepRequest.status.in_(OPEN_STATUSES)))
+
+    ctx.wait_for(settled, "every request to be applied")
     with session_scope() as session:
         rows = session.scalars(select(SepRequest).order_by(SepRequest.id)).all()
         ctx.say("sep_exchange_queue:")

@@ -10,6 +10,7 @@ from typing import Any
 from sqlalchemy import Select, func, or_, select
 from sqlalchemy.orm import Session
 
+from models.mail import MailMessage
 from models.master import Asset, Employee
 from models.sep import (
     EXECUTED,
@@ -51,40 +52,52 @@ def _row(obj: Any, columns: tuple[str, ...]) -> dict[str, Any]:
 
 
 def letters(session: Session, limit: int = DEFAULT_LIMIT) -> WorkList:
-    """Список писем к обработке: codes read from letters whose application is not dealt with yet."""
+    """Список писем к обработке: letters not read yet, letters that could not be read, and SEP
+    letters whose application is not dealt with yet (no data, or not closed)."""
     query = (
-        select(SepConfirmationCode, SepApplication, Employee.name)
-        .outerjoin(
-            SepApplication, SepApplication.application_number == SepConfirmationCode.application_number
+        select(
+            MailMessage,
+            SepConfirmationCode.code,
+            SepApplication.status,
+            SepApplication.request_status,
+            Employee.name,
         )
-        .outerjoin(Employee, Employee.id == SepConfirmationCode.responsible_id)
-        .where(SepConfirmationCode.used_at.is_(None))
-        .where(SepConfirmationCode.entered_by_hand.is_(False))
-        .where(or_(SepApplication.id.is_(None), SepApplication.status.not_in(CLOSED_APPLICATION)))
-        .order_by(SepConfirmationCode.created_at, SepConfirmationCode.id)
+        .outerjoin(SepConfirmationCode, SepConfirmationCode.source_message_id == MailMessage.id)
+        .outerjoin(SepApplication, SepApplication.application_number == MailMessage.application_number)
+        .outerjoin(Employee, Employee.id == MailMessage.responsible_id)
+        .where(MailMessage.duplicate_of_id.is_(None))
+        .where(
+            or_(
+                MailMessage.status.in_(("new", "error")),
+                (MailMessage.status == "processed")
+                & (MailMessage.kind != "lease_entered")
+                & or_(SepApplication.id.is_(None), SepApplication.status.not_in(CLOSED_APPLICATION)),
+            )
+        )
+        .order_by(MailMessage.id)
+    )
+    columns = (
+        "id",
+        "received_at",
+        "sender",
+        "subject",
+        "status",
+        "reason",
+        "kind",
+        "application_number",
+        "asset_inventory_number",
+        "responsible_id",
+        "match_reason",
     )
     items = []
-    for code, application, responsible in session.execute(query.limit(limit)):
-        item = _row(
-            code,
-            (
-                "id",
-                "application_number",
-                "epts",
-                "vin",
-                "code",
-                "valid_until",
-                "asset_inventory_number",
-                "responsible_id",
-                "match_reason",
-                "source_message_id",
-                "entered_by_hand",
-                "created_at",
-            ),
+    for message, code, application_status, request_status, responsible in session.execute(query.limit(limit)):
+        item = _row(message, columns)
+        item.update(
+            code=code,
+            responsible=responsible,
+            application_status=application_status,
+            request_status=request_status,
         )
-        item["responsible"] = responsible
-        item["application_status"] = application.status if application else None
-        item["request_status"] = application.request_status if application else None
         items.append(item)
     return WorkList("letters", "Письма к обработке (letters to process)", _count(session, query), items)
 

@@ -7,7 +7,6 @@ import json
 import re
 import time
 from collections.abc import Iterator
-from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -17,12 +16,14 @@ from sqlalchemy import select
 
 from config.settings import get_settings
 from models.db import db_now, session_scope
+from models.mail import MailMessage
 from models.outbox import Outbox
 from models.sep import SepRequest
-from models.sep_codes import SepConfirmationCode
 from sandbox.harness import SandboxClock
+from sandbox.mail import SandboxMailbox, SmtpSink
 from sandbox.sep.emulator import SepEmulator
 from sandbox.server import Sandbox
+from tasks.mail_intake import fetch_mail
 from tasks.master_data import import_master_data
 from tasks.outbox import set_dispatch_mode
 from tasks.steps import STEPS, run_step
@@ -47,17 +48,26 @@ TIMINGS = {
 
 @pytest.fixture(scope="session")
 def _sandbox() -> Iterator[Sandbox]:
-    with Sandbox([SepEmulator(SandboxClock())]) as box:
+    clock = SandboxClock()
+    with Sandbox([SepEmulator(clock), SandboxMailbox(clock), SmtpSink(clock)]) as box:
         yield box
 
 
 @pytest.fixture
-def sep_box(_sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch, obmen_app: Any) -> Iterator[Sandbox]:
-    """The emulator, reset, lenient by default (SEP's own minimum delay 0); obmen pointed at it."""
+def sep_box(
+    _sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, obmen_app: Any
+) -> Iterator[Sandbox]:
+    """The emulator, reset, lenient by default (SEP's own minimum delay 0); its letters delivered
+    to a Maildir of this test's own, which mail intake reads; obmen pointed at all of it."""
     emulator = sep(_sandbox)
     emulator.reset()
     emulator.clock = SandboxClock()  # a test may have moved SEP's clock
     emulator.knobs.update({"extra": {"min_delay_s": 0}})
+    mailbox = _sandbox.emulator("mailbox")
+    assert isinstance(mailbox, SandboxMailbox)
+    mailbox.deliver_to = f"maildir://{tmp_path / 'mail'}"
+    for sub in ("new", "cur", "tmp"):
+        (tmp_path / "mail" / sub).mkdir(parents=True)
     for key, value in {**TIMINGS, **_sandbox.client_settings()}.items():
         monkeypatch.setenv(key, value)
     get_settings.cache_clear()
@@ -104,6 +114,18 @@ def start_ownership_change(box: Sandbox, epts: str = EPTS, **more: Any) -> dict[
     return dict(response.json())
 
 
+def intake() -> None:
+    """Mail intake, for real: read the mailbox; ``mail.process`` then files each letter's code and
+    asks for the application's data (``run_due`` runs it with the rest)."""
+    report = fetch_mail()
+    assert report.error is None, report.error
+
+
+def mail_ids() -> list[int]:
+    with session_scope() as session:
+        return list(session.scalars(select(MailMessage.id).order_by(MailMessage.id)))
+
+
 LETTER_FIELDS = {
     "application_number": "Номер заявления",
     "epts": "Номер ЭПТС",
@@ -126,25 +148,6 @@ def read_letter(raw: bytes) -> dict[str, str]:
         if match:
             found[key] = match.group(1).strip()
     return found
-
-
-def intake(box: Sandbox, index: int = -1) -> dict[str, str]:
-    """What mail intake does with a SEP letter: a code row (then it asks for the application's data)."""
-    fields = read_letter(sep(box).mailroom.letters[index].raw)
-    if "code" in fields:
-        with session_scope() as session:
-            day, month, year = fields["valid_until"].split(".")
-            session.add(
-                SepConfirmationCode(
-                    application_number=fields["application_number"],
-                    code=fields["code"],
-                    epts=fields.get("epts"),
-                    vin=fields.get("vin"),
-                    valid_until=date(int(year), int(month), int(day)),
-                    source_message_id=1000 + index,
-                )
-            )
-    return fields
 
 
 def run_due(max_rounds: int = 200, until: Any = None, timeout: float = 30.0) -> list[str]:

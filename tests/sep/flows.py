@@ -35,11 +35,10 @@ def lease(contract: str = "ДЛ-1/1") -> SepLeaseApplication:
 
 
 def own_vehicle(box: Sandbox) -> str:
-    """The whole ownership change of OS-1 to us; returns the application number."""
+    """The whole ownership change of OS-1 to us, letter included; returns the application number."""
     add_vehicle(box)
     number = str(start_ownership_change(box)["application_number"])
-    intake(box)
-    call("sep.request_application_data", application_number=number, source="mail:1")
+    intake()
     run_due()
     call("sep.confirm_ownership_change", application_number=number)
     run_due()

@@ -7,6 +7,7 @@ from collections.abc import Iterator
 
 import httpx
 import pytest
+from click.testing import CliRunner
 
 from sandbox.server import Sandbox
 from tasks.outbox import set_dispatch_mode
@@ -24,6 +25,7 @@ from tests.sep.conftest import (
     start_ownership_change,
 )
 from tests.sep.flows import call
+from workers.cli import cli
 
 READ = {"Authorization": "Bearer test-read-token"}
 
@@ -41,10 +43,7 @@ def _scene(box: Sandbox) -> tuple[str, str]:
     add_vehicle(box, epts=EPTS_UNKNOWN, vin=None)
     known = start_ownership_change(box)["application_number"]
     other = start_ownership_change(box, epts=EPTS_UNKNOWN)["application_number"]
-    intake(box, 0)
-    intake(box, 1)
-    call("sep.request_application_data", application_number=known, source="mail:1")
-    call("sep.request_application_data", application_number=other, source="mail:2")
+    intake()
     run_due()
     sep(box).knobs.update({"extra": {"never_ready": True}})
     call("sep.confirm_ownership_change", application_number=other, code="999999")
@@ -87,19 +86,21 @@ def test_work_lists_over_the_gateway(sep_box: Sandbox, master: None, gateway: Ga
 def test_work_lists_as_tables_and_actions_from_the_command_line(sep_box: Sandbox, master: None) -> None:
     add_vehicle(sep_box)
     number = start_ownership_change(sep_box)["application_number"]
-    intake(sep_box)
-    env = sep_box.client_settings()
-    refreshed = obmen("sep", "refresh", number, env=env)
+    intake()
+    refreshed = obmen("sep", "refresh", number, env=sep_box.client_settings())  # the real command, once
     assert refreshed.returncode == 0, refreshed.stderr
     assert json.loads(refreshed.stdout.strip().splitlines()[-1])["created"] is True
-    queue = obmen("sep", "queue", env=env)
-    assert queue.returncode == 0, queue.stderr
-    assert queue.stdout.startswith("Очередь (open queue numbers): 1\n")
-    assert "RequestApplicationData" in queue.stdout and "pending" in queue.stdout
-    summary = obmen("sep", "summary", env=env)
-    assert "letters" in summary.stdout.splitlines()[0] and summary.stdout.splitlines()[2].split()[0] == "1"
 
-    refused = obmen("sep", "confirm-lease", "2026-777777", env=env)
-    assert refused.returncode != 0 and "no lease application of ours has SEP number" in refused.stderr
-    listed = obmen("sep", "letters", "--json", env=env)
-    assert json.loads(listed.stdout)["items"][0]["application_number"] == number
+    runner = CliRunner()
+    queue = runner.invoke(cli, ["sep", "queue"])
+    assert queue.exit_code == 0, queue.output
+    assert queue.output.startswith("Очередь (open queue numbers): 1\n")
+    assert "RequestApplicationData" in queue.output and "pending" in queue.output
+    summary = runner.invoke(cli, ["sep", "summary"]).output.splitlines()
+    assert summary[0].split() == ["letters", "ownership_changes", "lease_applications", "queue", "errors"]
+    assert summary[2].split() == ["1", "0", "0", "1", "0"]
+    refused = runner.invoke(cli, ["sep", "confirm-lease", "2026-777777"])
+    assert refused.exit_code != 0 and "no lease application of ours has SEP number" in refused.output
+    listed = json.loads(runner.invoke(cli, ["sep", "letters", "--json"]).output)
+    [unread] = listed["items"]  # stored by mail intake, not yet read
+    assert unread["status"] == "new" and number in unread["subject"]
