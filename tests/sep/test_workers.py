@@ -1,5 +1,6 @@
-"""Real worker processes against the emulator: no poll before the minimum delay even when copies of
-the poll arrive early, and a worker killed mid-submission does not make a second SEP application."""
+"""Real worker processes against the emulator: SEP's letter through mail intake to the applied data,
+with no poll before the minimum delay even when copies of the poll arrive early; and a worker
+killed mid-submission does not make a second SEP application."""
 
 from __future__ import annotations
 
@@ -40,7 +41,7 @@ def _request(operation: str) -> SepRequest | None:
     return found[0] if found else None
 
 
-def test_no_poll_before_the_minimum_delay_against_a_lenient_sep_even_with_early_copies(
+def test_letter_to_applied_data_with_no_poll_before_the_minimum_delay_even_with_early_copies(
     sep_box: Sandbox, master: None, worker_env: dict[str, str]
 ) -> None:
     from workers.app import app
@@ -69,6 +70,8 @@ def test_no_poll_before_the_minimum_delay_against_a_lenient_sep_even_with_early_
         )
     finally:
         worker.stop()
+    [request] = requests_of("RequestApplicationData")
+    assert request.source is not None and request.source.startswith("mail:")  # the letter's row
     [item] = [i for i in sep(sep_box).world.queue.values() if i.operation == "RequestApplicationData"]
     # SEP's own log: one poll, and it came no earlier than 2 s after SEP accepted the request.
     assert len(item.polls) == 1
