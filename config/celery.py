@@ -59,6 +59,10 @@ def beat_schedule(settings: Settings) -> dict[str, dict[str, Any]]:
         "outbox-relay": every("outbox.relay", settings.outbox_relay_interval_s),
         "sweep": every("ops.sweep", settings.sweep_interval_s),
         "canary": every("ops.canary", settings.canary_interval_s),
+        # Keeps sep_applications current (the seed's «запрос заявлений за период»).
+        "sep-request-applications": every(
+            "sep.request_applications", settings.sep_request_applications_interval_s, {"source": "beat"}
+        ),
         "mail-fetch": every("mail.fetch", settings.mail_poll_interval_s),
     }
 

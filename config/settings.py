@@ -84,6 +84,16 @@ class Settings(BaseSettings):
     sep_url: str = "http://127.0.0.1:8700/sep"
     sep_min_poll_delay_s: int = Field(60, ge=0)
     sep_poll_interval_s: int = Field(60, ge=1)
+    sep_max_polls: int = Field(30, ge=1)
+    sep_connect_timeout_s: float = Field(5.0, gt=0)
+    sep_read_timeout_s: float = Field(30.0, gt=0)
+    sep_operation_timeout_s: float = Field(60.0, gt=0)
+    sep_max_response_bytes: int = Field(5_000_000, ge=1024)
+    sep_auto_confirm: bool = False
+    sep_application_data_fresh_s: int = Field(300, ge=0)
+    sep_request_applications_interval_s: int = Field(3600, ge=10)
+    sep_request_applications_days: int = Field(30, ge=1)
+    sep_lease_confirm_days: int = Field(10, ge=1)
 
     # --- mail --------------------------------------------------------------------------------
     imap_url: SecretStr | None = None

@@ -92,6 +92,17 @@ def db_now(session: Session) -> datetime:
     return session.execute(select(type_coerce(func.now(), UTCDateTime()))).scalar_one()
 
 
+def db_clock(session: Session) -> datetime:
+    """The database clock at this very instant (``clock_timestamp()``).
+
+    ``db_now`` is the start of the transaction in Postgres; after a slow call inside the
+    transaction, this is the time to record when something happened.
+    """
+    if session.get_bind().dialect.name == "sqlite":
+        return utcnow()
+    return session.execute(select(type_coerce(func.clock_timestamp(), UTCDateTime()))).scalar_one()
+
+
 def insert_ignoring_conflicts(session: Session, model: type[Any]) -> Any:
     """``INSERT … ON CONFLICT DO NOTHING`` on the session's database (Postgres or SQLite).
 

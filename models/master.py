@@ -76,8 +76,11 @@ class LeaseContract(MasterData, Base):
     date: Mapped[dt.date] = mapped_column(Date, nullable=False)
     document_name: Mapped[str] = mapped_column(String(500), nullable=False)
     lessee_inn: Mapped[str] = mapped_column(String(12), nullable=False)
+    # The last date of the payment schedule (график платежей) when the file gives one.
     lease_term_end: Mapped[dt.date] = mapped_column(Date, nullable=False)
     epts: Mapped[list[Any]] = mapped_column(nullable=False)
+    # [{"date": "YYYY-MM-DD", "amount": "123.45"}, ...] as 1C exported it.
+    payment_schedule: Mapped[list[Any] | None] = mapped_column()
     organization_inn: Mapped[str | None] = mapped_column(ForeignKey("organizations.inn"))
 
 

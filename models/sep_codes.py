@@ -30,6 +30,9 @@ class SepConfirmationCode(Base):
     match_reason: Mapped[str | None] = mapped_column(Text)
     entered_by_hand: Mapped[bool] = mapped_column(default=False, nullable=False)
     used_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # Set when SEP refused a confirmation with this code (wrong, expired): it is not offered again.
+    refused_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    refusal: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), server_default=func.now(), nullable=False)
 
     __table_args__ = (UniqueConstraint("application_number", "code"),)

@@ -4,5 +4,6 @@ from __future__ import annotations
 
 from sandbox.harness import Emulator
 from sandbox.mail import SandboxMailbox, SmtpSink
+from sandbox.sep.emulator import SepEmulator
 
-EMULATORS: list[type[Emulator]] = [SmtpSink, SandboxMailbox]
+EMULATORS: list[type[Emulator]] = [SmtpSink, SandboxMailbox, SepEmulator]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import fields
+
 import structlog
 
 from integrations.exchange import Exchange
@@ -12,10 +14,15 @@ from tasks.policy import describe
 log = structlog.get_logger(__name__)
 
 
+def exchange_log_row(exchange: Exchange) -> ExchangeLog:
+    """The ``exchange_log`` row of an exchange (also of a subclass carrying a flow's own fields)."""
+    return ExchangeLog(**{f.name: getattr(exchange, f.name) for f in fields(Exchange)})
+
+
 def record_exchange(exchange: Exchange) -> None:
     try:
         with session_scope() as session:
-            session.add(ExchangeLog(**exchange.__dict__))
+            session.add(exchange_log_row(exchange))
     except Exception as exc:  # a lost log line must not fail the business step
         log.warning(
             "exchange.not_recorded", system=exchange.system, operation=exchange.operation, error=describe(exc)

@@ -76,6 +76,11 @@ def _values(section: str, row: Row) -> dict[str, Any]:
         values["kpp"] = values.get("kpp") or ""
     if section == "lease_contracts":
         values["epts"] = list(values["epts"])
+        if values.get("payment_schedule") is not None:
+            values["payment_schedule"] = [
+                {"date": p["date"].isoformat(), "amount": str(p["amount"])}
+                for p in values["payment_schedule"]
+            ]
     return values
 
 

@@ -151,7 +151,18 @@ def step(
             raise RuntimeError(f"step {name} declared twice")
         STEPS[name] = spec
 
-        @shared_task(name=name, bind=True, acks_late=True, reject_on_worker_lost=True, max_retries=None)
+        # Attributes go in as task options: setting them on the shared_task proxy would land on
+        # whichever app was current at import time, not on the obmen app's task.
+        @shared_task(
+            name=name,
+            bind=True,
+            acks_late=True,
+            reject_on_worker_lost=True,
+            max_retries=None,
+            plain=staticmethod(fn),
+            spec=spec,
+            __doc__=fn.__doc__,
+        )
         def step_task(self: Task, *args: Any, **kwargs: Any) -> str:
             try:
                 if args:
@@ -162,9 +173,6 @@ def step(
                 return Outcome.REJECTED.value
             return run_step(spec, ref.id, self).value
 
-        step_task.__doc__ = fn.__doc__
-        step_task.plain = fn  # type: ignore[attr-defined]
-        step_task.spec = spec  # type: ignore[attr-defined]
         return step_task
 
     return decorate
@@ -174,7 +182,16 @@ def entry(name: str, *, args: type[ArgsT]) -> Callable[[Callable[[Any, ArgsT], A
     """Declare the public task ``name`` whose keyword arguments ``args`` validates."""
 
     def decorate(fn: Callable[[Any, ArgsT], Any]) -> Task:
-        @shared_task(name=name, bind=True, acks_late=True, reject_on_worker_lost=True, max_retries=None)
+        @shared_task(
+            name=name,
+            bind=True,
+            acks_late=True,
+            reject_on_worker_lost=True,
+            max_retries=None,
+            plain=staticmethod(fn),
+            args_model=args,
+            __doc__=fn.__doc__,
+        )
         def entry_task(self: Task, *pos: Any, **kwargs: Any) -> Any:
             try:
                 if pos:
@@ -193,9 +210,6 @@ def entry(name: str, *, args: type[ArgsT]) -> Callable[[Callable[[Any, ArgsT], A
                     return Outcome.REJECTED.value
                 raise self.retry(countdown=countdown(attempt), exc=exc, max_retries=None) from exc
 
-        entry_task.__doc__ = fn.__doc__
-        entry_task.plain = fn  # type: ignore[attr-defined]
-        entry_task.args_model = args  # type: ignore[attr-defined]
         return entry_task
 
     return decorate

@@ -11,6 +11,7 @@ import click
 from config.celery import QUEUE_NAMES
 from config.logging import configure_logging
 from config.settings import get_settings
+from workers.sep_cli import sep as sep_commands
 
 
 @click.group()
@@ -206,6 +207,9 @@ def check() -> None:
     click.echo(json.dumps(summary, indent=2))
     if found:
         sys.exit(2)
+
+
+cli.add_command(sep_commands)
 
 
 def main() -> None:

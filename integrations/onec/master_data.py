@@ -11,7 +11,7 @@ import datetime as dt
 import warnings
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, EmailStr, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, EmailStr, Field, ValidationError, field_validator, model_validator
 
 from integrations.validation import Epts, Inn, Kpp, Money, Vin, vin_check_digit_ok
 
@@ -65,14 +65,35 @@ class SepSettingsRow(Row):
     responsible: str | None = None
 
 
+class PaymentRow(Row):
+    date: dt.date
+    amount: Money
+
+
 class LeaseContractRow(Row):
+    """An appendix to a lease contract; the lease term ends with its payment schedule."""
+
     number: str = Field(min_length=1, max_length=100)
     date: dt.date
     document_name: str = Field(min_length=1)
     lessee_inn: Inn
-    lease_term_end: dt.date
+    lease_term_end: dt.date | None = None
+    payment_schedule: list[PaymentRow] | None = None
     epts: list[Epts] = Field(min_length=1)
     organization_inn: Inn | None = None
+
+    @model_validator(mode="after")
+    def _term_from_schedule(self) -> LeaseContractRow:
+        if self.payment_schedule:
+            last = max(p.date for p in self.payment_schedule)
+            if self.lease_term_end is not None and self.lease_term_end != last:
+                raise ValueError(
+                    f"lease_term_end {self.lease_term_end} differs from the last payment date {last}"
+                )
+            self.lease_term_end = last
+        if self.lease_term_end is None:
+            raise ValueError("give lease_term_end or a payment_schedule to take it from")
+        return self
 
 
 class TariffRow(Row):

@@ -37,6 +37,10 @@ COMPRESSED = {
 }
 
 
+# The emulators' own timing, compressed like obmen's (SEP's minimum delay is its own setting).
+SANDBOX_KNOBS: dict[str, dict[str, Any]] = {"sep": {"extra": {"min_delay_s": 2, "processing_s": 0.5}}}
+
+
 class ScenarioFailed(Exception):
     pass
 
@@ -66,11 +70,12 @@ Scenario = Callable[[DemoContext], None]
 
 def scenarios() -> list[tuple[str, Scenario]]:
     """Every flow's demo scenario, in the order a reader meets them. Flows add theirs here."""
-    from sandbox.demo import machinery, mail
+    from sandbox.demo import machinery, mail, sep
 
     return [
         ("machinery: outbox, retry policy, parking, re-drive", machinery.run),
         ("mail intake: SEP letters -> confirmation codes -> personal notifications", mail.run),
+        ("SEP: ownership change and lease application, submit → wait ≥ min delay → poll → apply", sep.run),
     ]
 
 
@@ -112,6 +117,8 @@ def run_demo() -> int:
     from sandbox.server import Sandbox
 
     box = Sandbox(scale=1.0).start()
+    for emulator in box.emulators:
+        emulator.knobs.update(SANDBOX_KNOBS.get(emulator.system, {}))
     for key, value in box.client_settings().items():
         os.environ.setdefault(key, value)
     get_settings.cache_clear()

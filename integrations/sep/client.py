@@ -1,0 +1,386 @@
+"""The SEP client: zeep over the pinned WSDL, with every answer mapped to a typed outcome.
+
+zeep builds and reads the envelopes; the HTTP is ours (httpx), so that connect, read and whole
+operation timeouts and a response size cap hold, and so that we know whether a failed request
+had left (``delivery``). XML is parsed with DTDs, entities and external references forbidden.
+Each request is reported to the ``recorder`` as a :class:`SepExchange`, success or not.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+import time
+from dataclasses import dataclass
+from datetime import date, datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+import zeep
+from lxml import etree
+from zeep import exceptions as zx
+
+from integrations.exchange import Recorder, clip, discard, redact
+from integrations.sep.messages import (
+    Application,
+    ApplicationKind,
+    LeaseDocument,
+    Party,
+    PartyRole,
+    PartyStatus,
+    QueueResult,
+    QueueState,
+    SepError,
+    SepRequestArgs,
+    Ticket,
+    Vehicle,
+)
+from integrations.sep.outcomes import (
+    Outcome,
+    QueueNumberReceived,
+    RequestError,
+    ResponseReceived,
+    SepExchange,
+    XmlReadError,
+)
+
+WSDL = Path(__file__).with_name("sep.wsdl")
+BINDING = "{urn:obmen:sep:v1}SepExchangeBinding"
+SYSTEM = "sep"
+
+
+@dataclass(frozen=True)
+class SepClientConfig:
+    url: str
+    connect_timeout_s: float = 5.0
+    read_timeout_s: float = 30.0
+    operation_timeout_s: float = 60.0
+    max_response_bytes: int = 5_000_000
+
+
+class _Sent(Exception):
+    """Raised inside the transport when the answer broke after the request had left."""
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(detail)
+
+
+class _NotSent(Exception):
+    pass
+
+
+class _Unreadable(Exception):
+    """The answer is refused before parsing: too large, or it declares a DTD."""
+
+
+# An XML declaration, comments and processing instructions, then a DOCTYPE: the prolog of a DTD.
+_DTD = re.compile(rb"(?:\xef\xbb\xbf)?\s*(?:<\?.*?\?>\s*|<!--.*?-->\s*)*<!DOCTYPE", re.S | re.I)
+
+
+@dataclass
+class _Reply:
+    """What zeep needs of an HTTP response."""
+
+    status_code: int
+    headers: httpx.Headers
+    content: bytes
+    encoding: str | None
+
+
+class _Transport(zeep.Transport):
+    """zeep's transport over httpx, with a size cap and a deadline for the whole operation."""
+
+    def __init__(self, config: SepClientConfig) -> None:
+        super().__init__(timeout=config.connect_timeout_s, operation_timeout=config.read_timeout_s)
+        self.config = config
+        self.http = httpx.Client(
+            timeout=httpx.Timeout(
+                connect=config.connect_timeout_s,
+                read=config.read_timeout_s,
+                write=config.read_timeout_s,
+                pool=config.connect_timeout_s,
+            ),
+            follow_redirects=False,
+        )
+        self.local = threading.local()
+
+    def load(self, url: str) -> bytes:
+        # Only the pinned WSDL is ever loaded; nothing it names is fetched.
+        if Path(url).resolve() != WSDL.resolve():
+            raise zx.ExternalReferenceForbidden(url)
+        return WSDL.read_bytes()
+
+    def post(self, address: str, message: bytes, headers: dict[str, str]) -> _Reply:
+        exchange: SepExchange = self.local.exchange
+        exchange.url = address
+        exchange.request_headers = redact(headers)
+        exchange.request_body = clip(message)
+        deadline = time.monotonic() + self.config.operation_timeout_s
+        try:
+            with self.http.stream("POST", address, content=message, headers=headers) as response:
+                chunks: list[bytes] = []
+                size = 0
+                for chunk in response.iter_bytes():
+                    size += len(chunk)
+                    if size > self.config.max_response_bytes:
+                        exchange.response_status = response.status_code
+                        raise _Unreadable(f"answer larger than {self.config.max_response_bytes} bytes")
+                    if time.monotonic() > deadline:
+                        raise _Sent(f"answer not complete within {self.config.operation_timeout_s} s")
+                    chunks.append(chunk)
+                content = b"".join(chunks)
+        except (
+            httpx.ConnectError,
+            httpx.ConnectTimeout,
+            httpx.PoolTimeout,
+            httpx.UnsupportedProtocol,
+        ) as exc:
+            raise _NotSent(f"{type(exc).__name__}: {exc}") from exc
+        except httpx.HTTPError as exc:  # read/write timeout, connection dropped: the request had left
+            raise _Sent(f"{type(exc).__name__}: {exc}") from exc
+        exchange.response_status = response.status_code
+        exchange.response_body = clip(content)
+        if _DTD.match(content):
+            # Refused before any parser sees it: no entity is expanded, no file read, nothing fetched.
+            raise _Unreadable("the answer declares a DTD (<!DOCTYPE ...>); SEP answers never do")
+        return _Reply(response.status_code, response.headers, content, response.encoding)
+
+
+class SepClient:
+    """One client per process; safe to use from several threads."""
+
+    def __init__(self, config: SepClientConfig, recorder: Recorder = discard) -> None:
+        self.config = config
+        self.recorder = recorder
+        self._transport = _Transport(config)
+        settings = zeep.Settings(
+            strict=True, forbid_dtd=True, forbid_entities=True, forbid_external=True, xml_huge_tree=False
+        )
+        client = zeep.Client(str(WSDL), transport=self._transport, settings=settings)
+        # The pinned WSDL says where SEP was when it was pinned; the configured URL wins.
+        self._service = client.create_service(BINDING, config.url)
+
+    def close(self) -> None:
+        self._transport.http.close()
+
+    # --- operations -------------------------------------------------------------------------------------
+    def submit(
+        self,
+        request: SepRequestArgs,
+        message_id: str,
+        *,
+        request_id: int | None = None,
+        business_key: str | None = None,
+    ) -> Outcome:
+        """Send one request operation; ``message_id`` makes a repeat return the original queue number."""
+        operation = request.OPERATION
+        exchange = self._exchange(operation, request_id, business_key, message_id=message_id)
+        exchange.application_number = getattr(request, "application_number", None)
+        outcome = self._call(exchange, operation, {"messageId": message_id, **request.wire()}, _ticket)
+        if isinstance(outcome, QueueNumberReceived):
+            exchange.queue_number = outcome.ticket.queue_number
+            exchange.correlation_id = outcome.ticket.queue_number
+        self._record(exchange, outcome)
+        return outcome
+
+    def get_queue_result(
+        self,
+        queue_number: str,
+        *,
+        request_id: int | None = None,
+        business_key: str | None = None,
+        application_number: str | None = None,
+    ) -> Outcome:
+        exchange = self._exchange("GetQueueResult", request_id, business_key, queue_number=queue_number)
+        exchange.application_number = application_number
+        outcome = self._call(exchange, "GetQueueResult", {"queueNumber": queue_number}, _queue_result)
+        if isinstance(outcome, ResponseReceived):
+            exchange.sep_state = outcome.result.state.value
+            exchange.failures += [("sep", e.code, e.message) for e in outcome.result.errors]
+        self._record(exchange, outcome)
+        return outcome
+
+    # --- the machinery ---------------------------------------------------------------------------------------
+    def _exchange(
+        self,
+        operation: str,
+        request_id: int | None,
+        business_key: str | None,
+        *,
+        message_id: str | None = None,
+        queue_number: str | None = None,
+    ) -> SepExchange:
+        return SepExchange(
+            system=SYSTEM,
+            operation=operation,
+            correlation_id=queue_number or message_id,
+            business_key=business_key,
+            message_id=message_id,
+            queue_number=queue_number,
+            request_id=request_id,
+        )
+
+    def _call(self, exchange: SepExchange, operation: str, kwargs: dict[str, Any], read: Any) -> Outcome:
+        self._transport.local.exchange = exchange
+        started = time.perf_counter()
+        try:
+            answer = getattr(self._service, operation)(**kwargs)
+            return read(answer)
+        except _NotSent as exc:
+            return RequestError(str(exc), retryable=True, delivery="not_sent")
+        except _Sent as exc:
+            return RequestError(f"no complete answer: {exc}", retryable=True, delivery="maybe")
+        except _Unreadable as exc:
+            return XmlReadError(str(exc), retryable=False)
+        except zx.Fault as fault:
+            return _fault_outcome(fault, exchange.response_status)
+        except (zx.DTDForbidden, zx.EntitiesForbidden, zx.ExternalReferenceForbidden) as exc:
+            return XmlReadError(f"refused to read the answer: {type(exc).__name__}: {exc}", retryable=False)
+        except zx.TransportError as exc:
+            return _transport_outcome(exc)
+        except (zx.XMLSyntaxError, zx.XMLParseError, etree.XMLSyntaxError) as exc:
+            return XmlReadError(f"{type(exc).__name__}: {exc}", retryable=True)
+        except _SchemaMismatch as exc:
+            return XmlReadError(str(exc), retryable=False)
+        finally:
+            exchange.duration_ms = round((time.perf_counter() - started) * 1000, 3)
+            self._transport.local.exchange = None
+
+    def _record(self, exchange: SepExchange, outcome: Outcome) -> None:
+        exchange.request_status = outcome.request_status.value
+        if isinstance(outcome, XmlReadError | RequestError):
+            exchange.error = outcome.detail
+            kind = "xml" if isinstance(outcome, XmlReadError) else _error_kind(outcome)
+            code = outcome.fault_code if isinstance(outcome, RequestError) else None
+            exchange.failures.append((kind, code, outcome.detail))
+        self.recorder(exchange)
+
+
+class _SchemaMismatch(Exception):
+    """The answer parsed but does not say what the contract says it may (an unknown enum value...)."""
+
+
+def _error_kind(outcome: RequestError) -> str:
+    if outcome.fault_code is not None:
+        return "soap_fault"
+    return "http" if outcome.http_status is not None else "transport"
+
+
+def _fault_outcome(fault: zx.Fault, http_status: int | None) -> Outcome:
+    code = (fault.code or "").rsplit(":", 1)[-1]
+    sep_code, message = None, fault.message or "SOAP Fault"
+    detail = fault.detail
+    if detail is not None and len(detail):
+        found = detail.find("{urn:obmen:sep:v1}FaultDetail")
+        if found is not None:
+            sep_code = found.findtext("{urn:obmen:sep:v1}code")
+            message = found.findtext("{urn:obmen:sep:v1}message") or message
+    if code == "Client":
+        return RequestError(
+            f"SEP refused the request: {sep_code or 'Client'}: {message}",
+            retryable=False,
+            delivery="refused",
+            http_status=http_status,
+            fault_code=sep_code or "Client",
+        )
+    if code == "Server":
+        return RequestError(
+            f"SEP failed: {sep_code or 'Server'}: {message}",
+            retryable=True,
+            delivery="refused",
+            http_status=http_status,
+            fault_code=sep_code or "Server",
+        )
+    # An XML error page that is no SOAP Fault of SEP's (a proxy's): nothing is known.
+    return RequestError(
+        f"HTTP {http_status} with an XML body that is no SOAP Fault",
+        retryable=True,
+        delivery="maybe",
+        http_status=http_status,
+    )
+
+
+def _transport_outcome(exc: zx.TransportError) -> Outcome:
+    status = exc.status_code
+    if status == 200:
+        what = "an empty answer" if not exc.content else "an answer that is not XML (cut short?)"
+        return XmlReadError(f"HTTP 200 with {what}", retryable=True)
+    snippet = (exc.content or b"")[:200].decode("utf-8", errors="replace")
+    if status and 400 <= status < 500:
+        return RequestError(
+            f"HTTP {status}: {snippet}",
+            retryable=status in (408, 429),
+            delivery="refused",
+            http_status=status,
+        )
+    return RequestError(f"HTTP {status}: {snippet}", retryable=True, delivery="maybe", http_status=status)
+
+
+# --- reading zeep's objects into ours ----------------------------------------------------------------
+def _enum(cls: Any, value: Any, what: str) -> Any:
+    try:
+        return cls(value)
+    except ValueError as exc:
+        raise _SchemaMismatch(
+            f"unknown {what} {value!r} in the answer (the contract knows {[m.value for m in cls]})"
+        ) from exc
+
+
+def _aware(value: datetime) -> datetime:
+    if value.tzinfo is None:
+        raise _SchemaMismatch(f"a timestamp without a time zone in the answer: {value.isoformat()}")
+    return value
+
+
+def _ticket(answer: Any) -> Outcome:
+    if answer is None or not answer.queueNumber:
+        raise _SchemaMismatch("the answer carries no queue number")
+    return QueueNumberReceived(Ticket(str(answer.queueNumber), _aware(answer.acceptedAt)))
+
+
+def _application(a: Any) -> Application:
+    document = a.leaseDocument
+    return Application(
+        number=str(a.applicationNumber),
+        kind=_enum(ApplicationKind, a.kind, "application kind"),
+        status=str(a.status),
+        registered_at=_aware(a.registeredAt),
+        confirm_by=a.confirmBy if isinstance(a.confirmBy, date) else None,
+        vehicles=tuple(Vehicle(str(v.epts), v.vin) for v in a.vehicles.vehicle),
+        parties=tuple(
+            Party(
+                _enum(PartyRole, p.role, "party role"),
+                str(p.inn),
+                p.name,
+                _enum(PartyStatus, p.status, "party status"),
+            )
+            for p in a.parties.party
+        ),
+        lease_document=LeaseDocument(
+            document.documentName, document.documentNumber, document.documentDate, document.leaseTermEnd
+        )
+        if document is not None
+        else None,
+    )
+
+
+def _queue_result(answer: Any) -> Outcome:
+    applications = None
+    if answer.applications is not None:
+        applications = tuple(_application(a) for a in answer.applications.application or [])
+    errors = tuple(
+        SepError(str(e.code), str(e.message)) for e in (answer.errors.error if answer.errors else [])
+    )
+    return ResponseReceived(
+        QueueResult(
+            queue_number=str(answer.queueNumber),
+            state=_enum(QueueState, answer.state, "queue state"),
+            server_time=_aware(answer.serverTime),
+            not_before=_aware(answer.notBefore) if answer.notBefore is not None else None,
+            completed_at=_aware(answer.completedAt) if answer.completedAt is not None else None,
+            application=_application(answer.application) if answer.application is not None else None,
+            applications=applications,
+            errors=errors,
+        )
+    )

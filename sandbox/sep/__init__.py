@@ -1,0 +1,1 @@
+"""The АС «СЭП» emulator (``emulator.py``), its in-memory SEP (``world.py``) and its SOAP (``soap.py``)."""

@@ -1,0 +1,171 @@
+"""The machinery of every SEP request: send it, poll its queue number, apply its result.
+
+Each is a step on the ``sep_exchange_queue`` row (``{"id": ...}``); see ``chain.py`` for how they
+follow each other and ``apply.py`` for what a result changes.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import structlog
+from celery import current_task
+from sqlalchemy.orm import Session
+
+from config.settings import get_settings
+from integrations.errors import PermanentError, TransientError
+from integrations.sep.messages import REQUESTS, QueueState
+from integrations.sep.outcomes import QueueNumberReceived, RequestError, ResponseReceived, XmlReadError
+from models.db import db_clock, db_now
+from models.sep import SepRequest
+from tasks.policy import countdown
+from tasks.sep.apply import apply_request
+from tasks.sep.chain import APPLY, POLL, SUBMIT, advance, mirror, schedule_poll
+from tasks.sep.client import sep_client
+from tasks.steps import step
+
+log = structlog.get_logger(__name__)
+
+
+@step(SUBMIT, model=SepRequest, statuses={"pending", "uncertain"})
+def submit_request(session: Session, request: SepRequest) -> None:
+    """Send the request to SEP under its fixed message id; keep the queue number and schedule the first poll.
+
+    A request whose earlier send may have reached SEP (``uncertain``, or a worker that died
+    mid-send) is sent again with the same message id: SEP answers a repeated message id with the
+    original queue number, so one business request never becomes two SEP applications.
+    """
+    settings = get_settings()
+    args = REQUESTS[request.operation].model_validate(request.payload)
+    if request.status == "uncertain" or request.attempts > 1:
+        log.warning(
+            "sep.resend_same_message_id",
+            request_id=request.id,
+            message_id=request.message_id,
+            sends=request.sends,
+            why=request.last_error or "an earlier attempt did not finish",
+        )
+    request.sends += 1
+    outcome = sep_client().submit(
+        args, request.message_id, request_id=request.id, business_key=request.business_key
+    )
+    request.request_status = outcome.request_status.value
+    if isinstance(outcome, QueueNumberReceived):
+        # Our clock, taken after the answer: never earlier than SEP's own acceptance.
+        submitted = db_clock(session)
+        request.queue_number = outcome.ticket.queue_number
+        request.sep_accepted_at = outcome.ticket.accepted_at
+        request.submitted_at = submitted
+        request.status = "queued"
+        request.max_polls = request.polls + settings.sep_max_polls
+        schedule_poll(session, request, submitted + timedelta(seconds=settings.sep_min_poll_delay_s))
+    elif isinstance(outcome, ResponseReceived):
+        raise PermanentError(f"SEP answered {request.operation} with a queue result")
+    elif outcome.delivery == "refused" and not outcome.retryable:
+        request.status = "error"
+        request.outcome = "Refused"
+        code = outcome.fault_code if isinstance(outcome, RequestError) else None
+        request.errors = [{"code": code, "message": outcome.detail}]
+        advance(session, request)
+    elif outcome.delivery == "maybe":
+        request.status = "uncertain"
+        request.record_error(f"{type(outcome).__name__}: {outcome.detail}")
+        if not outcome.retryable:
+            request.park(
+                f"the answer could not be read ({outcome.detail}); check SEP, then re-drive", db_now(session)
+            )
+        elif request.sends >= settings.max_attempts:
+            request.park(f"no answer after {request.sends} sends: {outcome.detail}", db_now(session))
+        else:
+            advance(
+                session, request, at=db_now(session) + timedelta(seconds=countdown(request.sends, settings))
+            )
+    else:  # it never left, or SEP said it could not take it now: plain retry
+        raise TransientError(outcome.detail)
+    mirror(session, request)
+
+
+@step(POLL, model=SepRequest, statuses={"queued"})
+def poll_queue(session: Session, request: SepRequest) -> None:
+    """Ask SEP for the queue number's result, never before its time; re-schedule until it is ready.
+
+    The first poll is due ``OBMEN_SEP_MIN_POLL_DELAY_S`` after ``submitted_at``, later ones every
+    ``OBMEN_SEP_POLL_INTERVAL_S``; both are checked here against the database clock, because a
+    countdown can fire early (retry jitter, a worker whose clock runs ahead). An early delivery of
+    the scheduled poll re-schedules itself for the rest of the wait; any other copy returns quietly.
+    After ``OBMEN_SEP_MAX_POLLS`` unready answers the row is parked; a re-drive grants as many more.
+    """
+    settings = get_settings()
+    assert request.submitted_at is not None
+    now = db_now(session)  # in Postgres the start of this transaction: never later than the real time
+    due = max(
+        request.submitted_at + timedelta(seconds=settings.sep_min_poll_delay_s), request.next_poll_at or now
+    )
+    if now < due:
+        if _is_the_scheduled_poll(request):
+            log.info(
+                "sep.poll_early", request_id=request.id, early_by_s=round((due - now).total_seconds(), 3)
+            )
+            schedule_poll(session, request, due)
+        return
+    if request.max_polls is None or request.polls >= request.max_polls:
+        request.max_polls = request.polls + settings.sep_max_polls  # re-driven after parking
+    assert request.queue_number is not None
+    outcome = sep_client().get_queue_result(
+        request.queue_number,
+        request_id=request.id,
+        business_key=request.business_key,
+        application_number=request.application_number,
+    )
+    if isinstance(outcome, XmlReadError | RequestError):
+        error = f"{outcome.request_status.value}: {outcome.detail}"
+        if outcome.retryable:
+            raise TransientError(error)  # the one retry policy; polling is safe to repeat
+        # Asking again gets the same answer: park the row, showing why, for a person.
+        request.request_status = outcome.request_status.value
+        request.park(error, db_now(session))
+        mirror(session, request)
+        return
+    assert isinstance(outcome, ResponseReceived)
+    result = outcome.result
+    polled = db_clock(session)
+    request.polls += 1
+    request.last_polled_at = polled
+    request.sep_state = result.state.value
+    request.request_status = outcome.request_status.value
+    if result.state in (QueueState.DONE, QueueState.ERROR):
+        request.status = "done" if result.state is QueueState.DONE else "error"
+        request.outcome = result.state.value
+        request.result = result.result_json()
+        request.errors = [{"code": e.code, "message": e.message} for e in result.errors] or None
+        request.completed_at = result.completed_at
+        request.poll_task_id = None
+        request.next_poll_at = None
+        advance(session, request)
+    elif request.polls >= request.max_polls:
+        request.park(
+            f"no result after {request.polls} polls (SEP says {result.state.value}); re-drive to poll again",
+            db_now(session),
+        )
+    else:
+        wait = float(settings.sep_poll_interval_s)
+        if result.state is QueueState.TOO_EARLY and result.not_before is not None:
+            # SEP's clock and minimum may differ from ours; its own "not before" wins.
+            wait = max(1.0, (result.not_before - result.server_time).total_seconds())
+        schedule_poll(session, request, polled + timedelta(seconds=wait))
+    mirror(session, request)
+
+
+def _is_the_scheduled_poll(request: SepRequest) -> bool:
+    if not current_task or current_task.request.called_directly:
+        return True  # called as a plain function (tests, ops): act as the scheduled one
+    return request.poll_task_id in (None, current_task.request.id)
+
+
+@step(APPLY, model=SepRequest, statuses={"done", "error"})
+def apply_result(session: Session, request: SepRequest) -> None:
+    """Apply what SEP answered to the registers (applications, lease applications, asset statuses, codes)."""
+    apply_request(session, request)
+    request.status = "applied"
+    request.applied_at = db_clock(session)
+    mirror(session, request)

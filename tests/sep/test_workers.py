@@ -1,0 +1,131 @@
+"""Real worker processes against the emulator: SEP's letter through mail intake to the applied data,
+with no poll before the minimum delay even when copies of the poll arrive early; and a worker
+killed mid-submission does not make a second SEP application."""
+
+from __future__ import annotations
+
+import json
+import signal
+from datetime import datetime
+
+import pytest
+from sqlalchemy import update
+
+from models.db import session_scope
+from models.sep import OWNED, SepAssetStatus, SepRequest
+from sandbox.server import Sandbox
+from tasks.outbox import enqueue, set_dispatch_mode
+from tests.harness.processes import obmen, start_worker
+from tests.harness.waiting import wait_for
+from tests.sep.conftest import (
+    EPTS,
+    ORG,
+    TIMINGS,
+    add_vehicle,
+    requests_of,
+    sep,
+    soap_requests,
+    start_ownership_change,
+)
+from tests.sep.flows import lease
+
+
+@pytest.fixture
+def worker_env(sep_box: Sandbox) -> dict[str, str]:
+    set_dispatch_mode("inline")
+    return {**TIMINGS, **sep_box.client_settings(), "OBMEN_SEP_MIN_POLL_DELAY_S": "2"}
+
+
+def _request(operation: str) -> SepRequest | None:
+    found = requests_of(operation)
+    return found[0] if found else None
+
+
+def test_letter_to_applied_data_with_no_poll_before_the_minimum_delay_even_with_early_copies(
+    sep_box: Sandbox, master: None, worker_env: dict[str, str]
+) -> None:
+    from workers.app import app
+
+    add_vehicle(sep_box)
+    number = start_ownership_change(sep_box)["application_number"]
+    worker = start_worker(env=worker_env, queues="sep,ops")
+    try:
+        with session_scope() as session:  # as mail intake does, through the outbox
+            enqueue(
+                session, "sep.request_application_data", {"application_number": number, "source": "mail:7"}
+            )
+        queued = wait_for(
+            lambda: (r := _request("RequestApplicationData")) is not None and r.poll_task_id and r,
+            timeout=30,
+            what="the queue number",
+        )
+        # The scheduled poll delivered at once (jitter, a skewed clock), and two stray copies.
+        app.send_task("sep.poll_queue", kwargs={"id": queued.id}, task_id=queued.poll_task_id)
+        app.send_task("sep.poll_queue", kwargs={"id": queued.id})
+        app.send_task("sep.poll_queue", kwargs={"id": queued.id})
+        wait_for(
+            lambda: (r := _request("RequestApplicationData")) is not None and r.status == "applied",
+            timeout=40,
+            what="the result to be applied",
+        )
+    finally:
+        worker.stop()
+    [request] = requests_of("RequestApplicationData")
+    assert request.source is not None and request.source.startswith("mail:")  # the letter's row
+    [item] = [i for i in sep(sep_box).world.queue.values() if i.operation == "RequestApplicationData"]
+    # SEP's own log: one poll, and it came no earlier than 2 s after SEP accepted the request.
+    assert len(item.polls) == 1
+    assert (item.polls[0][0] - item.accepted_at).total_seconds() >= 2.0
+    assert "sep.poll_early" in worker.text()
+
+
+def test_a_worker_killed_between_submit_and_storing_the_queue_number_gives_one_sep_application(
+    sep_box: Sandbox, master: None, worker_env: dict[str, str]
+) -> None:
+    # The vehicle is ours already (the ownership change is tested elsewhere).
+    add_vehicle(sep_box, owner=ORG)
+    with session_scope() as session:
+        session.add(
+            SepAssetStatus(
+                asset_inventory_number="OS-1",
+                epts=EPTS,
+                status=OWNED,
+                period=datetime.now().astimezone(),
+                application_number="0",
+            )
+        )
+        enqueue(session, "sep.submit_lease_application", {"lease_contract": "ДЛ-1/1", "source": "ops"})
+    # SEP takes the application, then holds its answer long enough for the worker to be killed.
+    sep(sep_box).knobs.update({"fault": "slow", "fault_next": 1, "extra": {"slow_s": 3}})
+    env = {**worker_env, "OBMEN_SEP_READ_TIMEOUT_S": "30", "OBMEN_SEP_OPERATION_TIMEOUT_S": "40"}
+    worker = start_worker(env=env, queues="sep,ops", concurrency=1)
+    try:
+        wait_for(lambda: soap_requests(sep_box, "SubmitLeaseApplication"), timeout=30, what="the submission")
+        worker.kill(signal.SIGKILL)
+    finally:
+        worker.stop()
+    row = _request("SubmitLeaseApplication")
+    assert row is not None and (row.status, row.queue_number, row.attempts) == ("pending", None, 1)
+    assert len([a for a in sep(sep_box).world.applications.values() if a.kind == "Lease"]) == 1
+
+    # The message died with the worker; the sweeper finds the row stale and re-drives it.
+    with session_scope() as session:
+        session.execute(
+            update(SepRequest)
+            .where(SepRequest.id == row.id)
+            .values(updated_at=datetime(2020, 1, 1).astimezone())
+        )
+    worker = start_worker(env=env, queues="sep,ops", concurrency=1)
+    try:
+        swept = obmen("sweep", env=env)
+        assert swept.returncode == 0, swept.stderr
+        assert json.loads(swept.stdout.strip().splitlines()[-1]) == {"sep.submit_request": 1}
+        wait_for(
+            lambda: lease().status == "Зарегистрировано", timeout=40, what="the lease application number"
+        )
+    finally:
+        worker.stop()
+    leases = [a for a in sep(sep_box).world.applications.values() if a.kind == "Lease"]
+    assert len(leases) == 1 and lease().application_number == leases[0].number
+    assert soap_requests(sep_box, "SubmitLeaseApplication") == ["SubmitLeaseApplication"] * 2
+    assert "sep.resend_same_message_id" in worker.text()
