@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from sandbox.bitrix24 import Bitrix24Emulator
 from sandbox.harness import Emulator
 
-EMULATORS: list[type[Emulator]] = []
+EMULATORS: list[type[Emulator]] = [Bitrix24Emulator]
