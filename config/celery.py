@@ -59,6 +59,7 @@ def beat_schedule(settings: Settings) -> dict[str, dict[str, Any]]:
         "outbox-relay": every("outbox.relay", settings.outbox_relay_interval_s),
         "sweep": every("ops.sweep", settings.sweep_interval_s),
         "canary": every("ops.canary", settings.canary_interval_s),
+        "billing-escalate": every("billing.escalate", settings.billing_escalate_interval_s),
     }
 
 
