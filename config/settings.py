@@ -101,8 +101,9 @@ class Settings(BaseSettings):
     # the burst is kept below the portal's so that network jitter cannot overfill it.
     bitrix24_rate_per_s: float = Field(2.0, gt=0)
     bitrix24_burst: int = Field(40, ge=1)
-    # A call waits at most this long for a slot; a longer wait defers its step instead.
-    bitrix24_max_wait_s: float = Field(2.0, ge=0)
+    # A call sleeps at most this long for a slot; a longer wait defers its step instead (a worker
+    # asleep for the portal is a worker not posting payments).
+    bitrix24_max_wait_s: float = Field(0.1, ge=0)
     bitrix24_timeout_s: float = Field(30.0, gt=0)
     # The portal's deal stages and business-process templates the billing flow uses.
     bitrix24_stage_awaiting_payment: str = "UC_AWAIT"
