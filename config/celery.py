@@ -64,6 +64,7 @@ def beat_schedule(settings: Settings) -> dict[str, dict[str, Any]]:
             "sep.request_applications", settings.sep_request_applications_interval_s, {"source": "beat"}
         ),
         "mail-fetch": every("mail.fetch", settings.mail_poll_interval_s),
+        "billing-escalate": every("billing.escalate", settings.billing_escalate_interval_s),
     }
 
 

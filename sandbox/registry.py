@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from sandbox.bitrix24 import Bitrix24Emulator
 from sandbox.harness import Emulator
 from sandbox.mail import SandboxMailbox, SmtpSink
 from sandbox.sep.emulator import SepEmulator
 
-EMULATORS: list[type[Emulator]] = [SmtpSink, SandboxMailbox, SepEmulator]
+EMULATORS: list[type[Emulator]] = [SmtpSink, SandboxMailbox, SepEmulator, Bitrix24Emulator]

@@ -32,6 +32,11 @@ COMPRESSED = {
     "OBMEN_SEP_MIN_POLL_DELAY_S": "2",
     "OBMEN_SEP_POLL_INTERVAL_S": "1",
     "OBMEN_MAIL_POLL_INTERVAL_S": "1",
+    "OBMEN_BANK_HMAC_SECRETS": "demo-bank-secret",
+    # About 3 and 6 seconds instead of 10 and 30 days.
+    "OBMEN_BILLING_REMINDER_AFTER_DAYS": "0.000035",
+    "OBMEN_BILLING_DISCONNECT_AFTER_DAYS": "0.00007",
+    "OBMEN_BILLING_ESCALATE_INTERVAL_S": "1",
     "OBMEN_LOG_LEVEL": "WARNING",
     "OBMEN_LOG_JSON": "false",
 }
@@ -70,12 +75,13 @@ Scenario = Callable[[DemoContext], None]
 
 def scenarios() -> list[tuple[str, Scenario]]:
     """Every flow's demo scenario, in the order a reader meets them. Flows add theirs here."""
-    from sandbox.demo import machinery, mail, sep
+    from sandbox.demo import machinery, mail, payments, sep
 
     return [
         ("machinery: outbox, retry policy, parking, re-drive", machinery.run),
         ("mail intake: SEP letters -> confirmation codes -> personal notifications", mail.run),
         ("SEP: ownership change and lease application, submit → wait ≥ min delay → poll → apply", sep.run),
+        ("payments and billing (seed 001): bank API, posting, CRM, escalation", payments.run),
     ]
 
 
