@@ -59,6 +59,8 @@ def beat_schedule(settings: Settings) -> dict[str, dict[str, Any]]:
         "outbox-relay": every("outbox.relay", settings.outbox_relay_interval_s),
         "sweep": every("ops.sweep", settings.sweep_interval_s),
         "canary": every("ops.canary", settings.canary_interval_s),
+        "acts-track": every("acts.track", settings.acts_track_interval_s),
+        "acts-deadlines": every("acts.deadlines.sweep", settings.acts_deadline_sweep_interval_s),
     }
 
 

@@ -3,5 +3,6 @@
 from __future__ import annotations
 
 from sandbox.harness import Emulator
+from sandbox.sbis import SbisEmulator
 
-EMULATORS: list[type[Emulator]] = []
+EMULATORS: list[type[Emulator]] = [SbisEmulator]
