@@ -93,6 +93,13 @@ class Settings(BaseSettings):
     bank_hmac_secrets: SecretStr = SecretStr("")
     bitrix24_webhook_url: SecretStr | None = None
     bitrix24_application_token: SecretStr | None = None
+    # The portal's leaky bucket (ordinary plans: 50 at once, draining 2/s), shared by all workers;
+    # the burst is kept below the portal's so that network jitter cannot overfill it.
+    bitrix24_rate_per_s: float = Field(2.0, gt=0)
+    bitrix24_burst: int = Field(40, ge=1)
+    # A call waits at most this long for a slot; a longer wait defers its step instead.
+    bitrix24_max_wait_s: float = Field(2.0, ge=0)
+    bitrix24_timeout_s: float = Field(30.0, gt=0)
     sbis_url: str = "http://127.0.0.1:8700/sbis"
     sbis_login: str | None = None
     sbis_password: SecretStr | None = None

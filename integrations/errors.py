@@ -13,3 +13,14 @@ class TransientError(IntegrationError):
 
 class PermanentError(IntegrationError):
     """Retrying cannot help: the request or the answer is wrong. The row is parked with the reason."""
+
+
+class RateLimited(TransientError):
+    """The service, or our own limiter for it, says "not now": try again in ``retry_after_s``.
+
+    Not a failure of the request: a step defers itself without using up an attempt.
+    """
+
+    def __init__(self, message: str, retry_after_s: float = 0.0) -> None:
+        super().__init__(message)
+        self.retry_after_s = max(0.0, retry_after_s)

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
+from sandbox.bitrix24 import Bitrix24Emulator
 from sandbox.harness import Emulator
 from sandbox.sbis import SbisEmulator
 
-EMULATORS: list[type[Emulator]] = [SbisEmulator]
+EMULATORS: list[type[Emulator]] = [Bitrix24Emulator, SbisEmulator]

@@ -24,9 +24,11 @@ from celery import Task, shared_task
 from pydantic import BaseModel, ConfigDict, StrictInt, ValidationError
 
 from config.settings import get_settings
+from integrations.errors import RateLimited
 from models.db import db_now, session_scope
 from models.dead_letters import DeadLetter
 from models.steps import StepMixin
+from tasks.outbox import enqueue
 from tasks.policy import countdown, describe, is_retryable
 
 log = structlog.get_logger(__name__)
@@ -41,6 +43,7 @@ class Outcome(enum.Enum):
     MISSING = "missing"
     PARKED = "parked"
     RETRY = "retry"
+    DEFERRED = "deferred"
     REJECTED = "rejected"
 
 
@@ -106,10 +109,36 @@ def run_step(spec: StepSpec[Any], row_id: int, task: Task | None = None) -> Outc
                 return Outcome.NOTHING_TO_DO
             spec.fn(session, row)
             row.attempts = 0
+    except RateLimited as exc:
+        return _deferred(spec, row_id, attempt, exc, task)
     except Exception as exc:
         return _failed(spec, row_id, attempt, exc, task)
     log.info("step.done", step=spec.task_name, attempt=attempt)
     return Outcome.DONE
+
+
+def _deferred(spec: StepSpec[Any], row_id: int, attempt: int, exc: RateLimited, task: Task | None) -> Outcome:
+    """The service asked us to slow down: come back later, and give the attempt back.
+
+    Being throttled says nothing about the row, so it must not park it. The step comes back through
+    the outbox (a countdown when near, a waiting row when far), never by holding a worker.
+    """
+    try:
+        with session_scope() as session:
+            row = session.get(spec.model, row_id, with_for_update=True)
+            if row is not None:
+                row.attempts = max(0, row.attempts - 1)
+                enqueue(
+                    session,
+                    spec.task_name,
+                    {"id": row_id},
+                    delay_s=exc.retry_after_s,
+                    business_key=f"deferred:{spec.model.__tablename__}:{row_id}",
+                )
+    except Exception as record_exc:  # the database is away too: fall back to the retry policy
+        return _failed(spec, row_id, attempt, record_exc, task)
+    log.info("step.deferred", step=spec.task_name, retry_after_s=round(exc.retry_after_s, 1), reason=str(exc))
+    return Outcome.DEFERRED
 
 
 def _failed(spec: StepSpec[Any], row_id: int, attempt: int, exc: Exception, task: Task | None) -> Outcome:

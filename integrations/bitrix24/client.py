@@ -1,0 +1,288 @@
+"""A Bitrix24 REST client over an inbound webhook (``https://portal/rest/<user>/<code>/``).
+
+Why not the official SDK (b24pysdk): it builds ``https://{domain}/rest`` itself, so it cannot reach a
+portal behind a path prefix or plain HTTP (our sandbox, a reverse proxy); it retries 503 by
+sleeping inside the call with no shared view of the portal's limit; and it offers no hook to record
+each raw request and answer. This client is small: JSON POSTs, the envelope, typed errors, the
+portal's leaky bucket shared across workers through an injected :class:`RateLimiter`, and every
+request reported to the exchange recorder (with the webhook code masked).
+"""
+
+from __future__ import annotations
+
+import email.utils
+import re
+import time
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+import httpx
+
+from integrations.bitrix24.errors import (
+    Bitrix24Error,
+    Bitrix24Throttled,
+    Bitrix24Unavailable,
+    error_for,
+)
+from integrations.bitrix24.query import Ref, command
+from integrations.errors import TransientError
+from integrations.exchange import Exchange, Recorder, discard, send
+from integrations.ratelimit import RateLimiter, Slot
+
+SYSTEM = "bitrix24"
+PAGE_SIZE = 50
+BATCH_LIMIT = 50
+_SECRET_PATH = re.compile(r"(/rest/[^/]+/)[^/]+/")
+
+
+def mask_webhook(url: str) -> str:
+    """The webhook code is a password: never in a log or the exchange register."""
+    return _SECRET_PATH.sub(r"\1***/", url, count=1)
+
+
+def deal_document(deal_id: int | Ref) -> list[Any]:
+    """The business-process document id of a deal (or of the deal an earlier batch command made)."""
+    if isinstance(deal_id, Ref):
+        return ["crm", "CCrmDocumentDeal", Ref(deal_id.key, deal_id.path, prefix="DEAL_")]
+    return ["crm", "CCrmDocumentDeal", f"DEAL_{deal_id}"]
+
+
+@dataclass(frozen=True)
+class Page:
+    items: list[dict[str, Any]]
+    next: int | None
+    total: int | None
+
+
+@dataclass(frozen=True)
+class BatchResult:
+    result: dict[str, Any]
+    errors: dict[str, Bitrix24Error]
+    total: dict[str, int] = field(default_factory=dict)
+    next: dict[str, int] = field(default_factory=dict)
+
+    def raise_first(self) -> None:
+        if self.errors:
+            raise next(iter(self.errors.values()))
+
+
+class Bitrix24Client:
+    def __init__(
+        self,
+        webhook_url: str,
+        *,
+        recorder: Recorder = discard,
+        limiter: RateLimiter | None = None,
+        max_wait_s: float = 2.0,
+        retries: int = 2,
+        backoff_s: float = 0.5,
+        timeout_s: float = 30.0,
+        http: httpx.Client | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        if not webhook_url.startswith(("http://", "https://")) or "/rest/" not in webhook_url:
+            raise ValueError("the Bitrix24 webhook URL looks like https://portal/rest/<user>/<code>/")
+        self.base = webhook_url.rstrip("/") + "/"
+        self._recorder = recorder
+        self._limiter = limiter
+        self.max_wait_s = max_wait_s
+        self.retries = retries
+        self.backoff_s = backoff_s
+        self._http = http or httpx.Client(timeout=timeout_s)
+        self._sleep = sleep
+
+    def close(self) -> None:
+        self._http.close()
+
+    # --- the transport ---------------------------------------------------------------------------
+    def call_envelope(
+        self, method: str, params: Mapping[str, Any] | None = None, *, key: str | None = None, cost: int = 1
+    ) -> dict[str, Any]:
+        """Call ``method`` and return the whole success envelope (``result``, ``time``, ``next``...).
+
+        ``key`` names the business operation: it goes to the exchange log, and the limiter keeps a
+        reserved slot under it when the call has to come back later (:class:`Bitrix24Throttled`).
+        Throttling answers are retried here a few times with backoff; then the error is raised for
+        the task layer to defer the step.
+        """
+        attempt = 0
+        while True:
+            slot = self._reserve(cost, key)
+            if not slot.granted:
+                raise Bitrix24Throttled(
+                    f"Bitrix24 {method}: the portal's request budget is spent; next slot in {slot.wait_s:.1f} s",
+                    retry_after_s=slot.wait_s,
+                    code="LOCAL_RATE_LIMIT",
+                    method=method,
+                )
+            if slot.wait_s:
+                self._sleep(slot.wait_s)
+            try:
+                return self._send(method, params or {}, key)
+            except Bitrix24Throttled as exc:
+                if exc.code == "QUERY_LIMIT_EXCEEDED" and self._limiter is not None:
+                    self._limiter.saturate()
+                delay = self.backoff_s * 2**attempt
+                if attempt >= self.retries or max(delay, exc.retry_after_s) > self.max_wait_s:
+                    # The portal gives no hint for 503: come back after the next backoff step.
+                    exc.retry_after_s = max(exc.retry_after_s, delay)
+                    raise
+                attempt += 1
+                self._sleep(max(delay, exc.retry_after_s))
+
+    def call(
+        self, method: str, params: Mapping[str, Any] | None = None, *, key: str | None = None, cost: int = 1
+    ) -> Any:
+        return self.call_envelope(method, params, key=key, cost=cost)["result"]
+
+    def _reserve(self, cost: int, key: str | None) -> Slot:
+        if self._limiter is None:
+            return Slot(True, 0.0)
+        return self._limiter.reserve(cost, max_wait_s=self.max_wait_s, key=key)
+
+    def _record(self, exchange: Exchange) -> None:
+        self._recorder(replace(exchange, url=mask_webhook(exchange.url or "")))
+
+    def _send(self, method: str, params: Mapping[str, Any], key: str | None) -> dict[str, Any]:
+        request = self._http.build_request("POST", f"{self.base}{method}.json", json=params)
+        try:
+            response = send(
+                self._http, request, recorder=self._record, system=SYSTEM, operation=method, business_key=key
+            )
+        except TransientError as exc:
+            raise Bitrix24Unavailable(str(exc), method=method) from exc
+        try:
+            body = response.json()
+        except ValueError:
+            body = None
+        if response.status_code == 200 and isinstance(body, dict) and "result" in body:
+            return body
+        if isinstance(body, dict) and "error" in body:
+            raise error_for(
+                response.status_code,
+                str(body.get("error") or ""),
+                str(body.get("error_description") or ""),
+                method,
+                _retry_after(response),
+            )
+        raise error_for(
+            response.status_code if response.status_code != 200 else 502,
+            "",
+            f"not a Bitrix24 answer: {response.text[:200]!r}",
+            method,
+        )
+
+    # --- methods ---------------------------------------------------------------------------------
+    def deal_get(self, deal_id: int, *, key: str | None = None) -> dict[str, Any]:
+        return dict(self.call("crm.deal.get", {"id": deal_id}, key=key))
+
+    def deal_add(self, fields: Mapping[str, Any], *, key: str | None = None) -> int:
+        return int(self.call("crm.deal.add", {"fields": dict(fields)}, key=key))
+
+    def deal_update(
+        self, deal_id: int, fields: Mapping[str, Any], *, register_event: bool = True, key: str | None = None
+    ) -> bool:
+        params = {
+            "id": deal_id,
+            "fields": dict(fields),
+            "params": {"REGISTER_SONET_EVENT": "Y" if register_event else "N"},
+        }
+        return bool(self.call("crm.deal.update", params, key=key))
+
+    def deal_list(
+        self,
+        filter: Mapping[str, Any] | None = None,
+        select: list[str] | None = None,
+        order: Mapping[str, str] | None = None,
+        start: int = 0,
+    ) -> Page:
+        params: dict[str, Any] = {"start": start}
+        if filter:
+            params["filter"] = dict(filter)
+        if select:
+            params["select"] = list(select)
+        if order:
+            params["order"] = dict(order)
+        envelope = self.call_envelope("crm.deal.list", params)
+        return Page(list(envelope["result"]), envelope.get("next"), envelope.get("total"))
+
+    def iter_deals(
+        self,
+        filter: Mapping[str, Any] | None = None,
+        select: list[str] | None = None,
+        order: Mapping[str, str] | None = None,
+    ) -> Iterator[dict[str, Any]]:
+        start: int | None = 0
+        while start is not None:
+            page = self.deal_list(filter, select, order, start)
+            yield from page.items
+            start = page.next
+
+    def task_add(self, fields: Mapping[str, Any], *, key: str | None = None) -> dict[str, Any]:
+        """``tasks.task.add``; returns the task (camelCase keys, ``id`` among them)."""
+        return dict(self.call("tasks.task.add", {"fields": dict(fields)}, key=key)["task"])
+
+    def workflow_start(
+        self,
+        template_id: int,
+        document_id: list[str],
+        parameters: Mapping[str, Any] | None = None,
+        *,
+        key: str | None = None,
+    ) -> str:
+        params = {
+            "TEMPLATE_ID": template_id,
+            "DOCUMENT_ID": document_id,
+            "PARAMETERS": dict(parameters or {}),
+        }
+        return str(self.call("bizproc.workflow.start", params, key=key))
+
+    def notify_system(
+        self, user_id: int, message: str, *, tag: str | None = None, key: str | None = None
+    ) -> int:
+        params: dict[str, Any] = {"USER_ID": user_id, "MESSAGE": message}
+        if tag:
+            params["TAG"] = tag
+        return int(self.call("im.notify.system.add", params, key=key))
+
+    def batch(
+        self,
+        commands: Mapping[str, tuple[str, Mapping[str, Any]]],
+        *,
+        halt: bool = False,
+        key: str | None = None,
+    ) -> BatchResult:
+        """Up to 50 commands in one request; later ones may use :class:`~integrations.bitrix24.query.Ref`.
+
+        Every command counts against the portal's limit (the outer call does not). Errors of single
+        commands come back typed in ``errors``; with ``halt`` the portal stops at the first one.
+        """
+        if not commands or len(commands) > BATCH_LIMIT:
+            raise ValueError(f"a batch holds 1 to {BATCH_LIMIT} commands, not {len(commands)}")
+        cmd = {name: command(method, params) for name, (method, params) in commands.items()}
+        envelope = self.call_envelope("batch", {"halt": 1 if halt else 0, "cmd": cmd}, key=key, cost=len(cmd))
+        inner = envelope["result"]
+        raw_errors = inner.get("result_error") or {}
+        errors = {
+            name: error_for(
+                400, str(err.get("error") or ""), str(err.get("error_description") or ""), commands[name][0]
+            )
+            for name, err in (raw_errors.items() if isinstance(raw_errors, dict) else [])
+        }
+        return BatchResult(
+            result=dict(inner.get("result") or {}),
+            errors=errors,
+            total=dict(inner.get("result_total") or {}),
+            next=dict(inner.get("result_next") or {}),
+        )
+
+
+def _retry_after(response: httpx.Response) -> float | None:
+    value = response.headers.get("retry-after")
+    if not value:
+        return None
+    if value.isdigit():
+        return float(value)
+    when = email.utils.parsedate_to_datetime(value)
+    return max(0.0, when.timestamp() - time.time()) if when else None
