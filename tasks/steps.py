@@ -180,7 +180,17 @@ def step(
             raise RuntimeError(f"step {name} declared twice")
         STEPS[name] = spec
 
-        @shared_task(name=name, bind=True, acks_late=True, reject_on_worker_lost=True, max_retries=None)
+        # ``plain`` and ``spec`` are task-class options, so every app's instance of the task carries
+        # them (attributes set on the shared_task proxy land only on the app current at import).
+        @shared_task(
+            name=name,
+            bind=True,
+            acks_late=True,
+            reject_on_worker_lost=True,
+            max_retries=None,
+            plain=staticmethod(fn),
+            spec=spec,
+        )
         def step_task(self: Task, *args: Any, **kwargs: Any) -> str:
             try:
                 if args:
@@ -192,8 +202,6 @@ def step(
             return run_step(spec, ref.id, self).value
 
         step_task.__doc__ = fn.__doc__
-        step_task.plain = fn  # type: ignore[attr-defined]
-        step_task.spec = spec  # type: ignore[attr-defined]
         return step_task
 
     return decorate
@@ -203,7 +211,15 @@ def entry(name: str, *, args: type[ArgsT]) -> Callable[[Callable[[Any, ArgsT], A
     """Declare the public task ``name`` whose keyword arguments ``args`` validates."""
 
     def decorate(fn: Callable[[Any, ArgsT], Any]) -> Task:
-        @shared_task(name=name, bind=True, acks_late=True, reject_on_worker_lost=True, max_retries=None)
+        @shared_task(
+            name=name,
+            bind=True,
+            acks_late=True,
+            reject_on_worker_lost=True,
+            max_retries=None,
+            plain=staticmethod(fn),
+            args_model=args,
+        )
         def entry_task(self: Task, *pos: Any, **kwargs: Any) -> Any:
             try:
                 if pos:
@@ -223,8 +239,6 @@ def entry(name: str, *, args: type[ArgsT]) -> Callable[[Callable[[Any, ArgsT], A
                 raise self.retry(countdown=countdown(attempt), exc=exc, max_retries=None) from exc
 
         entry_task.__doc__ = fn.__doc__
-        entry_task.plain = fn  # type: ignore[attr-defined]
-        entry_task.args_model = args  # type: ignore[attr-defined]
         return entry_task
 
     return decorate

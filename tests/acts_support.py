@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from email import message_from_bytes, policy
+from email.message import EmailMessage
 from typing import Any
 
 import pytest
@@ -67,10 +69,12 @@ def outbox_tasks() -> list[str]:
 
 
 @contextmanager
-def sandbox_settings(monkeypatch: pytest.MonkeyPatch, *emulators: Emulator) -> Iterator[Sandbox]:
-    """Serve ``emulators`` and point obmen's settings at them for the test."""
+def sandbox_settings(
+    monkeypatch: pytest.MonkeyPatch, *emulators: Emulator, **extra: str
+) -> Iterator[Sandbox]:
+    """Serve ``emulators`` and point obmen's settings at them (plus ``extra``) for the test."""
     with Sandbox(list(emulators)) as box:
-        for key, value in box.client_settings().items():
+        for key, value in {**box.client_settings(), **extra}.items():
             monkeypatch.setenv(key, value)
         get_settings.cache_clear()
         try:
@@ -82,3 +86,33 @@ def sandbox_settings(monkeypatch: pytest.MonkeyPatch, *emulators: Emulator) -> I
 
 def clock() -> SandboxClock:
     return SandboxClock()
+
+
+class SmtpSink:
+    """A real SMTP server on loopback that keeps what it receives (letters to counterparties)."""
+
+    def __init__(self) -> None:
+        from aiosmtpd.controller import Controller
+
+        from tests.harness.processes import free_port
+
+        self.messages: list[EmailMessage] = []
+        self.port = free_port()
+        self._controller = Controller(self, hostname="127.0.0.1", port=self.port)
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        self.messages.append(
+            message_from_bytes(envelope.original_content or envelope.content, policy=policy.default)  # type: ignore[arg-type]
+        )
+        return "250 OK"
+
+    @property
+    def url(self) -> str:
+        return f"smtp://127.0.0.1:{self.port}"
+
+    def __enter__(self) -> SmtpSink:
+        self._controller.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._controller.stop()

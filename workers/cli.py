@@ -11,6 +11,7 @@ import click
 from config.celery import QUEUE_NAMES
 from config.logging import configure_logging
 from config.settings import get_settings
+from workers.acts_cli import acts
 
 
 @click.group()
@@ -187,3 +188,6 @@ def check() -> None:
 
 def main() -> None:
     cli()
+
+
+cli.add_command(acts)

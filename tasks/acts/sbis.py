@@ -167,7 +167,7 @@ def apply_events(session: Session, events: list[FeedEvent]) -> tuple[Counter[str
     session.execute(
         insert_for(session, SbisEvent).values(rows).on_conflict_do_nothing(index_elements=["event_id"])
     )
-    return counted
+    return counted, {e.event_id for e in fresh}
 
 
 def _apply(session: Session, act: Act | None, event: FeedEvent) -> str:

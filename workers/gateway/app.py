@@ -6,10 +6,10 @@ from fastapi import FastAPI
 
 from config.settings import get_settings
 from tasks.outbox import set_dispatch_mode
-from workers.gateway import health, ops
+from workers.gateway import acts, health, ops
 from workers.gateway.limits import BodyLimit
 
-ROUTERS = [health.router, ops.router]
+ROUTERS = [health.router, ops.router, acts.router]
 
 
 def create_app() -> FastAPI:

@@ -2,7 +2,7 @@
 
 Revision ID: 0006_acts
 Revises: 0002_master_data
-Create Date: 2026-11-25 09:24:17.542347
+Create Date: 2026-11-25 09:31:32.105113
 """
 
 from collections.abc import Sequence
