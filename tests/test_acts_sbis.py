@@ -252,7 +252,7 @@ def test_a_second_tracker_waits_its_turn(box: Sandbox) -> None:
     sent()
     track()
     with session_scope() as s:
-        from tasks.acts.sbis import _claim_cursor
+        from tasks.acts.register import claim_cursor
 
-        assert _claim_cursor(s) is not None
+        assert claim_cursor(s, "sbis_changes") is not None
         assert track().skipped == "another acts.track holds the cursor"

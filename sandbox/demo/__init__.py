@@ -32,6 +32,9 @@ COMPRESSED = {
     "OBMEN_SEP_MIN_POLL_DELAY_S": "2",
     "OBMEN_SEP_POLL_INTERVAL_S": "1",
     "OBMEN_MAIL_POLL_INTERVAL_S": "1",
+    "OBMEN_ACTS_TRACK_INTERVAL_S": "1",
+    "OBMEN_ACTS_DEADLINE_SWEEP_INTERVAL_S": "1",
+    "OBMEN_ACTS_RECONCILE_INTERVAL_S": "5",
     "OBMEN_LOG_LEVEL": "WARNING",
     "OBMEN_LOG_JSON": "false",
 }
@@ -65,9 +68,12 @@ Scenario = Callable[[DemoContext], None]
 
 def scenarios() -> list[tuple[str, Scenario]]:
     """Every flow's demo scenario, in the order a reader meets them. Flows add theirs here."""
-    from sandbox.demo import machinery
+    from sandbox.demo import acts, machinery
 
-    return [("machinery: outbox, retry policy, parking, re-drive", machinery.run)]
+    return [
+        ("machinery: outbox, retry policy, parking, re-drive", machinery.run),
+        ("acts: СБИС signing tracked, deal stages follow, working-day deadlines", acts.run),
+    ]
 
 
 def _prepare_environment() -> bool:

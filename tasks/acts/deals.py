@@ -22,10 +22,10 @@ from sqlalchemy.orm import Session
 
 from config.settings import get_settings
 from integrations.errors import IntegrationError
-from models.acts import ActDeal, ActSyncCursor
+from models.acts import ActDeal
 from models.db import db_now, session_scope
 from tasks.acts.forms import request_form
-from tasks.acts.register import DEAL_SYNC_TASK, insert_for
+from tasks.acts.register import DEAL_SYNC_TASK, claim_cursor, insert_for
 from tasks.bitrix24 import bitrix24_client
 from tasks.outbox import enqueue
 from tasks.policy import describe
@@ -113,28 +113,23 @@ def reconcile_deals() -> dict[str, int]:
     """Mark every deal changed in Bitrix24 since the last run whose change we have not read."""
     settings = get_settings()
     with session_scope() as session:
-        session.execute(
-            insert_for(session, ActSyncCursor)
-            .values(name=CURSOR)
-            .on_conflict_do_nothing(index_elements=["name"])
-        )
-        cursor = session.scalars(
-            select(ActSyncCursor).where(ActSyncCursor.name == CURSOR).with_for_update(skip_locked=True)
-        ).one_or_none()
+        cursor = claim_cursor(session, CURSOR)
         if cursor is None:
             return {"skipped": 1}
         overlap = timedelta(seconds=settings.acts_reconcile_overlap_s)
         # Bitrix24's own clock (the DATE_MODIFY seen last), minus an overlap for changes committed late.
         since = (cursor.position_at or db_now(session) - timedelta(days=1)) - overlap
-        seen = marked = 0
-        latest = cursor.position_at
-        listed = bitrix24_client().iter_deals(
-            filter={">=DATE_MODIFY": since.isoformat(timespec="seconds")},
-            select=["ID", "DATE_MODIFY", *WATCHED],
-            order={"DATE_MODIFY": "ASC", "ID": "ASC"},
+        # Read every page first, write after: nothing is held while Bitrix24 answers.
+        listed = list(
+            bitrix24_client().iter_deals(
+                filter={">=DATE_MODIFY": since.isoformat(timespec="seconds")},
+                select=["ID", "DATE_MODIFY", *WATCHED],
+                order={"DATE_MODIFY": "ASC", "ID": "ASC"},
+            )
         )
-        for page in batched(listed, 50):
-            seen += len(page)
+        marked = 0
+        latest = cursor.position_at
+        for page in batched(listed, 500):
             by_id = {deal_id: deal for deal in page if (deal_id := _int(deal.get("ID")))}
             known = {
                 r.deal_id: r for r in session.scalars(select(ActDeal).where(ActDeal.deal_id.in_(list(by_id))))
@@ -150,8 +145,8 @@ def reconcile_deals() -> dict[str, int]:
         cursor.position_at = latest
         cursor.position = latest.isoformat() if latest else None
     if marked:
-        log.info("acts.reconcile.marked", seen=seen, marked=marked)
-    return {"seen": seen, "marked": marked}
+        log.info("acts.reconcile.marked", seen=len(listed), marked=marked)
+    return {"seen": len(listed), "marked": marked}
 
 
 @shared_task(name="acts.deals.reconcile", ignore_result=True)

@@ -37,9 +37,10 @@ from models.acts import (
     ActDeal,
     ActFile,
     ActHistory,
+    ActSyncCursor,
     is_electronic,
 )
-from models.db import db_now
+from models.db import db_now, session_scope
 from tasks.acts import machine
 from tasks.outbox import enqueue
 from tasks.workdays import moscow_date, working_deadline
@@ -316,6 +317,22 @@ def rearm_deal_stage(session: Session, deal_id: int) -> None:
         .returning(ActCrmAction.id)
     ).scalar_one()
     enqueue(session, CRM_TASK, {"id": row_id}, business_key=key)
+
+
+def claim_cursor(session: Session, name: str) -> ActSyncCursor | None:
+    """Lock the feed cursor ``name`` for this run, or None while another run holds it.
+
+    The row is created beforehand in a transaction of its own: the caller then calls an external
+    system, whose exchange is recorded in another transaction, before it writes anything — the
+    embedded demo's SQLite allows one writer at a time.
+    """
+    with session_scope() as own:
+        own.execute(
+            insert_for(own, ActSyncCursor).values(name=name).on_conflict_do_nothing(index_elements=["name"])
+        )
+    return session.scalars(
+        select(ActSyncCursor).where(ActSyncCursor.name == name).with_for_update(skip_locked=True)
+    ).one_or_none()
 
 
 def deal_stage(session: Session, deal_id: int) -> str | None:

@@ -31,7 +31,7 @@ from integrations.sbis.wire import EVENT_REFUSED, EVENT_SIGNED, format_date
 from models.acts import FILE_ACT, REFUSED, SENDING, SENT, SIGNED, Act, ActFile, ActSyncCursor, SbisEvent
 from models.db import db_now, session_scope
 from tasks.acts import machine
-from tasks.acts.register import change_status, insert_for
+from tasks.acts.register import change_status, claim_cursor, insert_for
 from tasks.exchange import record_exchange
 from tasks.policy import describe
 from tasks.steps import step
@@ -192,15 +192,6 @@ def _apply(session: Session, act: Act | None, event: FeedEvent) -> str:
     return f"applied: {target}"
 
 
-def _claim_cursor(session: Session) -> ActSyncCursor | None:
-    session.execute(
-        insert_for(session, ActSyncCursor).values(name=CURSOR).on_conflict_do_nothing(index_elements=["name"])
-    )
-    return session.scalars(
-        select(ActSyncCursor).where(ActSyncCursor.name == CURSOR).with_for_update(skip_locked=True)
-    ).one_or_none()
-
-
 def _first_since(session: Session) -> datetime:
     """Without a cursor yet, read from an hour before the oldest act still awaiting СБИС."""
     oldest = session.scalar(
@@ -229,7 +220,7 @@ def track(max_pages: int = MAX_PAGES_PER_RUN) -> TrackReport:
     page_size = get_settings().sbis_page_size
     for _ in range(max_pages):
         with session_scope() as session:
-            cursor = _claim_cursor(session)
+            cursor = claim_cursor(session, CURSOR)
             if cursor is None:
                 report.skipped = "another acts.track holds the cursor"
                 return report
