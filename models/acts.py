@@ -184,14 +184,16 @@ DEADLINE_SIGNATURE = "signature"  # 5 working days after sending → task «Ук
 DEADLINE_FORM = "form_answer"  # 3 days without the form → notify the responsible manager
 
 
-class ActDeadline(Base):
+class ActDeadline(StepMixin, Base):
     """A deadline as a row (days are far too long for a broker countdown), swept by beat.
 
-    ``waiting`` → ``fired`` (its Bitrix24 side effect was written) or ``cancelled`` (the act was
-    signed, the form answered, before it was due). ``subject_key`` makes it one per act or form.
+    ``waiting`` → ``due`` (swept: its Bitrix24 side effect is to be done by ``acts.deadline.fire``) →
+    ``fired``; or ``cancelled`` (the act was settled, the form answered, before it fell due).
+    ``subject_key`` makes it one per act or form, and is the task's ``XML_ID`` in Bitrix24.
     """
 
     __tablename__ = "act_deadlines"
+    TERMINAL: ClassVar[frozenset[str]] = frozenset({"fired", "cancelled"})
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     kind: Mapped[str] = mapped_column(String(20), nullable=False)
@@ -203,7 +205,9 @@ class ActDeadline(Base):
     )
     due_at: Mapped[datetime] = mapped_column(UTCDateTime(), nullable=False)
     status: Mapped[str] = mapped_column(String(20), default="waiting", nullable=False)
+    # When the sweep found it due, and what its side effect did (``task 17``, ``skipped: …``).
     fired_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    result: Mapped[str | None] = mapped_column(String(200))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), server_default=func.now(), nullable=False)
 
     __table_args__ = (
@@ -219,16 +223,16 @@ class ActDeadline(Base):
 
 # --- Bitrix24 side effects ------------------------------------------------------------------------
 CRM_STAGE = "stage"  # move the deal to the stage its acts call for (one row per deal, re-armed)
-CRM_TASK = "task"  # a Bitrix24 task for the deal's responsible
 CRM_NOTIFY = "notify"  # a notification to the deal's responsible
 
 
 class ActCrmAction(StepMixin, Base):
-    """One Bitrix24 side effect of the acts flow, done by the ``acts.crm.apply`` step.
+    """One Bitrix24 side effect of the acts flow: a deal's stage move, or a notification.
 
-    ``business_key`` is unique: a deadline fires one task however often it is swept. A deal's stage
-    row (``stage:deal:<id>``) is re-armed with the new target whenever its acts change, and the step
-    always applies the latest target, so moves that race each other cannot leave an older stage.
+    ``business_key`` is unique. A deal's stage row (``stage:deal:<id>``) is re-armed whenever its acts
+    change; the move always applies the stage the acts call for when it runs, so moves that race
+    each other cannot leave an older stage. Moves go 50 to a Bitrix24 ``batch`` call
+    (``acts.crm.move_stages``); ``acts.crm.apply`` is the per-row way in (notifications, re-drives).
     """
 
     __tablename__ = "act_crm_actions"

@@ -7,8 +7,8 @@ seconds of sandbox time (or at once through the control endpoint) and then answe
 
 Scenario endpoints under ``/_sandbox/sbis/``:
 
-* ``POST scenario`` ``{"document": id | "number": n, "action": "sign" | "refuse", "after_s": 5}``:
-  the counterparty signs or refuses that long (sandbox time) after now;
+* ``POST scenario`` ``{"document": id | "number": n | "documents": [ids], "action": "sign" | "refuse",
+  "after_s": 5}``: the counterparty signs or refuses that long (sandbox time) after now;
 * ``POST sessions/expire``: every session is gone (the next call gets 401);
 * ``POST events`` ``{"document": id, "name": "...", "at": iso}``: append a raw event, at any time
   (an event that arrives late, with a time older than events already in the feed);
@@ -470,12 +470,13 @@ class SbisEmulator(Emulator):
             if action not in ("sign", "refuse"):
                 return JSONResponse({"error": "action is 'sign' or 'refuse'"}, status_code=400)
             with self._lock:
-                doc = self._lookup(body)
-                if doc is None:
+                many = body.get("documents")
+                docs = [self.documents.get(str(d)) for d in many] if many else [self._lookup(body)]
+                if not docs or any(d is None for d in docs):
                     return JSONResponse({"error": "no such document"}, status_code=404)
                 due = self.clock.now() + timedelta(seconds=float(body.get("after_s", 0)))
-                self.scheduled.append((due, doc.id, action))
-            return JSONResponse({"document": doc.id, "action": action, "due": due.isoformat()})
+                self.scheduled += [(due, d.id, action) for d in docs if d is not None]
+            return JSONResponse({"documents": len(docs), "action": action, "due": due.isoformat()})
 
         async def expire(request: Request) -> JSONResponse:
             with self._lock:

@@ -76,8 +76,9 @@ def enqueue_many(
     keys = list(business_keys) if business_keys is not None else [None] * len(kwargs_list)
     if len(keys) != len(kwargs_list):
         raise ValueError("one business key per kwargs, or none at all")
+    template = dict(current_app.signature(task))
     rows = [
-        {"task_name": task, "kwargs": dict(current_app.signature(task, kwargs=kwargs)), "business_key": key}
+        {"task_name": task, "kwargs": {**template, "kwargs": kwargs}, "business_key": key}
         for kwargs, key in zip(kwargs_list, keys, strict=True)
     ]
     ids = list(session.scalars(insert(Outbox).returning(Outbox.id), rows))

@@ -16,7 +16,7 @@ import httpx
 import pytest
 from sqlalchemy import select
 
-from models.acts import SENT, SIGNED, ActCrmAction, ActDeal, ActFormRequest
+from models.acts import SENT, SIGNED, ActDeadline, ActDeal, ActFormRequest
 from models.db import session_scope
 from models.exchange_log import ExchangeLog
 from sandbox.bitrix24 import Bitrix24Emulator
@@ -31,7 +31,7 @@ from tasks.bitrix24 import forget_clients
 from tasks.outbox import set_dispatch_mode
 from tasks.steps import STEPS, Outcome, run_step
 from tasks.workdays import MOSCOW
-from tests.acts_support import SCAN, SmtpSink, act, clock, crm_actions, deadlines, draft, sandbox_settings
+from tests.acts_support import SCAN, SmtpSink, act, clock, deadlines, draft, sandbox_settings
 from tests.harness.gateway import GatewayThread
 from tests.harness.waiting import wait_for
 
@@ -310,14 +310,14 @@ def test_five_working_days_unsigned_give_one_task(box: Sandbox) -> None:
     assert task["title"] == "Указать статус акта"
     assert task["responsibleId"] == str(MANAGER) and task["ufCrmTask"] == ["D_101"]
     assert "А-1" in task["description"] and "30.10.2025" in task["description"]
-    [action] = [a for a in crm_actions() if a.kind == "task"]
-    assert action.result == f"task {task['id']}"
+    [deadline] = deadlines()
+    assert (deadline.status, deadline.result) == ("fired", f"task {task['id']}")
 
     # The step runs again (its worker died after Bitrix24 answered): it finds the task, adds none.
     with session_scope() as s:
-        row = s.get(ActCrmAction, action.id)
+        row = s.get(ActDeadline, deadline.id)
         assert row is not None
-        row.status = "pending"
+        row.status = "due"
     drain()
     assert len(portal(box, "tasks")) == 1
     # The manager calls the counterparty and records the outcome; the deal follows.
@@ -335,8 +335,7 @@ def test_a_task_is_not_created_for_an_act_signed_meanwhile(box: Sandbox) -> None
         change_status(s, lock_act(s, act_id), SIGNED, actor=machine.MANAGER, upload=SCAN)
     drain()
     assert portal(box, "tasks") == []
-    [task] = [a for a in crm_actions() if a.kind == "task"]
-    assert task.result == "skipped: the act is «Акт получен и подписан» now"
+    assert deadlines()[0].result == "skipped: the act is «Акт получен и подписан» now"
 
 
 def test_beat_down_for_two_days_fires_each_overdue_act_once(box: Sandbox) -> None:

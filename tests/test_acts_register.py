@@ -132,7 +132,7 @@ def test_the_paper_path_with_its_scans_deadline_and_deal_stage() -> None:
         (SIGNED_BY_US, SENT, M),
         (SENT, SIGNED, M),
     ]
-    assert outbox_tasks().count("acts.crm.apply") == 2
+    assert outbox_tasks().count("acts.crm.move_stages") == 2
 
 
 def test_after_the_task_the_manager_records_accepted_then_refused() -> None:

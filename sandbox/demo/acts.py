@@ -6,6 +6,8 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
+import httpx
+
 from sandbox.bitrix24 import Bitrix24Emulator
 from sandbox.demo import DemoContext
 from sandbox.sbis import SbisEmulator
@@ -71,8 +73,9 @@ def _electronic(
     )
     ctx.wait_for(lambda: _stage(b24, deal_id) == "UC_ACT_SENT", f"deal {deal_id} to follow")
     ctx.say(f"           deal {deal_id} → «{STAGES['UC_ACT_SENT']}»")
-    with sbis._lock:
-        sbis.scheduled.append((sbis.clock.now() + timedelta(seconds=1), doc.id, action))
+    httpx.post(
+        f"{ctx.sandbox.url}/_sandbox/sbis/scenario", json={"document": doc.id, "action": action, "after_s": 1}
+    ).raise_for_status()
     verb = "signs" if action == "sign" else "refuses to sign"
     final = ctx.wait_for(
         lambda: (a := _act(act_id)).status != SENT and a,

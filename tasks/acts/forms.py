@@ -33,7 +33,7 @@ from models.acts import (
 )
 from models.db import db_now
 from tasks.acts.letters import queue_letter
-from tasks.acts.register import CRM_TASK, cancel_deadline, ensure_deal, insert_for
+from tasks.acts.register import CRM_APPLY, cancel_deadline, ensure_deal, insert_for
 from tasks.bitrix24 import bitrix24_client
 from tasks.outbox import enqueue
 from tasks.steps import step
@@ -208,5 +208,5 @@ def answer_form(session: Session, token: str, answer: FormAnswer) -> ActFormRequ
         .returning(ActCrmAction.id)
     ).scalar_one_or_none()
     if notice_id is not None:
-        enqueue(session, CRM_TASK, {"id": notice_id}, business_key=notice_key)
+        enqueue(session, CRM_APPLY, {"id": notice_id}, business_key=notice_key)
     return form

@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import hashlib
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, field_validator, model_validator
-from sqlalchemy import select, update
+from sqlalchemy import insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -42,11 +42,14 @@ from models.acts import (
 )
 from models.db import db_now, session_scope
 from tasks.acts import machine
-from tasks.outbox import enqueue
+from tasks.outbox import enqueue, enqueue_many
 from tasks.workdays import moscow_date, working_deadline
 
 SEND_TASK = "acts.sbis.send"
-CRM_TASK = "acts.crm.apply"
+CRM_APPLY = "acts.crm.apply"
+MOVE_STAGES = "acts.crm.move_stages"
+# Deal moves per Bitrix24 ``batch`` call (the portal takes at most 50 commands).
+STAGE_BATCH = 50
 DEAL_SYNC_TASK = "acts.deal.sync"
 FILE_MAX_NAME = 255
 # Statuses the deal's stage depends on (see machine.deal_stage_for); other moves leave it alone.
@@ -226,6 +229,44 @@ def lock_act(session: Session, act_id: int) -> Act:
     return act
 
 
+@dataclass
+class Effects:
+    """What status changes entail beyond the act rows, written together at the end: history, deadlines
+    set and cancelled, steps enqueued, deals' stages re-armed. A page of СБИС events shares one, so
+    its writes are a few batched statements instead of a few per event; and the CRM rows are locked
+    after every act, in deal order, as everywhere (no deadlocks)."""
+
+    history: list[dict[str, Any]] = field(default_factory=list)
+    deadlines: list[dict[str, Any]] = field(default_factory=list)
+    cancelled: list[str] = field(default_factory=list)
+    send: list[int] = field(default_factory=list)
+    deals: set[int] = field(default_factory=set)
+
+    def write(self, session: Session) -> None:
+        if self.history:
+            session.execute(insert(ActHistory), self.history)
+        if self.deadlines:
+            session.execute(
+                insert_for(session, ActDeadline).on_conflict_do_nothing(index_elements=["subject_key"]),
+                self.deadlines,
+            )
+        if self.cancelled:
+            session.execute(
+                update(ActDeadline)
+                .where(ActDeadline.subject_key.in_(self.cancelled), ActDeadline.status == "waiting")
+                .values(status="cancelled")
+            )
+        if self.send:
+            enqueue_many(
+                session,
+                SEND_TASK,
+                [{"id": i} for i in self.send],
+                business_keys=[f"act:{i}" for i in self.send],
+            )
+        if self.deals:
+            rearm_deal_stages(session, sorted(self.deals))
+
+
 def change_status(
     session: Session,
     act: Act,
@@ -235,10 +276,12 @@ def change_status(
     now: datetime | None = None,
     note: str | None = None,
     upload: Upload | None = None,
+    effects: Effects | None = None,
 ) -> str:
     """Move ``act`` (locked by the caller) to ``target`` through the state machine; returns the status set.
 
-    Raises :class:`machine.IllegalTransition` (nothing written) when the move is not allowed.
+    Raises :class:`machine.IllegalTransition` (nothing written) when the move is not allowed. With
+    ``effects`` the caller writes them (:meth:`Effects.write`) once it has changed all its acts.
     """
     move = machine.check(act.number, act.act_type, act.status, target, actor)
     if move.needs_file:
@@ -254,45 +297,47 @@ def change_status(
     landed = move.lands_on or move.target
     if upload is not None and move.needs_file:
         _attach(session, act, move.needs_file, upload)
-    session.add(
-        ActHistory(act_id=act.id, from_status=act.status, to_status=landed, actor=actor, note=note, at=now)
+    pending = effects if effects is not None else Effects()
+    pending.history.append(
+        {
+            "act_id": act.id,
+            "from_status": act.status,
+            "to_status": landed,
+            "actor": actor,
+            "note": note,
+            "at": now,
+        }
     )
     previous = act.status
     act.status = landed
     if landed == SENDING:
         act.attempts = 0
-        enqueue(session, SEND_TASK, {"id": act.id}, business_key=f"act:{act.id}")
+        pending.send.append(act.id)
     if landed == SENT:
         act.sent_at = now
-        _add_signature_deadline(session, act, now)
+        pending.deadlines.append(
+            {
+                "kind": DEADLINE_SIGNATURE,
+                "subject_key": signature_key(act.id),
+                "deal_id": act.deal_id,
+                "act_id": act.id,
+                "due_at": working_deadline(now, get_settings().acts_signature_working_days),
+                "status": "waiting",
+            }
+        )
     if previous == SENT or landed in (SIGNED, ACCEPTED_UNSIGNED, REFUSED):
-        cancel_deadline(session, signature_key(act.id))
+        pending.cancelled.append(signature_key(act.id))
     if landed in act.TERMINAL:
         act.closed_at = now
-    session.flush()
     if {previous, landed} & STAGE_MOVERS:
-        rearm_deal_stage(session, act.deal_id)
+        pending.deals.add(act.deal_id)
+    if effects is None:
+        pending.write(session)
     return landed
 
 
 def signature_key(act_id: int) -> str:
     return f"signature:act:{act_id}"
-
-
-def _add_signature_deadline(session: Session, act: Act, now: datetime) -> None:
-    due = working_deadline(now, get_settings().acts_signature_working_days)
-    session.execute(
-        insert_for(session, ActDeadline)
-        .values(
-            kind=DEADLINE_SIGNATURE,
-            subject_key=signature_key(act.id),
-            deal_id=act.deal_id,
-            act_id=act.id,
-            due_at=due,
-            status="waiting",
-        )
-        .on_conflict_do_nothing(index_elements=["subject_key"])
-    )
 
 
 def cancel_deadline(session: Session, subject_key: str) -> None:
@@ -303,20 +348,31 @@ def cancel_deadline(session: Session, subject_key: str) -> None:
     )
 
 
-def rearm_deal_stage(session: Session, deal_id: int) -> None:
-    """Ask the CRM step to bring the deal's stage in line with its acts (it computes the stage itself,
-    from the acts as committed when it runs, so racing changes cannot leave an older stage)."""
-    key = f"stage:deal:{deal_id}"
-    row_id = session.execute(
+def rearm_deal_stages(session: Session, deal_ids: list[int]) -> None:
+    """Ask the CRM step to bring each deal's stage in line with its acts (the step computes the stage
+    itself from the acts as committed when it runs, so racing changes cannot leave an older stage)."""
+    now = db_now(session)
+    keys = [f"stage:deal:{deal_id}" for deal_id in deal_ids]
+    rows = session.execute(
         insert_for(session, ActCrmAction)
-        .values(kind=CRM_STAGE, business_key=key, deal_id=deal_id, status="pending", attempts=0)
         .on_conflict_do_update(
             index_elements=["business_key"],
-            set_={"status": "pending", "attempts": 0, "parked_at": None, "updated_at": db_now(session)},
+            set_={"status": "pending", "attempts": 0, "parked_at": None, "updated_at": now},
         )
-        .returning(ActCrmAction.id)
-    ).scalar_one()
-    enqueue(session, CRM_TASK, {"id": row_id}, business_key=key)
+        .returning(ActCrmAction.id, ActCrmAction.business_key, sort_by_parameter_order=True),
+        [
+            {"kind": CRM_STAGE, "business_key": key, "deal_id": deal_id, "status": "pending", "attempts": 0}
+            for deal_id, key in zip(deal_ids, keys, strict=True)
+        ],
+    ).all()
+    # One message per batch of deals: ``acts.crm.move_stages`` moves them in one Bitrix24 call.
+    chunks = [rows[i : i + STAGE_BATCH] for i in range(0, len(rows), STAGE_BATCH)]
+    enqueue_many(
+        session,
+        MOVE_STAGES,
+        [{"ids": [r.id for r in chunk]} for chunk in chunks],
+        business_keys=[chunk[0].business_key for chunk in chunks],
+    )
 
 
 def claim_cursor(session: Session, name: str) -> ActSyncCursor | None:
@@ -335,6 +391,15 @@ def claim_cursor(session: Session, name: str) -> ActSyncCursor | None:
     ).one_or_none()
 
 
+def deal_stages(session: Session, deal_ids: list[int]) -> dict[int, str | None]:
+    """The stage each deal's acts call for (None: no move), from the acts as committed now."""
+    acts: dict[int, list[tuple[int, str]]] = {deal_id: [] for deal_id in deal_ids}
+    for deal_id, act_id, status in session.execute(
+        select(Act.deal_id, Act.id, Act.status).where(Act.deal_id.in_(deal_ids))
+    ):
+        acts[deal_id].append((act_id, status))
+    return {deal_id: machine.deal_stage_for(found) for deal_id, found in acts.items()}
+
+
 def deal_stage(session: Session, deal_id: int) -> str | None:
-    rows = session.execute(select(Act.id, Act.status).where(Act.deal_id == deal_id)).all()
-    return machine.deal_stage_for((r[0], r[1]) for r in rows)
+    return deal_stages(session, [deal_id])[deal_id]

@@ -31,7 +31,7 @@ from integrations.sbis.wire import EVENT_REFUSED, EVENT_SIGNED, format_date
 from models.acts import FILE_ACT, REFUSED, SENDING, SENT, SIGNED, Act, ActFile, ActSyncCursor, SbisEvent
 from models.db import db_now, session_scope
 from tasks.acts import machine
-from tasks.acts.register import change_status, claim_cursor, insert_for
+from tasks.acts.register import Effects, change_status, claim_cursor, insert_for
 from tasks.exchange import record_exchange
 from tasks.policy import describe
 from tasks.steps import step
@@ -149,9 +149,10 @@ def apply_events(session: Session, events: list[FeedEvent]) -> tuple[Counter[str
         )
     }
     rows = []
+    effects = Effects()
     for event in fresh:
         act = acts.get(event.document_id)
-        outcome = _apply(session, act, event)
+        outcome = _apply(session, act, event, effects)
         counted[_outcome_kind(outcome)] += 1
         rows.append(
             {
@@ -164,13 +165,12 @@ def apply_events(session: Session, events: list[FeedEvent]) -> tuple[Counter[str
                 "outcome": outcome[:200],
             }
         )
-    session.execute(
-        insert_for(session, SbisEvent).values(rows).on_conflict_do_nothing(index_elements=["event_id"])
-    )
+    effects.write(session)
+    session.execute(insert_for(session, SbisEvent).on_conflict_do_nothing(index_elements=["event_id"]), rows)
     return counted, {e.event_id for e in fresh}
 
 
-def _apply(session: Session, act: Act | None, event: FeedEvent) -> str:
+def _apply(session: Session, act: Act | None, event: FeedEvent, effects: Effects) -> str:
     if act is None:
         return "ignored: not a document of obmen"
     if event.kind not in (EVENT_SIGNED, EVENT_REFUSED):
@@ -184,8 +184,12 @@ def _apply(session: Session, act: Act | None, event: FeedEvent) -> str:
     try:
         if act.status == SENDING:
             # The counterparty answered before the send step recorded the sending.
-            change_status(session, act, SENT, actor=machine.SBIS, now=event.happened_at, note=note)
-        change_status(session, act, target, actor=machine.SBIS, now=event.happened_at, note=note)
+            change_status(
+                session, act, SENT, actor=machine.SBIS, now=event.happened_at, note=note, effects=effects
+            )
+        change_status(
+            session, act, target, actor=machine.SBIS, now=event.happened_at, note=note, effects=effects
+        )
     except machine.IllegalTransition as exc:
         return f"ignored: {exc}"
     act.sbis_last_event_at = event.happened_at

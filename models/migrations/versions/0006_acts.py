@@ -2,7 +2,7 @@
 
 Revision ID: 0006_acts
 Revises: 0002_master_data
-Create Date: 2026-11-25 09:31:32.105113
+Create Date: 2026-11-25 09:51:27.448360
 """
 
 from collections.abc import Sequence
@@ -189,8 +189,15 @@ def upgrade() -> None:
         sa.Column("due_at", models.base.UTCDateTime(timezone=True), nullable=False),
         sa.Column("status", sa.String(length=20), nullable=False),
         sa.Column("fired_at", models.base.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("result", sa.String(length=200), nullable=True),
         sa.Column(
             "created_at", models.base.UTCDateTime(timezone=True), server_default=sa.func.now(), nullable=False
+        ),
+        sa.Column("attempts", sa.Integer(), server_default="0", nullable=False),
+        sa.Column("last_error", sa.Text(), nullable=True),
+        sa.Column("parked_at", models.base.UTCDateTime(timezone=True), nullable=True),
+        sa.Column(
+            "updated_at", models.base.UTCDateTime(timezone=True), server_default=sa.func.now(), nullable=False
         ),
         sa.ForeignKeyConstraint(
             ["act_id"], ["acts.id"], name=op.f("fk_act_deadlines_act_id_acts"), ondelete="CASCADE"
