@@ -136,6 +136,27 @@ class Settings(BaseSettings):
     billing_disconnect_after_days: float = Field(30.0, ge=0)
     billing_escalate_interval_s: int = Field(300, ge=1)
     sbis_url: str = "http://127.0.0.1:8700/sbis"
+    sbis_login: str | None = None
+    sbis_password: SecretStr | None = None
+    sbis_timeout_s: float = Field(30.0, gt=0)
+    sbis_page_size: int = Field(100, ge=1, le=200)
+    # Our organisation as СБИС knows it (НашаОрганизация of every act).
+    sbis_organization_inn: str = ""
+    sbis_organization_kpp: str = ""
+
+    # --- acts of completed work (seed 003) --------------------------------------------------------
+    acts_track_interval_s: int = Field(60, ge=1)
+    acts_deadline_sweep_interval_s: int = Field(60, ge=1)
+    acts_deadline_batch: int = Field(2000, ge=1)
+    acts_reconcile_interval_s: int = Field(300, ge=1)
+    acts_reconcile_overlap_s: int = Field(120, ge=0)
+    acts_signature_working_days: int = Field(5, ge=1)
+    acts_form_answer_days: int = Field(3, ge=1)
+    acts_public_url: str = "http://127.0.0.1:8000"
+    acts_stage_approved: str = "UC_APPROVED"
+    acts_stage_act_sent: str = "UC_ACT_SENT"
+    acts_stage_done: str = "WON"
+    acts_stage_remarks: str = "UC_REMARKS"
 
     @field_validator("database_url")
     @classmethod

@@ -5,6 +5,7 @@ all registers. It knows no pipeline and no external system.
 """
 
 from models import (  # noqa: F401
+    acts,
     canary,
     dead_letters,
     exchange_log,

@@ -28,6 +28,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
+from sandbox.bitrix24_events import APPLICATION_TOKEN, OutboundEvents
 from sandbox.harness import Emulator
 
 WEBHOOK_USER = "1"
@@ -100,11 +101,12 @@ class Portal:
         self.deals: dict[int, dict[str, Any]] = {}
         self.stage_history: list[dict[str, Any]] = []
         self.tasks: dict[int, dict[str, Any]] = {}
+        self.companies: dict[int, dict[str, Any]] = {}
         self.workflows: list[dict[str, Any]] = []
         self.notifications: list[dict[str, Any]] = []
         self.stages: dict[str, str] = dict(DEFAULT_STAGES)
         self.templates: dict[int, str] = {}
-        self._ids = {"deal": 0, "task": 0, "notify": 0}
+        self._ids = {"deal": 0, "task": 0, "notify": 0, "company": 0}
 
     def next_id(self, kind: str) -> int:
         self._ids[kind] += 1
@@ -153,17 +155,29 @@ def _text(value: Any) -> Any:
     return str(value)
 
 
+def _when(value: Any) -> datetime | None:
+    """A date-time the portal would parse (``2026-11-25T12:00:00+03:00``), else None."""
+    try:
+        moment = datetime.fromisoformat(str(value))
+    except ValueError:
+        return None
+    return moment if moment.tzinfo is not None and "T" in str(value) else None
+
+
 def _compare(op: str, have: Any, want: Any) -> bool:
     if isinstance(want, list):
         found = any(_compare("=", have, w) for w in want)
         return not found if op == "!" else found
     if op == "%":
         return str(want).lower() in str(have or "").lower()
+    a: Any
+    b: Any
     try:
-        a: Any = float(have)
-        b: Any = float(want)
+        a, b = float(have), float(want)
     except (TypeError, ValueError):
-        a, b = str(have if have is not None else ""), str(want)
+        a, b = _when(have), _when(want)
+        if a is None or b is None:
+            a, b = str(have if have is not None else ""), str(want)
     return {
         "=": a == b,
         "!": a != b,
@@ -203,6 +217,7 @@ class Bitrix24Emulator(Emulator):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         self.portal = Portal()
         self.bucket = LeakyBucket()
+        self.events = OutboundEvents()
         super().__init__(*args, **kwargs)
 
     # --- wire ------------------------------------------------------------------------------------
@@ -210,12 +225,21 @@ class Bitrix24Emulator(Emulator):
         return [Route("/rest/{user}/{code}/{method}", self._rest, methods=["GET", "POST"])]
 
     def client_settings(self, base_url: str) -> dict[str, str]:
-        return {"OBMEN_BITRIX24_WEBHOOK_URL": f"{base_url}{self.prefix}/rest/{WEBHOOK_USER}/{WEBHOOK_CODE}/"}
+        self.events.base_url = base_url
+        return {
+            "OBMEN_BITRIX24_WEBHOOK_URL": f"{base_url}{self.prefix}/rest/{WEBHOOK_USER}/{WEBHOOK_CODE}/",
+            "OBMEN_BITRIX24_APPLICATION_TOKEN": APPLICATION_TOKEN,
+        }
 
     def reset(self) -> None:
         super().reset()
         self.portal = Portal()
         self.bucket = LeakyBucket()
+        self.events.stop()
+        self.events = OutboundEvents(self.events.base_url)
+
+    def stop(self) -> None:
+        self.events.stop()
 
     def fault_response(self, kind: str, request: Request) -> Response:
         faults = {
@@ -300,6 +324,9 @@ class Bitrix24Emulator(Emulator):
             "crm.status.list": self._status_list,
             "tasks.task.add": self._task_add,
             "tasks.task.get": self._task_get,
+            "tasks.task.list": self._task_list,
+            "crm.company.add": self._company_add,
+            "crm.company.get": self._company_get,
             "bizproc.workflow.start": self._workflow_start,
             "im.notify.system.add": self._notify,
             "im.notify.personal.add": self._notify,
@@ -393,6 +420,7 @@ class Bitrix24Emulator(Emulator):
                 "DATE_MODIFY": now,
             }
             portal.deals[deal_id] = deal
+            self.events.fire("ONCRMDEALADD", deal_id)
             return deal
 
     def _deal_add(self, params: dict[str, Any]) -> dict[str, Any]:
@@ -423,6 +451,7 @@ class Bitrix24Emulator(Emulator):
                     "at": deal["DATE_MODIFY"],
                 }
             )
+        self.events.fire("ONCRMDEALUPDATE", int(deal["ID"]))
         return {"result": True}
 
     def _deal_list(self, params: dict[str, Any]) -> dict[str, Any]:
@@ -468,6 +497,7 @@ class Bitrix24Emulator(Emulator):
             "responsibleId": str(fields["RESPONSIBLE_ID"]),
             "deadline": fields.get("DEADLINE"),
             "ufCrmTask": fields.get("UF_CRM_TASK") or [],
+            "xmlId": fields.get("XML_ID"),
             "status": "2",
             "createdDate": _now_text(),
         }
@@ -479,6 +509,42 @@ class Bitrix24Emulator(Emulator):
         if task is None:
             raise not_found()
         return {"result": {"task": dict(task)}}
+
+    def _task_list(self, params: dict[str, Any]) -> dict[str, Any]:
+        # Task fields are filtered by their upper-case names (XML_ID, RESPONSIBLE_ID, TITLE …).
+        def upper(task: dict[str, Any]) -> dict[str, Any]:
+            return {re.sub(r"(?<!^)(?=[A-Z])", "_", k).upper(): v for k, v in task.items()}
+
+        flt = params.get("filter") or {}
+        found = [t for t in self.portal.tasks.values() if _matches(upper(t), flt)]
+        start = int(params.get("start") or 0)
+        envelope: dict[str, Any] = {"total": len(found)}
+        if start + PAGE < len(found):
+            envelope["next"] = start + PAGE
+        return {"result": {"tasks": [dict(t) for t in found[start : start + PAGE]]}, **envelope}
+
+    def add_company(self, fields: dict[str, Any]) -> dict[str, Any]:
+        with self.portal.lock:
+            company_id = int(fields["ID"]) if fields.get("ID") else self.portal.next_id("company")
+            self.portal._ids["company"] = max(self.portal._ids["company"], company_id)
+            company = {"TITLE": "", "EMAIL": [], **fields, "ID": str(company_id), "DATE_MODIFY": _now_text()}
+            self.portal.companies[company_id] = company
+            return company
+
+    def _company_add(self, params: dict[str, Any]) -> dict[str, Any]:
+        fields = params.get("fields") or {}
+        if not isinstance(fields, dict):
+            raise ApiError(400, "", "fields must be an object")
+        return {"result": int(self.add_company({k: v for k, v in fields.items() if k != "ID"})["ID"])}
+
+    def _company_get(self, params: dict[str, Any]) -> dict[str, Any]:
+        try:
+            company = self.portal.companies.get(int(params.get("id") or params.get("ID") or 0))
+        except (TypeError, ValueError):
+            company = None
+        if company is None:
+            raise not_found()
+        return {"result": dict(company)}
 
     def _workflow_start(self, params: dict[str, Any]) -> dict[str, Any]:
         try:
@@ -564,6 +630,36 @@ class Bitrix24Emulator(Emulator):
                 self.portal.stages.update(await request.json())
             return JSONResponse(self.portal.stages)
 
+        async def manager_update(request: Request) -> JSONResponse:
+            """A manager changes the deal in the portal's UI (the outbound event follows)."""
+            fields = await request.json()
+            try:
+                with self.portal.lock:
+                    self._deal_update({"id": request.path_params["deal_id"], "fields": fields})
+                    return JSONResponse(dict(self.portal.deals[int(request.path_params["deal_id"])]))
+            except ApiError as exc:
+                return JSONResponse(exc.body(), status_code=404)
+
+        async def companies(request: Request) -> JSONResponse:
+            if request.method == "POST":
+                body = await request.json()
+                created = [self.add_company(c) for c in (body if isinstance(body, list) else [body])]
+                return JSONResponse([int(c["ID"]) for c in created], status_code=201)
+            with self.portal.lock:
+                return JSONResponse(list(self.portal.companies.values()))
+
+        async def events(request: Request) -> JSONResponse:
+            """``PUT {"handler": url, "events": [...], "drop_next": n}``: the portal's outgoing webhook."""
+            if request.method == "PUT":
+                body = await request.json()
+                if "handler" in body:
+                    self.events.unbind(handler=body["handler"])
+                    for name in body.get("events", ["ONCRMDEALADD", "ONCRMDEALUPDATE"]):
+                        self.events.bind(name, body["handler"])
+                if "drop_next" in body:
+                    self.events.drop_next = int(body["drop_next"])
+            return JSONResponse({**self.events.state(), "idle": self.events.idle()})
+
         async def templates(request: Request) -> JSONResponse:
             if request.method == "PUT":
                 self.portal.templates.update({int(k): str(v) for k, v in (await request.json()).items()})
@@ -579,4 +675,7 @@ class Bitrix24Emulator(Emulator):
             Route("/limits", limits, methods=["GET", "PUT"]),
             Route("/stages", stages, methods=["GET", "PUT"]),
             Route("/templates", templates, methods=["GET", "PUT"]),
+            Route("/deals/{deal_id:int}/update", manager_update, methods=["POST"]),
+            Route("/companies", companies, methods=["GET", "POST"]),
+            Route("/events", events, methods=["GET", "PUT"]),
         ]

@@ -19,7 +19,7 @@ import structlog
 from celery import current_app
 from celery.canvas import Signature
 from celery.exceptions import SoftTimeLimitExceeded
-from sqlalchemy import delete, event, select
+from sqlalchemy import delete, event, insert, select
 from sqlalchemy.orm import Session
 
 from config.settings import get_settings
@@ -30,6 +30,7 @@ from tasks.policy import describe
 log = structlog.get_logger(__name__)
 
 _PENDING = "obmen_outbox_pending"
+_PENDING_IDS = "obmen_outbox_pending_ids"
 DispatchMode = Literal["inline", "background", "off"]
 
 
@@ -60,6 +61,29 @@ def enqueue(
     session.add(row)
     session.info.setdefault(_PENDING, []).append(row)
     return row
+
+
+def enqueue_many(
+    session: Session,
+    task: str,
+    kwargs_list: Sequence[dict[str, Any]],
+    *,
+    business_keys: Sequence[str | None] | None = None,
+) -> list[int]:
+    """``enqueue`` for many rows of one task in a single batched INSERT (a sweep firing thousands)."""
+    if not kwargs_list:
+        return []
+    keys = list(business_keys) if business_keys is not None else [None] * len(kwargs_list)
+    if len(keys) != len(kwargs_list):
+        raise ValueError("one business key per kwargs, or none at all")
+    template = dict(current_app.signature(task))
+    rows = [
+        {"task_name": task, "kwargs": {**template, "kwargs": kwargs}, "business_key": key}
+        for kwargs, key in zip(kwargs_list, keys, strict=True)
+    ]
+    ids = list(session.scalars(insert(Outbox).returning(Outbox.id), rows))
+    session.info.setdefault(_PENDING_IDS, []).extend(ids)
+    return ids
 
 
 def _first_task_name(payload: dict[str, Any]) -> str:
@@ -104,14 +128,15 @@ def set_dispatch_mode(mode: DispatchMode) -> None:
 
 @event.listens_for(Session, "after_commit")
 def _after_commit(session: Session) -> None:
-    rows = session.info.pop(_PENDING, None)
-    if rows:
-        dispatch([row.id for row in rows])
+    ids = [row.id for row in session.info.pop(_PENDING, ())] + session.info.pop(_PENDING_IDS, [])
+    if ids:
+        dispatch(ids)
 
 
 @event.listens_for(Session, "after_soft_rollback")
 def _after_rollback(session: Session, previous_transaction: Any) -> None:
     session.info.pop(_PENDING, None)
+    session.info.pop(_PENDING_IDS, None)
 
 
 def relay(ids: Sequence[int] | None = None, limit: int | None = None) -> int:

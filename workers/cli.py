@@ -12,6 +12,7 @@ from config.celery import QUEUE_NAMES
 from config.logging import configure_logging
 from config.settings import get_settings
 from workers.sep_cli import sep as sep_commands
+from workers.acts_cli import acts
 
 
 @click.group()
@@ -210,6 +211,7 @@ def check() -> None:
 
 
 cli.add_command(sep_commands)
+cli.add_command(acts)
 
 
 def main() -> None:

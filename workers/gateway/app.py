@@ -6,10 +6,10 @@ from fastapi import FastAPI
 
 from config.settings import get_settings
 from tasks.outbox import set_dispatch_mode
-from workers.gateway import bank, health, ops, sep
+from workers.gateway import acts, bank, health, ops, sep
 from workers.gateway.limits import BodyLimit
 
-ROUTERS = [health.router, ops.router, sep.router, bank.router, bank.ops_router]
+ROUTERS = [health.router, ops.router, sep.router, bank.router, bank.ops_router, acts.router]
 
 
 def create_app() -> FastAPI:

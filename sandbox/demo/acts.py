@@ -1,0 +1,150 @@
+"""Demo of the acts flow: an electronic act sent through СБИС, signed, its deal closed; one refused;
+one left unsigned past 5 working days, which gives the manager a Bitrix24 task."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+import httpx
+
+from sandbox.bitrix24 import Bitrix24Emulator
+from sandbox.demo import DemoContext
+from sandbox.sbis import SbisEmulator
+
+STAGES = {
+    "PREPARATION": "Подготовка акта",
+    "UC_APPROVED": "Одобрено комиссией",
+    "UC_ACT_SENT": "Акт направлен Заявителю",
+    "WON": "Услуга оказана",
+    "UC_REMARKS": "Услуга оказана, есть замечания",
+}
+MANAGER = 7
+PDF = b"%PDF-1.4 demo act of completed work"
+
+
+def _act(act_id: int) -> Any:
+    from models.acts import Act
+    from models.db import session_scope
+
+    with session_scope() as session:
+        row = session.get(Act, act_id)
+        assert row is not None
+        session.expunge(row)
+        return row
+
+
+def _draft(number: str, deal_id: int, act_type: str, send: bool) -> int:
+    from models.db import session_scope
+    from tasks.acts.register import ActIn, Upload, create_act
+
+    data = ActIn(
+        number=number,
+        deal_id=deal_id,
+        company_id=55,
+        act_type=act_type,  # type: ignore[arg-type]
+        counterparty_inn="7728168971",
+        counterparty_kpp="772801001",
+        counterparty_name="ООО «Ромашка»",
+        products=["Продвижение продукции на рынке ОАЭ"],
+        send=send,
+    )
+    with session_scope() as session:
+        act, _ = create_act(session, data, Upload(f"{number}.pdf", "application/pdf", PDF))
+        return act.id
+
+
+def _stage(b24: Bitrix24Emulator, deal_id: int) -> str:
+    with b24.portal.lock:
+        return str(b24.portal.deals[deal_id]["STAGE_ID"])
+
+
+def _electronic(
+    ctx: DemoContext, b24: Bitrix24Emulator, sbis: SbisEmulator, number: str, deal_id: int, action: str
+) -> None:
+    from models.acts import SENT
+
+    act_id = _draft(number, deal_id, "electronic_ul", send=True)
+    act = ctx.wait_for(lambda: (a := _act(act_id)).status == SENT and a, f"act {number} to reach СБИС")
+    doc = sbis.documents[act.sbis_document_id or ""]
+    ctx.say(
+        f"act {number} (electronic, deal {deal_id}): drafted with send=true (as POST /acts) → «Отправка в СБИС» → "
+        f"СБИС document {doc.id[:8]}… «{doc.state[1]}» → «{act.status}»"
+    )
+    ctx.wait_for(lambda: _stage(b24, deal_id) == "UC_ACT_SENT", f"deal {deal_id} to follow")
+    ctx.say(f"           deal {deal_id} → «{STAGES['UC_ACT_SENT']}»")
+    httpx.post(
+        f"{ctx.sandbox.url}/_sandbox/sbis/scenario", json={"document": doc.id, "action": action, "after_s": 1}
+    ).raise_for_status()
+    verb = "signs" if action == "sign" else "refuses to sign"
+    final = ctx.wait_for(
+        lambda: (a := _act(act_id)).status != SENT and a,
+        f"acts.track to see the counterparty's answer to {number}",
+    )
+    target = "WON" if action == "sign" else "UC_REMARKS"
+    ctx.wait_for(lambda: _stage(b24, deal_id) == target, f"deal {deal_id} to follow")
+    ctx.say(
+        f"           the counterparty {verb} in СБИС → acts.track reads СписокИзменений → «{final.status}»; "
+        f"deal {deal_id} → «{STAGES[target]}»"
+    )
+
+
+def run(ctx: DemoContext) -> None:
+    from sqlalchemy import select
+
+    from models.acts import SENT, SIGNED_BY_US, ActDeadline
+    from models.db import session_scope
+    from tasks.acts import machine
+    from tasks.acts.register import Upload, change_status, lock_act
+
+    b24 = ctx.sandbox.emulator("bitrix24")
+    sbis = ctx.sandbox.emulator("sbis")
+    assert isinstance(b24, Bitrix24Emulator) and isinstance(sbis, SbisEmulator)
+    b24.portal.stages.update(STAGES)
+    b24.add_company({"ID": 55, "TITLE": "ООО «Ромашка»"})
+    for deal_id in (901, 902, 903):
+        b24.add_deal(
+            {
+                "ID": deal_id,
+                "TITLE": f"Экспорт, сделка {deal_id}",
+                "STAGE_ID": "PREPARATION",
+                "COMPANY_ID": 55,
+                "ASSIGNED_BY_ID": MANAGER,
+            }
+        )
+
+    _electronic(ctx, b24, sbis, "Э-901", 901, "sign")
+    _electronic(ctx, b24, sbis, "Э-902", 902, "refuse")
+
+    # A paper act: signed by us, sent — ten days ago (the demo back-dates the sending; beat sweeps).
+    act_id = _draft("П-903", 903, "paper_ul", send=False)
+    with session_scope() as session:
+        act = lock_act(session, act_id)
+        change_status(
+            session,
+            act,
+            SIGNED_BY_US,
+            actor=machine.MANAGER,
+            upload=Upload("scan.pdf", "application/pdf", PDF),
+        )
+        sent_at = act.updated_at - timedelta(days=10)
+        change_status(session, act, SENT, actor=machine.MANAGER, now=sent_at)
+    with session_scope() as session:
+        due = session.scalars(select(ActDeadline.due_at).where(ActDeadline.act_id == act_id)).one()
+    ctx.say(
+        f"act П-903 (paper, deal 903): «Подписан с нашей стороны» (scan) → «Акт направлен заявителю» "
+        f"on {sent_at:%d.%m.%Y} (back-dated 10 days); due {due:%d.%m.%Y %H:%M} UTC after 5 working days"
+    )
+
+    def task() -> dict[str, Any] | None:
+        with b24.portal.lock:
+            return next((t for t in b24.portal.tasks.values() if t["ufCrmTask"] == ["D_903"]), None)
+
+    found = ctx.wait_for(task, "the deadline sweep and the task «Указать статус акта»")
+    ctx.say(
+        f"           acts.deadlines.sweep → Bitrix24 task {found['id']} «{found['title']}» for user "
+        f"{found['responsibleId']}, due {found['deadline']}"
+    )
+    with session_scope() as session:
+        fired = session.scalars(select(ActDeadline).where(ActDeadline.act_id == act_id)).one()
+        ctx.say(f"           deadline {fired.subject_key}: {fired.status}; later sweeps fire nothing more")

@@ -1,0 +1,159 @@
+"""Deals in: Bitrix24 outbound events, the sync step that reads the deal, and the reconciliation.
+
+Bitrix24 sends ``ONCRMDEALUPDATE`` with the deal id only, through a queue, and never retries. So an
+event only marks the deal's row ``pending`` and enqueues ``acts.deal.sync``, which reads the deal
+(``crm.deal.get``); and ``acts.deals.reconcile`` (beat) lists the deals changed since its last run
+(``crm.deal.list`` by ``DATE_MODIFY``) and marks those whose change we have not read, so a lost
+event costs a delay, never the change. Reactions are decided from the deal's state, not from the
+event: a deal standing in «Одобрено комиссией» without a form request gets one, however we learned.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from datetime import datetime, timedelta
+from itertools import islice
+from typing import Any
+
+import structlog
+from celery import shared_task
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from config.settings import get_settings
+from integrations.errors import IntegrationError
+from models.acts import ActDeal
+from models.db import db_now, session_scope
+from tasks.acts.forms import request_form
+from tasks.acts.register import DEAL_SYNC_TASK, claim_cursor, insert_for
+from tasks.bitrix24 import bitrix24_client
+from tasks.outbox import enqueue
+from tasks.policy import describe
+from tasks.steps import step
+
+log = structlog.get_logger(__name__)
+
+DEAL_EVENTS = frozenset({"ONCRMDEALADD", "ONCRMDEALUPDATE"})
+CURSOR = "bitrix24_deals"
+
+
+def batched(items: Iterable[dict[str, Any]], size: int) -> Iterator[list[dict[str, Any]]]:
+    iterator = iter(items)
+    while chunk := list(islice(iterator, size)):
+        yield chunk
+
+
+def deal_changed(session: Session, deal_id: int) -> int:
+    """Mark the deal to be read again (an event, or the reconciliation saw a change); returns its row id."""
+    row_id: int = session.execute(
+        insert_for(session, ActDeal)
+        .values(deal_id=deal_id, status="pending", attempts=0)
+        .on_conflict_do_update(
+            index_elements=["deal_id"],
+            set_={"status": "pending", "attempts": 0, "parked_at": None, "updated_at": db_now(session)},
+        )
+        .returning(ActDeal.id)
+    ).scalar_one()
+    enqueue(session, DEAL_SYNC_TASK, {"id": row_id}, business_key=f"deal:{deal_id}")
+    return row_id
+
+
+def parse_bitrix_time(value: Any) -> datetime | None:
+    try:
+        moment = datetime.fromisoformat(str(value))
+    except ValueError:
+        return None
+    return moment if moment.tzinfo is not None else None
+
+
+def _int(value: Any) -> int | None:
+    try:
+        number = int(value)
+    except (TypeError, ValueError):
+        return None
+    return number or None
+
+
+# Fields whose change matters here; compared too, since DATE_MODIFY has whole seconds only.
+WATCHED = ("STAGE_ID", "ASSIGNED_BY_ID", "COMPANY_ID", "TITLE")
+
+
+def _unread(row: ActDeal | None, deal: dict[str, Any], modified: datetime) -> bool:
+    """Did the deal change after we last read it?"""
+    if row is None or row.date_modify is None or modified > row.date_modify:
+        return True
+    return (
+        str(deal.get("STAGE_ID") or "") != (row.stage_id or "")
+        or _int(deal.get("ASSIGNED_BY_ID")) != row.assigned_by_id
+        or _int(deal.get("COMPANY_ID")) != row.company_id
+        or (str(deal.get("TITLE") or "")[:500] or None) != row.title
+    )
+
+
+def apply_deal(session: Session, row: ActDeal, fields: dict[str, Any]) -> None:
+    """Take the deal as Bitrix24 shows it, and react to where it stands."""
+    row.title = str(fields.get("TITLE") or "")[:500] or None
+    row.stage_id = str(fields.get("STAGE_ID") or "") or None
+    row.company_id = _int(fields.get("COMPANY_ID"))
+    row.assigned_by_id = _int(fields.get("ASSIGNED_BY_ID"))
+    row.date_modify = parse_bitrix_time(fields.get("DATE_MODIFY")) or row.date_modify
+    row.synced_at = db_now(session)
+    row.status = "synced"
+    if row.stage_id == get_settings().acts_stage_approved:
+        request_form(session, row.deal_id, requested_by="stage", business_key=f"approved:{row.deal_id}")
+
+
+@step(DEAL_SYNC_TASK, model=ActDeal, statuses={"pending"})
+def sync_deal(session: Session, row: ActDeal) -> None:
+    """Read the deal from Bitrix24 (``crm.deal.get``) and react to its stage."""
+    apply_deal(session, row, bitrix24_client().deal_get(row.deal_id, key=f"deal:{row.deal_id}"))
+
+
+def reconcile_deals() -> dict[str, int]:
+    """Mark every deal changed in Bitrix24 since the last run whose change we have not read."""
+    settings = get_settings()
+    with session_scope() as session:
+        cursor = claim_cursor(session, CURSOR)
+        if cursor is None:
+            return {"skipped": 1}
+        overlap = timedelta(seconds=settings.acts_reconcile_overlap_s)
+        # Bitrix24's own clock (the DATE_MODIFY seen last), minus an overlap for changes committed late.
+        since = (cursor.position_at or db_now(session) - timedelta(days=1)) - overlap
+        # Read every page first, write after: nothing is held while Bitrix24 answers.
+        listed = list(
+            bitrix24_client().iter_deals(
+                filter={">=DATE_MODIFY": since.isoformat(timespec="seconds")},
+                select=["ID", "DATE_MODIFY", *WATCHED],
+                order={"DATE_MODIFY": "ASC", "ID": "ASC"},
+            )
+        )
+        marked = 0
+        latest = cursor.position_at
+        for page in batched(listed, 500):
+            by_id = {deal_id: deal for deal in page if (deal_id := _int(deal.get("ID")))}
+            known = {
+                r.deal_id: r for r in session.scalars(select(ActDeal).where(ActDeal.deal_id.in_(list(by_id))))
+            }
+            for deal_id, deal in by_id.items():
+                modified = parse_bitrix_time(deal.get("DATE_MODIFY"))
+                if modified is None:
+                    continue
+                latest = max(latest, modified) if latest else modified
+                if _unread(known.get(deal_id), deal, modified):
+                    deal_changed(session, deal_id)
+                    marked += 1
+        cursor.position_at = latest
+        cursor.position = latest.isoformat() if latest else None
+    if marked:
+        log.info("acts.reconcile.marked", seen=len(listed), marked=marked)
+    return {"seen": len(listed), "marked": marked}
+
+
+@shared_task(name="acts.deals.reconcile", ignore_result=True)
+def reconcile_task(**_: Any) -> dict[str, Any]:
+    """Beat: find deals whose Bitrix24 events were lost (Bitrix24 never retries them)."""
+    try:
+        return dict(reconcile_deals())
+    except IntegrationError as exc:
+        log.warning("acts.reconcile.failed", error=describe(exc))
+        return {"error": describe(exc)}

@@ -1,0 +1,118 @@
+"""Shared set-up of the acts tests: drafting acts, reading the register, sandboxes with settings."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from email import message_from_bytes, policy
+from email.message import EmailMessage
+from typing import Any
+
+import pytest
+from sqlalchemy import select
+
+from config.settings import get_settings
+from models.acts import Act, ActCrmAction, ActDeadline, ActHistory
+from models.db import session_scope
+from models.outbox import Outbox
+from sandbox.harness import Emulator, SandboxClock
+from sandbox.server import Sandbox
+from tasks.acts.register import ActIn, Upload, create_act
+
+PDF = Upload("act.pdf", "application/pdf", b"%PDF-1.4 act of completed work")
+SCAN = Upload("scan.pdf", "application/pdf", b"%PDF-1.4 scan")
+UL_INN, UL_KPP = "7728168971", "772801001"
+IP_INN = "500100732259"
+
+
+def draft(**fields: Any) -> int:
+    values: dict[str, Any] = {
+        "number": "А-1",
+        "deal_id": 101,
+        "act_type": "paper_ul",
+        "counterparty_inn": UL_INN,
+        "counterparty_kpp": UL_KPP,
+        "products": ["Экспертиза"],
+    }
+    values.update(fields)
+    with session_scope() as s:
+        act, _ = create_act(s, ActIn(**values), PDF)
+        return act.id
+
+
+def act(act_id: int) -> Act:
+    with session_scope() as s:
+        row = s.get(Act, act_id)
+        assert row is not None
+        return row
+
+
+def history(act_id: int) -> list[tuple[str | None, str, str]]:
+    with session_scope() as s:
+        rows = s.scalars(select(ActHistory).where(ActHistory.act_id == act_id).order_by(ActHistory.id))
+        return [(r.from_status, r.to_status, r.actor) for r in rows]
+
+
+def deadlines() -> list[ActDeadline]:
+    with session_scope() as s:
+        return list(s.scalars(select(ActDeadline).order_by(ActDeadline.id)))
+
+
+def crm_actions() -> list[ActCrmAction]:
+    with session_scope() as s:
+        return list(s.scalars(select(ActCrmAction).order_by(ActCrmAction.id)))
+
+
+def outbox_tasks() -> list[str]:
+    with session_scope() as s:
+        return list(s.scalars(select(Outbox.task_name).order_by(Outbox.id)))
+
+
+@contextmanager
+def sandbox_settings(
+    monkeypatch: pytest.MonkeyPatch, *emulators: Emulator, **extra: str
+) -> Iterator[Sandbox]:
+    """Serve ``emulators`` and point obmen's settings at them (plus ``extra``) for the test."""
+    with Sandbox(list(emulators)) as box:
+        for key, value in {**box.client_settings(), **extra}.items():
+            monkeypatch.setenv(key, value)
+        get_settings.cache_clear()
+        try:
+            yield box
+        finally:
+            monkeypatch.undo()
+            get_settings.cache_clear()
+
+
+def clock() -> SandboxClock:
+    return SandboxClock()
+
+
+class SmtpSink:
+    """A real SMTP server on loopback that keeps what it receives (letters to counterparties)."""
+
+    def __init__(self) -> None:
+        from aiosmtpd.controller import Controller
+
+        from tests.harness.processes import free_port
+
+        self.messages: list[EmailMessage] = []
+        self.port = free_port()
+        self._controller = Controller(self, hostname="127.0.0.1", port=self.port)
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        self.messages.append(
+            message_from_bytes(envelope.original_content or envelope.content, policy=policy.default)  # type: ignore[arg-type]
+        )
+        return "250 OK"
+
+    @property
+    def url(self) -> str:
+        return f"smtp://127.0.0.1:{self.port}"
+
+    def __enter__(self) -> SmtpSink:
+        self._controller.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._controller.stop()

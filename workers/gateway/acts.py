@@ -1,0 +1,296 @@
+"""The acts API: acts drafted and listed, paper acts' steps, the counterparty's form, Bitrix24 events.
+
+* Managers' tools and Bitrix24 robots use bearer tokens (``read`` to list, ``write`` to change).
+* The counterparty's form (``/acts/forms/{token}``) is public: the unguessable token is its key.
+* Bitrix24's outbound events (``POST /bitrix24/events``) are verified by ``auth[application_token]``.
+"""
+
+from __future__ import annotations
+
+import hmac
+import secrets
+from html import escape
+from typing import Annotated, Any
+
+import structlog
+from fastapi import APIRouter, Depends, File, Form, HTTPException, Query, Request, UploadFile
+from fastapi.responses import HTMLResponse, JSONResponse, Response
+from pydantic import ValidationError
+
+from config.settings import get_settings
+from integrations.exchange import Exchange
+from models.acts import ACT_STATUSES, ACT_TYPES, EXCHANGE_METHODS
+from models.db import session_scope
+from tasks.acts import machine
+from tasks.acts.deals import DEAL_EVENTS, deal_changed
+from tasks.acts.forms import FormAlreadyAnswered, FormAnswer, FormNotFound, answer_form, request_form
+from tasks.acts.queries import ActFilter, act_detail, act_file, deals_without_acts, list_acts
+from tasks.acts.register import ActConflict, ActIn, ActNotFound, Upload, change_status, create_act, lock_act
+from tasks.exchange import record_exchange
+from workers.gateway.auth import require
+
+log = structlog.get_logger(__name__)
+
+router = APIRouter(tags=["acts"])
+read = Depends(require("read"))
+write = Depends(require("write"))
+
+
+def _errors(exc: ValidationError) -> list[str]:
+    return [f"{'.'.join(str(p) for p in e['loc']) or 'act'}: {e['msg']}" for e in exc.errors()]
+
+
+async def _upload(file: UploadFile | None) -> Upload | None:
+    if file is None:
+        return None
+    return Upload(file.filename or "", file.content_type or "application/octet-stream", await file.read())
+
+
+def _detail(act_id: int) -> dict[str, Any]:
+    with session_scope() as session:
+        return act_detail(session, act_id)
+
+
+@router.post("/acts", dependencies=[write], status_code=201)
+async def post_act(
+    file: Annotated[UploadFile, File(description="the act (PDF, as it goes to the counterparty)")],
+    number: Annotated[str, Form()],
+    deal_id: Annotated[int, Form()],
+    act_type: Annotated[str, Form(description=", ".join(ACT_TYPES))],
+    act_date: Annotated[str | None, Form(description="YYYY-MM-DD; today in Moscow if omitted")] = None,
+    company_id: Annotated[int | None, Form()] = None,
+    counterparty_inn: Annotated[str | None, Form()] = None,
+    counterparty_kpp: Annotated[str | None, Form()] = None,
+    counterparty_name: Annotated[str | None, Form()] = None,
+    exchange_method: Annotated[str | None, Form(description=", ".join(EXCHANGE_METHODS))] = None,
+    edo_operator: Annotated[str | None, Form()] = None,
+    edo_id: Annotated[str | None, Form()] = None,
+    products: Annotated[list[str] | None, Form(description="repeat the field, one product each")] = None,
+    amount: Annotated[str | None, Form()] = None,
+    send: Annotated[bool, Form(description="send at once (electronic acts go to СБИС)")] = False,
+) -> JSONResponse:
+    """Draft an act for a deal with its file (a repeat with the same number returns the same act)."""
+    fields = {
+        "number": number,
+        "deal_id": deal_id,
+        "act_type": act_type,
+        "act_date": act_date or None,
+        "company_id": company_id,
+        "counterparty_inn": counterparty_inn or None,
+        "counterparty_kpp": counterparty_kpp or None,
+        "counterparty_name": counterparty_name or None,
+        "exchange_method": exchange_method or None,
+        "edo_operator": edo_operator or None,
+        "edo_id": edo_id or None,
+        "products": products or [],
+        "amount": amount or None,
+        "send": send,
+    }
+    try:
+        data = ActIn.model_validate(fields)
+    except ValidationError as exc:
+        raise HTTPException(422, _errors(exc)) from exc
+    upload = await _upload(file)
+    assert upload is not None
+    try:
+        with session_scope() as session:
+            act, created = create_act(session, data, upload)
+            act_id = act.id
+    except ActConflict as exc:
+        raise HTTPException(409, str(exc)) from exc
+    except machine.IllegalTransition as exc:
+        raise HTTPException(409, str(exc)) from exc
+    except ValueError as exc:
+        raise HTTPException(422, str(exc)) from exc
+    return JSONResponse(_detail(act_id), status_code=201 if created else 200)
+
+
+@router.get("/acts", dependencies=[read])
+def get_acts(
+    status: Annotated[str | None, Query(description=" | ".join(ACT_STATUSES))] = None,
+    deal_id: int | None = None,
+    company_id: int | None = None,
+    act_type: str | None = None,
+    overdue: bool = False,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    offset: Annotated[int, Query(ge=0)] = 0,
+) -> dict[str, Any]:
+    """Acts with their statuses, newest first; filter by status, deal, company, type, overdue."""
+    if status is not None and status not in ACT_STATUSES:
+        raise HTTPException(422, f"unknown status {status!r}; statuses: {', '.join(ACT_STATUSES)}")
+    with session_scope() as session:
+        return list_acts(session, ActFilter(status, deal_id, company_id, act_type, overdue, limit, offset))
+
+
+@router.get("/acts/{act_id}", dependencies=[read])
+def get_act(act_id: int) -> dict[str, Any]:
+    """One act with its files, history and deadline."""
+    try:
+        return _detail(act_id)
+    except ActNotFound as exc:
+        raise HTTPException(404, str(exc)) from exc
+
+
+@router.get("/acts/{act_id}/files/{file_id}", dependencies=[read])
+def get_act_file(act_id: int, file_id: int) -> Response:
+    try:
+        with session_scope() as session:
+            found = act_file(session, act_id, file_id)
+            content, content_type, name = found.content, found.content_type, found.name
+    except ActNotFound as exc:
+        raise HTTPException(404, str(exc)) from exc
+    quoted = name.encode("ascii", "replace").decode().replace('"', "")
+    return Response(
+        content, media_type=content_type, headers={"Content-Disposition": f'attachment; filename="{quoted}"'}
+    )
+
+
+@router.post("/acts/{act_id}/status", dependencies=[write])
+async def post_act_status(
+    act_id: int,
+    status: Annotated[str, Form(description=" | ".join(ACT_STATUSES))],
+    note: Annotated[str | None, Form()] = None,
+    file: Annotated[UploadFile | None, File(description="the scan, where the step needs one")] = None,
+) -> dict[str, Any]:
+    """A manager's step: «Подписан с нашей стороны» (with the scan), «Акт направлен заявителю»,
+    «Акт получен и подписан» (with the signed scan), «Акт принят, но не подписан заявителем»,
+    «Отказ от подписания». An electronic act asked to be sent goes to СБИС."""
+    if status not in ACT_STATUSES:
+        raise HTTPException(422, f"unknown status {status!r}; statuses: {', '.join(ACT_STATUSES)}")
+    upload = await _upload(file)
+    try:
+        with session_scope() as session:
+            change_status(
+                session, lock_act(session, act_id), status, actor=machine.MANAGER, note=note, upload=upload
+            )
+    except ActNotFound as exc:
+        raise HTTPException(404, str(exc)) from exc
+    except machine.IllegalTransition as exc:
+        raise HTTPException(409, str(exc)) from exc
+    except ValueError as exc:
+        raise HTTPException(422, str(exc)) from exc
+    return _detail(act_id)
+
+
+@router.get("/companies/{company_id}/acts", dependencies=[read])
+def get_company_acts(
+    company_id: int,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    offset: Annotated[int, Query(ge=0)] = 0,
+) -> dict[str, Any]:
+    """Every act of a company (the company card)."""
+    with session_scope() as session:
+        return list_acts(session, ActFilter(company_id=company_id, limit=limit, offset=offset))
+
+
+@router.get("/deals/without-acts", dependencies=[read])
+def get_deals_without_acts(
+    stage: str | None = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    offset: Annotated[int, Query(ge=0)] = 0,
+) -> dict[str, Any]:
+    """Deals obmen knows from Bitrix24 that have no act yet."""
+    with session_scope() as session:
+        return deals_without_acts(session, stage, limit, offset)
+
+
+@router.post("/deals/{deal_id}/form-letter", dependencies=[write], status_code=202)
+def post_form_letter(deal_id: int) -> dict[str, Any]:
+    """Send the counterparty the letter with the form link again, by hand (from the deal card)."""
+    with session_scope() as session:
+        form_id = request_form(
+            session, deal_id, requested_by="manager", business_key=f"manual:{deal_id}:{secrets.token_hex(6)}"
+        )
+    return {"deal_id": deal_id, "form_request_id": form_id}
+
+
+# --- the counterparty's form (public: the token is the key) ----------------------------------------
+_FORM_PAGE = """<!doctype html>
+<html lang="ru"><head><meta charset="utf-8"><title>Способ обмена актами</title></head>
+<body><h1>Способ обмена актами</h1>
+<form method="post">
+<p><label><input type="radio" name="exchange_method" value="email" required> По e-mail</label><br>
+<label><input type="radio" name="exchange_method" value="paper"> В бумажном виде</label><br>
+<label><input type="radio" name="exchange_method" value="edo"> Через ЭДО</label></p>
+<p><label>Оператор ЭДО <input name="edo_operator"></label></p>
+<p><label>Идентификатор участника ЭДО <input name="edo_id"></label></p>
+<p><button type="submit">Отправить</button></p>
+</form></body></html>"""
+
+
+@router.get("/acts/forms/{token}", response_class=HTMLResponse, include_in_schema=False)
+def get_form(token: str) -> HTMLResponse:
+    return HTMLResponse(_FORM_PAGE)
+
+
+@router.post("/acts/forms/{token}")
+async def post_form(token: str, request: Request) -> Response:
+    """The counterparty's answer: ``exchange_method`` (email, paper, edo), ``edo_operator``, ``edo_id``.
+
+    Form-encoded (the page) or JSON. The deal and its draft acts take it; the manager is notified.
+    """
+    as_json = "json" in request.headers.get("content-type", "")
+    try:
+        raw: Any = await request.json() if as_json else dict(await request.form())
+        if not isinstance(raw, dict):
+            raise ValueError("send an object")
+        answer = FormAnswer.model_validate({k: (v or None) for k, v in raw.items()})
+    except ValidationError as exc:
+        raise HTTPException(422, _errors(exc)) from exc
+    except ValueError as exc:
+        raise HTTPException(422, f"not a form answer: {exc}") from exc
+    try:
+        with session_scope() as session:
+            form = answer_form(session, token, answer)
+            deal_id = form.deal_id
+    except FormNotFound as exc:
+        raise HTTPException(404, str(exc)) from exc
+    except FormAlreadyAnswered as exc:
+        raise HTTPException(409, str(exc)) from exc
+    if as_json:
+        return JSONResponse({"deal_id": deal_id, "answer": answer.model_dump()})
+    chosen = escape(EXCHANGE_METHODS[answer.exchange_method])
+    return HTMLResponse(
+        f"<!doctype html><html lang='ru'><meta charset='utf-8'><p>Спасибо! Способ обмена актами: {chosen}.</p></html>"
+    )
+
+
+# --- Bitrix24 outbound events -------------------------------------------------------------------------
+@router.post("/bitrix24/events")
+async def bitrix24_event(request: Request) -> JSONResponse:
+    """``ONCRMDEALUPDATE`` / ``ONCRMDEALADD`` from the portal (form-encoded, carrying only the deal id)."""
+    body = await request.body()
+    form = dict(await request.form())
+    event = str(form.get("event", "")).upper()
+    presented = str(form.get("auth[application_token]", ""))
+    expected = get_settings().bitrix24_application_token
+    token_ok = expected is not None and hmac.compare_digest(
+        presented.encode(), expected.get_secret_value().encode()
+    )
+    record_exchange(
+        Exchange(
+            system="bitrix24",
+            operation=event or "event",
+            direction="in",
+            url=str(request.url.path),
+            request_body=body.decode("utf-8", "replace").replace(presented, "***")
+            if presented
+            else body.decode("utf-8", "replace"),
+            response_status=200 if token_ok else 401,
+            business_key=f"deal:{form.get('data[FIELDS][ID]')}",
+        )
+    )
+    if not token_ok:
+        log.warning("bitrix24.event_refused", bitrix24_event=event, reason="application_token")
+        raise HTTPException(401, "unknown application_token")
+    if event not in DEAL_EVENTS:
+        return JSONResponse({"ignored": event})
+    try:
+        deal_id = int(str(form.get("data[FIELDS][ID]", "")))
+        if deal_id <= 0:
+            raise ValueError
+    except ValueError as exc:
+        raise HTTPException(422, "data[FIELDS][ID] must be the deal id") from exc
+    with session_scope() as session:
+        deal_changed(session, deal_id)
+    return JSONResponse({"accepted": event, "deal_id": deal_id})
