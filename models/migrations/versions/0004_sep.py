@@ -14,7 +14,7 @@ from sqlalchemy.dialects import postgresql
 import models.base
 
 revision: str = "0004_sep"
-down_revision: str | Sequence[str] | None = "0002_master_data"
+down_revision: str | Sequence[str] | None = "0003_mail"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -13,7 +13,7 @@ from alembic import op
 import models.base
 
 revision: str = "0005_payments"
-down_revision: str | Sequence[str] | None = "0002_master_data"
+down_revision: str | Sequence[str] | None = "0004_sep"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

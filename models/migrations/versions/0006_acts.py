@@ -14,7 +14,7 @@ from sqlalchemy.dialects import postgresql
 import models.base
 
 revision: str = "0006_acts"
-down_revision: str | Sequence[str] | None = "0002_master_data"
+down_revision: str | Sequence[str] | None = "0005_payments"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
