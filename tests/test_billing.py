@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import httpx
 import pytest
+import redis
 from sqlalchemy import select, update
 
 from models.db import session_scope
@@ -223,7 +225,7 @@ def test_bitrix24_throttling_or_failing_never_undoes_a_posted_payment(b24: str) 
     payment_id = pay(inn, "1500.00", "CRM-1")
 
     # Throttled: the step is deferred through the outbox and keeps its attempts.
-    httpx.put(f"{b24}/knobs", json={"fault": "query_limit", "fault_next": 3})
+    httpx.put(f"{b24}/knobs", json={"fault": "query_limit", "fault_next": 1})
     assert run_pending("crm.mark_deal_paid") == [Outcome.DEFERRED]
     with session_scope() as s:
         mark = s.scalars(select(DealPaidMark)).one()
@@ -232,6 +234,10 @@ def test_bitrix24_throttling_or_failing_never_undoes_a_posted_payment(b24: str) 
             select(Outbox).where(Outbox.business_key == f"deferred:crm_deal_marks:{mark.id}")
         ).one()
         assert deferred.published_at is None
+
+    # The portal's budget recovers (here: the shared limiter forgets the 503 and the reserved slot).
+    client = redis.Redis.from_url(os.environ["OBMEN_BROKER_URL"])
+    client.delete(*client.keys("obmen:ratelimit:*"))
 
     # Failing: retried by the one policy, then parked; the payment stays posted all along.
     httpx.put(f"{b24}/knobs", json={"fault": "internal_error", "fault_next": 3})

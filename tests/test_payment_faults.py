@@ -93,7 +93,7 @@ def test_kill_9_of_a_worker_during_a_burst_of_1000_payments(
                     and broker.llen("payments") == 0
                     and broker.llen("crm") == 0
                 ),
-                timeout=90,
+                timeout=240,
                 what="the burst to be consumed",
             )
             with session_scope() as s:
@@ -105,7 +105,7 @@ def test_kill_9_of_a_worker_during_a_burst_of_1000_payments(
                     )
             sweep()
             relay_all()
-            wait_for(lambda: count(Payment.status == "posted") == n, timeout=90, what="every payment posted")
+            wait_for(lambda: count(Payment.status == "posted") == n, timeout=240, what="every payment posted")
             wait_for(
                 lambda: count(DealPaidMark.status == "done", model=DealPaidMark) == n,
                 timeout=90,
