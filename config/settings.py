@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import hmac
 from dataclasses import dataclass
-from email.utils import parseaddr
 from decimal import Decimal
+from email.utils import parseaddr
 from functools import lru_cache
 
 from pydantic import Field, SecretStr, field_validator

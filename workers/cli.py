@@ -11,8 +11,8 @@ import click
 from config.celery import QUEUE_NAMES
 from config.logging import configure_logging
 from config.settings import get_settings
-from workers.sep_cli import sep as sep_commands
 from workers.acts_cli import acts
+from workers.sep_cli import sep as sep_commands
 
 
 @click.group()
