@@ -210,14 +210,14 @@ class Emulator:
         if self.knobs.latency_ms:
             await asyncio.sleep(self.knobs.latency_ms / 1000)
         fault = self._pick_fault()
-        status_holder: dict[str, int] = {}
 
         async def replay() -> Message:
             return {"type": "http.request", "body": body, "more_body": False}
 
         async def capture(message: Message) -> None:
+            # Logged before it leaves: a client that reads the log after its answer sees the status.
             if message["type"] == "http.response.start":
-                status_holder["status"] = message["status"]
+                entry.status = message["status"]
             await send(message)
 
         if fault is not None:
@@ -226,7 +226,6 @@ class Emulator:
             await response(scope, replay, capture)
         else:
             await self._router(scope, replay, capture)
-        entry.status = status_holder.get("status")
 
 
 def _control_router(emulator: Emulator) -> Router:
