@@ -9,9 +9,9 @@ LOCKED``, so two relays never publish the same row.
 
 from __future__ import annotations
 
+import queue
 import threading
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from typing import Any, Literal, cast
 
@@ -19,7 +19,7 @@ import structlog
 from celery import current_app
 from celery.canvas import Signature
 from celery.exceptions import SoftTimeLimitExceeded
-from sqlalchemy import delete, event, insert, select
+from sqlalchemy import delete, event, func, insert, select, update
 from sqlalchemy.orm import Session
 
 from config.settings import get_settings
@@ -93,11 +93,19 @@ def _first_task_name(payload: dict[str, Any]) -> str:
 
 
 class _Dispatcher:
-    """Publishes the rows of a just-committed transaction."""
+    """Publishes the rows of a just-committed transaction.
+
+    In ``background`` mode (the gateway) one publisher thread drains the ids of every request's
+    commit and relays them in batches: one transaction and one broker connection for many rows,
+    instead of a second transaction per HTTP request.
+    """
+
+    BATCH = 200
 
     def __init__(self) -> None:
         self.mode: DispatchMode = "inline"
-        self._pool: ThreadPoolExecutor | None = None
+        self._queue: queue.SimpleQueue[int] = queue.SimpleQueue()
+        self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
 
     def __call__(self, ids: list[int]) -> None:
@@ -106,10 +114,22 @@ class _Dispatcher:
         if self.mode == "inline":
             self._publish(ids)
             return
+        for row_id in ids:
+            self._queue.put(row_id)
         with self._lock:
-            if self._pool is None:
-                self._pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="outbox")
-            self._pool.submit(self._publish, ids)
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(target=self._drain, name="outbox-publisher", daemon=True)
+                self._thread.start()
+
+    def _drain(self) -> None:
+        while True:
+            batch = [self._queue.get()]
+            while len(batch) < self.BATCH:
+                try:
+                    batch.append(self._queue.get_nowait())
+                except queue.Empty:
+                    break
+            self._publish(batch)
 
     @staticmethod
     def _publish(ids: list[int]) -> None:
@@ -142,16 +162,19 @@ def _after_rollback(session: Session, previous_transaction: Any) -> None:
 def relay(ids: Sequence[int] | None = None, limit: int | None = None) -> int:
     """Publish due outbox rows; returns how many were published.
 
-    A row is marked published in the same transaction that holds its lock. If the process dies after
-    publishing and before the commit, the row is published again: consumers are idempotent.
+    One statement claims the rows (``UPDATE … SET published_at = now() WHERE id IN (SELECT … FOR
+    UPDATE SKIP LOCKED) RETURNING …``), so two relays never take the same row and a relay costs one
+    round trip besides its commit. Rows whose publishing fails are released again before the commit.
+    If the process dies after publishing and before the commit, the rows are published again:
+    consumers are idempotent.
     """
     settings = get_settings()
     limit = limit or settings.outbox_relay_batch
-    published = 0
     with session_scope() as session:
-        now = db_now(session)
-        query = (
-            select(Outbox)
+        # SQLite (the embedded demo) keeps whole seconds in CURRENT_TIMESTAMP: use the process clock.
+        now: Any = db_now(session) if session.get_bind().dialect.name == "sqlite" else func.now()
+        due = (
+            select(Outbox.id)
             .where(Outbox.published_at.is_(None))
             .where(Outbox.not_before <= now + timedelta(seconds=settings.outbox_horizon_s))
             .order_by(Outbox.not_before, Outbox.id)
@@ -159,29 +182,42 @@ def relay(ids: Sequence[int] | None = None, limit: int | None = None) -> int:
             .with_for_update(skip_locked=True)
         )
         if ids is not None:
-            query = query.where(Outbox.id.in_(list(ids)))
-        rows = session.scalars(query).all()
-        if not rows:
+            due = due.where(Outbox.id.in_(list(ids)))
+        claimed = session.execute(
+            update(Outbox)
+            .where(Outbox.id.in_(due.scalar_subquery()))
+            .values(published_at=now)
+            .returning(Outbox.id, Outbox.task_name, Outbox.kwargs, Outbox.not_before, Outbox.published_at)
+            .execution_options(synchronize_session=False)
+        ).all()
+        if not claimed:
             return 0
+        ordered = sorted(claimed, key=lambda r: (r.not_before, r.id))
         app = _app()
         with app.producer_or_acquire() as producer:
-            for row in rows:
-                countdown = max(0.0, (row.not_before - now).total_seconds())
+            for published, row in enumerate(ordered):
+                countdown = max(0.0, (row.not_before - row.published_at).total_seconds())
                 try:
-                    _publish(row, producer, countdown)
+                    _publish(row.id, row.kwargs, producer, countdown)
                 except SoftTimeLimitExceeded:
                     raise
                 except Exception as exc:
-                    # The broker is away: keep the row (and the rest) for the next relay run.
-                    row.publish_attempts += 1
-                    row.last_error = describe(exc)
-                    log.warning(
-                        "outbox.publish_failed", outbox_id=row.id, task=row.task_name, error=row.last_error
+                    # The broker is away: release this row and the rest for the next relay run.
+                    session.execute(
+                        update(Outbox)
+                        .where(Outbox.id.in_([r.id for r in ordered[published:]]))
+                        .values(
+                            published_at=None,
+                            publish_attempts=Outbox.publish_attempts + 1,
+                            last_error=describe(exc),
+                        )
+                        .execution_options(synchronize_session=False)
                     )
-                    break
-                row.published_at = now
-                published += 1
-    return published
+                    log.warning(
+                        "outbox.publish_failed", outbox_id=row.id, task=row.task_name, error=describe(exc)
+                    )
+                    return published
+    return len(ordered)
 
 
 def _app() -> Any:
@@ -192,9 +228,9 @@ def _app() -> Any:
     return app
 
 
-def _publish(row: Outbox, producer: Any, countdown: float) -> None:
+def _publish(row_id: int, payload: dict[str, Any], producer: Any, countdown: float) -> None:
     app = _app()
-    sig = Signature.from_dict(row.kwargs, app=app)
+    sig = Signature.from_dict(payload, app=app)
     options: dict[str, Any] = {"producer": producer, "retry": False}
     if countdown:
         options["countdown"] = countdown
@@ -203,7 +239,7 @@ def _publish(row: Outbox, producer: Any, countdown: float) -> None:
         return
     # send_task needs no local registration; the stable id ties the Flower entry to the row.
     app.send_task(
-        sig.task, args=sig.args, kwargs=sig.kwargs, task_id=f"outbox-{row.id}", **{**sig.options, **options}
+        sig.task, args=sig.args, kwargs=sig.kwargs, task_id=f"outbox-{row_id}", **{**sig.options, **options}
     )
 
 
