@@ -116,21 +116,21 @@ def store_batch(
             "subject": headers.subject,
             "received_at": item.internal_date,
         }
-        first = known.get(key) if item.complete else None
-        if not item.complete:
-            values |= {
-                "status": "error",
-                "reason": f"over the size cap: {item.size} bytes > OBMEN_MAIL_MAX_MESSAGE_BYTES "
-                f"{settings.mail_max_message_bytes}; only its header block was read",
-                "headers": clean_text(item.raw.decode("utf-8", errors="replace")),
-                "processed_at": func.now(),
-            }
-        elif first is not None:
+        first = known.get(key)
+        if first is not None:
             values |= {
                 "status": "ignored",
                 "reason": f"the same letter as mail_messages {first} (same Message-ID and content): "
                 "delivered again, or renumbered by a new UIDVALIDITY",
                 "duplicate_of_id": first,
+                "processed_at": func.now(),
+            }
+        elif not item.complete:
+            values |= {
+                "status": "error",
+                "reason": f"over the size cap: {item.size} bytes > OBMEN_MAIL_MAX_MESSAGE_BYTES "
+                f"{settings.mail_max_message_bytes}; only its header block was read",
+                "headers": clean_text(item.raw.decode("utf-8", errors="replace")),
                 "processed_at": func.now(),
             }
         else:
@@ -141,11 +141,12 @@ def store_batch(
         if row_id is None:  # another fetcher stored this UID first
             continue
         report.stored += 1
-        if values["status"] == "new":
-            known[key] = row_id
-            enqueue(session, PROCESS, {"id": row_id}, business_key=f"mail:{row_id}")
-        elif first is not None:
+        if first is not None:
             report.duplicates += 1
+            continue
+        known[key] = row_id
+        if values["status"] == "new":
+            enqueue(session, PROCESS, {"id": row_id}, business_key=f"mail:{row_id}")
         else:
             report.oversize += 1
 
@@ -191,7 +192,7 @@ def fetch_task(**_: Any) -> dict[str, Any]:
     except IntegrationError as exc:
         log.error("mail.fetch_failed", error=describe(exc))
         return {"error": describe(exc)}
-    if report.stored or report.error:
+    if report.stored:
         log.info("mail.fetched", **report.as_dict())
     return report.as_dict()
 

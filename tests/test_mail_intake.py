@@ -9,6 +9,7 @@ import os
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 
 from models.db import session_scope
@@ -20,6 +21,7 @@ from tasks.outbox import set_dispatch_mode
 from tasks.steps import STEPS, Outcome, run_step
 from tasks.sweeper import redrive
 from tests import mail_corpus as corpus
+from tests.harness.gateway import GatewayThread
 from tests.harness.mail import codes, letters, load_master, messages, outbox, settings_env
 from tests.harness.processes import obmen
 
@@ -286,3 +288,17 @@ def test_obmen_fetch_mail_reads_the_mailbox_now(mailroom: Mailroom) -> None:
     assert (report["found"], report["stored"]) == (2, 2) and report["mailbox"].startswith("maildir://")
     assert [o.published_at is not None for o in outbox("mail.process")] == [True, True]
     assert obmen("fetch-mail", env={"OBMEN_IMAP_URL": ""}).returncode == 2
+
+
+def test_metrics_count_letters_by_status_and_letters_waiting(mailroom: Mailroom) -> None:
+    load_master()
+    deliver(mailroom, corpus.sep_letter(), corpus.not_sep(), corpus.sep_letter(number="2026-000999"))
+    fetch_mail()
+    run_step(STEPS[PROCESS], messages()[0].id)
+    run_step(STEPS[PROCESS], messages()[1].id)
+    with GatewayThread() as gateway:
+        text = httpx.get(gateway.url + "/metrics").text
+    assert 'obmen_mail_messages{status="new"} 1.0' in text
+    assert 'obmen_mail_messages{status="processed"} 1.0' in text
+    assert 'obmen_mail_messages{status="ignored"} 1.0' in text
+    assert "obmen_outgoing_letters_pending 1.0" in text
