@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hmac
 from dataclasses import dataclass
+from email.utils import parseaddr
 from functools import lru_cache
 
 from pydantic import Field, SecretStr, field_validator
@@ -88,6 +89,13 @@ class Settings(BaseSettings):
     imap_url: SecretStr | None = None
     smtp_url: SecretStr | None = None
     mail_poll_interval_s: int = Field(60, ge=1)
+    mail_fetch_batch: int = Field(50, ge=1, le=1000)
+    mail_fetch_max_per_run: int = Field(2000, ge=1)
+    mail_max_message_bytes: int = Field(10 * 1024 * 1024, ge=4096)
+    mail_timeout_s: float = Field(30.0, gt=0)
+    mail_ca_file: str | None = None
+    mail_from: str = "obmen <obmen@localhost>"
+    sep_mail_senders: str = "@elpts.ru"
 
     # --- bank, Bitrix24, СБИС --------------------------------------------------------------------
     bank_hmac_secrets: SecretStr = SecretStr("")
@@ -128,6 +136,15 @@ class Settings(BaseSettings):
     def _driver(cls, value: str) -> str:
         return normalize_database_url(value)
 
+    @field_validator("mail_from")
+    @classmethod
+    def _mail_from(cls, value: str) -> str:
+        if "@" not in parseaddr(value)[1]:
+            raise ValueError(
+                "OBMEN_MAIL_FROM is an address, optionally with a name: 'obmen <obmen@example.ru>'"
+            )
+        return value
+
     @field_validator("api_tokens")
     @classmethod
     def _tokens_parse(cls, value: SecretStr) -> SecretStr:
@@ -146,6 +163,10 @@ class Settings(BaseSettings):
             self.sep_min_poll_delay_s,
             self.sep_poll_interval_s,
         )
+
+    @property
+    def sep_senders(self) -> list[str]:
+        return [s.strip() for s in self.sep_mail_senders.split(",") if s.strip()]
 
     def tokens(self) -> list[ApiToken]:
         return parse_api_tokens(self.api_tokens.get_secret_value())

@@ -4,7 +4,7 @@ Importing this package imports every model module, so that metadata, metrics and
 all registers. It knows no pipeline and no external system.
 """
 
-from models import acts, canary, dead_letters, exchange_log, gauges, master, outbox, sep_codes  # noqa: F401
+from models import acts, canary, dead_letters, exchange_log, gauges, mail, master, outbox, sep_codes  # noqa: F401
 from models.base import Base
 
 metadata = Base.metadata

@@ -9,6 +9,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import create_engine, event, func, select, type_coerce
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -89,6 +90,25 @@ def db_now(session: Session) -> datetime:
     if session.get_bind().dialect.name == "sqlite":
         return utcnow()
     return session.execute(select(type_coerce(func.now(), UTCDateTime()))).scalar_one()
+
+
+def dialect_insert(session: Session, model: type[Any]) -> Any:
+    """The session's database's own ``INSERT`` (Postgres or SQLite), which has ``on_conflict_do_…``."""
+    dialect = session.get_bind().dialect.name
+    if dialect == "postgresql":
+        return postgresql.insert(model)
+    if dialect == "sqlite":
+        return sqlite.insert(model)
+    raise NotImplementedError(f"no ON CONFLICT insert for {dialect}")
+
+
+def insert_ignoring_conflicts(session: Session, model: type[Any]) -> Any:
+    """``INSERT … ON CONFLICT DO NOTHING`` on the session's database (Postgres or SQLite).
+
+    A row whose unique key is already there is skipped without an error that would end the
+    transaction; with ``.returning(...)`` only the rows written come back.
+    """
+    return dialect_insert(session, model).on_conflict_do_nothing()
 
 
 def dispose_engines() -> None:

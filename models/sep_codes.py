@@ -22,8 +22,8 @@ class SepConfirmationCode(Base):
     # As the letter gave it: full, masked (XTA********765432), or absent.
     vin: Mapped[str | None] = mapped_column(String(17))
     valid_until: Mapped[date | None] = mapped_column(Date)
-    # The letter it came from (mail_messages.id); NULL when entered by hand.
-    source_message_id: Mapped[int | None] = mapped_column(BigInteger)
+    # The letter it came from; NULL when entered by hand.
+    source_message_id: Mapped[int | None] = mapped_column(BigInteger, ForeignKey("mail_messages.id"))
     asset_inventory_number: Mapped[str | None] = mapped_column(ForeignKey("assets.inventory_number"))
     responsible_id: Mapped[str | None] = mapped_column(ForeignKey("employees.id"))
     # How the asset and the responsible were found ("full VIN", "masked VIN", "ЭПТС", "fallback: ...").

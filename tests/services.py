@@ -7,6 +7,8 @@ fifty tests fail on a refused connection.
 from __future__ import annotations
 
 import os
+import shutil
+import subprocess
 import sys
 
 import psycopg
@@ -26,9 +28,32 @@ def main() -> int:
         redis.Redis.from_url(broker, socket_connect_timeout=5).ping()
     except Exception as exc:
         problems.append(f"Redis at {broker} is not reachable ({exc}); start it or set OBMEN_TEST_BROKER_URL")
+    problem = ensure_dovecot()
+    if problem:
+        problems.append(problem)
     for line in problems:
         print(f"tests need: {line}", file=sys.stderr)
     return 1 if problems else 0
+
+
+def ensure_dovecot() -> str | None:
+    """The mail tests read a real IMAP server: install Dovecot when it is missing and we may."""
+    from tests.harness.dovecot import PACKAGE, dovecot_binary
+
+    if dovecot_binary() is not None:
+        return None
+    if os.geteuid() != 0 or shutil.which("apt-get") is None:
+        return f"Dovecot (Debian package {PACKAGE}): install it, e.g. `sudo apt-get install {PACKAGE}`"
+    print(f"tests: installing {PACKAGE} (Dovecot IMAP, for the mail tests)", file=sys.stderr)
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    install = ["apt-get", "install", "-y", "-q", "--no-install-recommends", PACKAGE]
+    done = subprocess.run(install, env=env, capture_output=True, text=True)
+    if done.returncode != 0:  # a fresh machine may have no package lists yet
+        subprocess.run(["apt-get", "update", "-q"], env=env, capture_output=True, text=True)
+        done = subprocess.run(install, env=env, capture_output=True, text=True)
+    if done.returncode != 0 or dovecot_binary() is None:
+        return f"Dovecot (Debian package {PACKAGE}): apt-get install failed:\n{done.stderr[-2000:]}"
+    return None
 
 
 if __name__ == "__main__":

@@ -113,13 +113,13 @@ def events_delivered(box: Sandbox) -> list[dict[str, Any]]:
 
 
 def drain() -> dict[str, int]:
-    """Run every acts step that has a row waiting, until none has (a worker, without Celery)."""
+    """Run every acts step (and ``mail.send``) that has a row waiting, until none has (a worker, without Celery)."""
     done: dict[str, int] = {}
     progress = True
     while progress:
         progress = False
         for name, spec in STEPS.items():
-            if not name.startswith("acts."):
+            if not name.startswith(("acts.", "mail.send")):
                 continue
             with session_scope() as s:
                 ids = s.scalars(

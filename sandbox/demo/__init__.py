@@ -68,10 +68,11 @@ Scenario = Callable[[DemoContext], None]
 
 def scenarios() -> list[tuple[str, Scenario]]:
     """Every flow's demo scenario, in the order a reader meets them. Flows add theirs here."""
-    from sandbox.demo import acts, machinery
+    from sandbox.demo import acts, machinery, mail
 
     return [
         ("machinery: outbox, retry policy, parking, re-drive", machinery.run),
+        ("mail intake: SEP letters -> confirmation codes -> personal notifications", mail.run),
         ("acts: СБИС signing tracked, deal stages follow, working-day deadlines", acts.run),
     ]
 

@@ -1,0 +1,184 @@
+"""Sending letters by SMTP (RFC 5321), each exchange reported to the recorder.
+
+A 4xx answer or a lost connection is a ``TransientError`` (try later); a 5xx answer (no such
+recipient, refused sender, failed login) or a server that will not do STARTTLS where it must is a
+``PermanentError``. The recorded exchange carries the server's answer to DATA (its queue id), and
+the letter's Message-ID as the correlation id, so a resend can be recognised.
+"""
+
+from __future__ import annotations
+
+import base64
+import smtplib
+import socket
+import ssl
+from collections.abc import Sequence
+from dataclasses import dataclass
+from email.encoders import encode_base64
+from email.header import Header
+from email.message import Message
+from email.mime.base import MIMEBase
+from email.mime.multipart import MIMEMultipart
+from email.mime.text import MIMEText
+from email.policy import compat32
+from email.utils import formataddr, formatdate, parseaddr
+
+from integrations.errors import PermanentError, TransientError
+from integrations.exchange import Exchange, Recorder, clip, timed
+from integrations.mail.urls import ServerUrl, parse_smtp_url, tls_context
+
+
+@dataclass(frozen=True)
+class Attachment:
+    filename: str
+    content_type: str
+    data: bytes
+
+    @classmethod
+    def from_json(cls, item: dict[str, str]) -> Attachment:
+        return cls(item["filename"], item["content_type"], base64.b64decode(item["data_b64"]))
+
+    def b64(self) -> str:
+        return base64.b64encode(self.data).decode("ascii")
+
+
+def build_message(
+    *,
+    sender: str,
+    to_address: str,
+    to_name: str | None,
+    subject: str,
+    text: str,
+    html: str | None,
+    message_id: str,
+    attachments: Sequence[Attachment] = (),
+) -> Message:
+    """A letter with a plain text and, when given, an HTML alternative, and its attachments.
+
+    Built with the compat32 classes on purpose: Python 3.11's default policy drops the space where
+    it folds a long encoded subject («2026-000123на смену»); ``Header`` keeps it.
+    """
+    body: Message
+    if html:
+        body = MIMEMultipart("alternative")
+        body.attach(MIMEText(text, "plain", "utf-8"))
+        body.attach(MIMEText(html, "html", "utf-8"))
+    else:
+        body = MIMEText(text, "plain", "utf-8")
+    if attachments:
+        message: Message = MIMEMultipart("mixed")
+        message.attach(body)
+        for item in attachments:
+            maintype, _, subtype = item.content_type.partition("/")
+            part = MIMEBase(maintype or "application", subtype or "octet-stream")
+            part.set_payload(item.data)
+            encode_base64(part)
+            part.add_header("Content-Disposition", "attachment", filename=("utf-8", "", item.filename))
+            message.attach(part)
+    else:
+        message = body
+    name, address = parseaddr(sender)
+    message["From"] = formataddr((name, address), charset="utf-8")
+    message["To"] = formataddr((to_name or "", to_address), charset="utf-8")
+    message["Subject"] = Header(subject, "utf-8")  # type: ignore[assignment]
+    message["Message-ID"] = message_id
+    message["Date"] = formatdate(localtime=False, usegmt=True)
+    return message
+
+
+NETWORK_ERRORS = (OSError, socket.timeout, smtplib.SMTPServerDisconnected)
+
+
+def _refusal(what: str, code: int, reply: bytes | str) -> Exception:
+    text = reply.decode("utf-8", "replace") if isinstance(reply, bytes) else reply
+    error = f"SMTP {what}: {code} {text}"
+    return PermanentError(error) if 500 <= code < 600 else TransientError(error)
+
+
+class SmtpSender:
+    """One connection per letter: notifications are few, and a pooled connection dies quietly."""
+
+    def __init__(self, url: str, *, timeout: float, recorder: Recorder, ca_file: str | None = None) -> None:
+        self.url: ServerUrl = parse_smtp_url(url)
+        self.timeout = timeout
+        self.recorder = recorder
+        self.ca_file = ca_file
+
+    def _connect(self) -> smtplib.SMTP:
+        url = self.url
+        if url.implicit_tls:
+            client: smtplib.SMTP = smtplib.SMTP_SSL(
+                url.host, url.port, timeout=self.timeout, context=tls_context(self.ca_file)
+            )
+        else:
+            client = smtplib.SMTP(url.host, url.port, timeout=self.timeout)
+        client.ehlo_or_helo_if_needed()
+        if url.starttls_required:
+            if not client.has_extn("starttls"):
+                client.close()
+                raise PermanentError(
+                    f"SMTP server {url.host} offers no STARTTLS; obmen sends in clear text only over loopback"
+                )
+            client.starttls(context=tls_context(self.ca_file))
+            client.ehlo()
+        if url.username:
+            client.login(url.username, url.password or "")
+        return client
+
+    def _transfer(self, sender: str, recipient: str, data: bytes) -> tuple[int, str]:
+        client = self._connect()
+        try:
+            code, reply = client.mail(sender)
+            if code != 250:
+                raise _refusal(f"MAIL FROM {sender}", code, reply)
+            code, reply = client.rcpt(recipient)
+            if code not in (250, 251):
+                raise _refusal(f"RCPT TO {recipient}", code, reply)
+            code, reply = client.data(data)
+            if code != 250:
+                raise _refusal("DATA", code, reply)
+            return code, reply.decode("utf-8", "replace")
+        finally:
+            try:
+                client.quit()
+            except (*NETWORK_ERRORS, smtplib.SMTPException):
+                client.close()
+
+    def send(self, message: Message, *, business_key: str | None = None) -> str:
+        """Send ``message`` to its To address; returns the server's answer to DATA."""
+        _, sender = parseaddr(str(message["From"]))
+        _, recipient = parseaddr(str(message["To"]))
+        # SMTP lines end in CRLF; smtplib fixes line ends only in text, not in the bytes given to DATA.
+        data = message.as_bytes(policy=compat32.clone(linesep="\r\n"))
+        exchange = Exchange(
+            system="smtp",
+            operation="send",
+            url=self.url.identity(),
+            request_headers={"From": sender, "To": recipient, "Message-ID": str(message["Message-ID"])},
+            request_body=clip(data),
+            correlation_id=str(message["Message-ID"]),
+            business_key=business_key,
+        )
+        with timed() as elapsed:
+            try:
+                code, reply = self._transfer(sender, recipient, data)
+                exchange.response_status, exchange.response_body = code, reply
+            except (PermanentError, TransientError) as exc:
+                exchange.error = str(exc)
+                raise
+            except smtplib.SMTPAuthenticationError as exc:
+                exchange.error = f"login refused: {exc.smtp_code}"
+                raise PermanentError(f"SMTP {self.url.identity()}: login refused ({exc.smtp_code})") from exc
+            except smtplib.SMTPResponseException as exc:
+                exchange.error = f"{exc.smtp_code} {exc.smtp_error!r}"
+                raise _refusal("session", exc.smtp_code, exc.smtp_error) from exc
+            except ssl.SSLCertVerificationError as exc:
+                exchange.error = f"certificate refused: {exc}"
+                raise PermanentError(f"SMTP {self.url.identity()}: certificate refused ({exc})") from exc
+            except (*NETWORK_ERRORS, smtplib.SMTPException) as exc:
+                exchange.error = f"{type(exc).__name__}: {exc}"
+                raise TransientError(f"SMTP {self.url.identity()}: {exc}") from exc
+            finally:
+                exchange.duration_ms = elapsed()
+                self.recorder(exchange)
+        return f"{code} {reply}"

@@ -1,0 +1,295 @@
+"""Mail intake: read every letter of the SEP mailbox once, file its codes, tell the right person.
+
+``mail.fetch`` (beat, every ``OBMEN_MAIL_POLL_INTERVAL_S``) stores new messages in ``mail_messages``
+in bounded batches, one transaction each, and sets \\Seen only after the batch is committed. The
+cursor is the register itself: the highest UID stored under the mailbox's current UIDVALIDITY.
+A new UIDVALIDITY starts from UID 1, and a message whose Message-ID and content hash are already
+stored becomes a row marked ``ignored`` (the same letter), never processed again. A UID is stored
+once: the key (mailbox, UIDVALIDITY, UID) is unique, and a second fetcher's insert is skipped.
+
+``mail.process`` (a step over a ``new`` row) parses the letter, recognises the SEP notice, finds
+the asset and the responsible, files the code in ``sep_confirmation_codes``, queues the personal
+notification (``mail.send``) and the next step (``sep.request_application_data``), all in the one
+transaction that marks the row ``processed``. A letter obmen cannot use ends ``ignored`` or
+``error`` with its reason; missing master data (nobody to tell) parks the row instead, to be
+re-driven once fixed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import structlog
+from celery import shared_task
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from config.settings import Settings, get_settings
+from integrations.errors import IntegrationError
+from integrations.mail.access import open_mailbox
+from integrations.mail.mailbox import Fetched
+from integrations.mail.parse import clean_text, content_hash, parse_letter, read_headers
+from integrations.mail.sep import Kind, SepNotice, recognise
+from models.db import insert_ignoring_conflicts, session_scope
+from models.mail import MailMessage
+from models.sep_codes import SepConfirmationCode
+from tasks.exchange import record_exchange
+from tasks.mail_send import queue_letter
+from tasks.outbox import enqueue
+from tasks.policy import describe
+from tasks.sep_matching import Match, match_letter
+from tasks.sep_notice import compose
+from tasks.steps import step
+
+log = structlog.get_logger(__name__)
+
+FETCH = "mail.fetch"
+PROCESS = "mail.process"
+# The SEP flow's task (issue 4): request the application's data for each letter acted on.
+REQUEST_APPLICATION_DATA = "sep.request_application_data"
+NEXT_STEP_KINDS = frozenset({Kind.OWNERSHIP_CHANGE, Kind.LEASE_APPLICATION, Kind.LEASE_ENTERED})
+
+
+@dataclass
+class FetchReport:
+    mailbox: str | None = None
+    uidvalidity: int | None = None
+    found: int = 0
+    stored: int = 0
+    duplicates: int = 0
+    oversize: int = 0
+    more: bool = False
+    error: str | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+# --- fetch ---------------------------------------------------------------------------------------
+
+
+def _cursor(session: Session, mailbox: str, uidvalidity: int) -> int:
+    highest = session.scalar(
+        select(func.max(MailMessage.uid))
+        .where(MailMessage.mailbox == mailbox)
+        .where(MailMessage.uidvalidity == uidvalidity)
+    )
+    return int(highest or 0)
+
+
+def _identity(item: Fetched) -> str:
+    if item.complete:
+        return content_hash(item.raw)
+    # Only the header block was read: hash it, so two different over-size letters differ.
+    return hashlib.sha256(item.raw).hexdigest()
+
+
+def store_batch(
+    session: Session, mailbox: str, uidvalidity: int, items: Sequence[Fetched], report: FetchReport
+) -> None:
+    """Insert one row per message (skipping UIDs already stored) and enqueue ``mail.process`` for new ones."""
+    settings = get_settings()
+    hashes = {item.uid: _identity(item) for item in items}
+    known: dict[tuple[str, str | None], int] = {
+        (h, mid): row_id
+        for row_id, h, mid in session.execute(
+            select(MailMessage.id, MailMessage.content_hash, MailMessage.message_id)
+            .where(MailMessage.content_hash.in_(set(hashes.values())))
+            .where(MailMessage.duplicate_of_id.is_(None))
+            .order_by(MailMessage.id)
+        )
+    }
+    for item in items:
+        headers = read_headers(item.raw)
+        key = (hashes[item.uid], headers.message_id)
+        values: dict[str, Any] = {
+            "mailbox": mailbox,
+            "uidvalidity": uidvalidity,
+            "uid": item.uid,
+            "size": item.size,
+            "content_hash": key[0],
+            "message_id": (headers.message_id or "")[:998] or None,
+            "sender": (headers.sender or "")[:320] or None,
+            "subject": headers.subject,
+            "received_at": item.internal_date,
+        }
+        first = known.get(key) if item.complete else None
+        if not item.complete:
+            values |= {
+                "status": "error",
+                "reason": f"over the size cap: {item.size} bytes > OBMEN_MAIL_MAX_MESSAGE_BYTES "
+                f"{settings.mail_max_message_bytes}; only its header block was read",
+                "headers": clean_text(item.raw.decode("utf-8", errors="replace")),
+                "processed_at": func.now(),
+            }
+        elif first is not None:
+            values |= {
+                "status": "ignored",
+                "reason": f"the same letter as mail_messages {first} (same Message-ID and content): "
+                "delivered again, or renumbered by a new UIDVALIDITY",
+                "duplicate_of_id": first,
+                "processed_at": func.now(),
+            }
+        else:
+            values |= {"status": "new", "raw": item.raw}
+        row_id = session.scalar(
+            insert_ignoring_conflicts(session, MailMessage).values(**values).returning(MailMessage.id)
+        )
+        if row_id is None:  # another fetcher stored this UID first
+            continue
+        report.stored += 1
+        if values["status"] == "new":
+            known[key] = row_id
+            enqueue(session, PROCESS, {"id": row_id}, business_key=f"mail:{row_id}")
+        elif first is not None:
+            report.duplicates += 1
+        else:
+            report.oversize += 1
+
+
+def fetch_mail(settings: Settings | None = None) -> FetchReport:
+    """Store what is new in the mailbox, in batches; at most ``OBMEN_MAIL_FETCH_MAX_PER_RUN`` per run."""
+    settings = settings or get_settings()
+    report = FetchReport()
+    if settings.imap_url is None or not settings.imap_url.get_secret_value():
+        report.error = "OBMEN_IMAP_URL is not set"
+        return report
+    with open_mailbox(
+        settings.imap_url.get_secret_value(),
+        timeout=settings.mail_timeout_s,
+        recorder=record_exchange,
+        ca_file=settings.mail_ca_file,
+    ) as box:
+        report.mailbox, report.uidvalidity = box.identity, box.uidvalidity
+        with session_scope() as session:
+            cursor = _cursor(session, box.identity, box.uidvalidity)
+        uids = box.uids_after(cursor)
+        report.found = len(uids)
+        todo = uids[: settings.mail_fetch_max_per_run]
+        for start in range(0, len(todo), settings.mail_fetch_batch):
+            batch = todo[start : start + settings.mail_fetch_batch]
+            items = box.fetch(batch, settings.mail_max_message_bytes)
+            with session_scope() as session:
+                store_batch(session, box.identity, box.uidvalidity, items, report)
+            # Only now that the rows are committed: a crash before this leaves the flags as they were.
+            box.mark_seen([item.uid for item in items])
+        if len(uids) > len(todo):
+            report.more = True
+            with session_scope() as session:
+                enqueue(session, FETCH, {}, business_key=f"mail-fetch:{box.identity}")
+    return report
+
+
+@shared_task(name=FETCH, ignore_result=True)
+def fetch_task(**_: Any) -> dict[str, Any]:
+    """Beat: read the mailbox. A failure waits for the next poll, which is the retry."""
+    try:
+        report = fetch_mail()
+    except IntegrationError as exc:
+        log.error("mail.fetch_failed", error=describe(exc))
+        return {"error": describe(exc)}
+    if report.stored or report.error:
+        log.info("mail.fetched", **report.as_dict())
+    return report.as_dict()
+
+
+# --- process -------------------------------------------------------------------------------------
+
+
+def _finish(
+    message: MailMessage, status: str, reason: str | None, result: dict[str, Any], **fields: Any
+) -> None:
+    """Set the outcome in one go: every attribute set earlier would be flushed by the next query."""
+    for name, value in {"status": status, "reason": reason, "result": result, **fields}.items():
+        setattr(message, name, value)
+    message.processed_at = func.now()
+
+
+def _file_code(session: Session, message: MailMessage, notice: SepNotice, match: Match) -> bool:
+    """The code row, once per application and code; False when an earlier letter filed it."""
+    row_id = session.scalar(
+        insert_ignoring_conflicts(session, SepConfirmationCode)
+        .values(
+            application_number=notice.application_number,
+            code=notice.code,
+            epts=notice.epts,
+            vin=notice.vin.value if notice.vin else None,
+            valid_until=notice.confirm_by,
+            source_message_id=message.id,
+            asset_inventory_number=match.asset.inventory_number if match.asset else None,
+            responsible_id=match.responsible.id,
+            match_reason=match.reason,
+        )
+        .returning(SepConfirmationCode.id)
+    )
+    return row_id is not None
+
+
+@step(PROCESS, model=MailMessage, statuses={"new"}, stale_after_s=300)
+def process_message(session: Session, message: MailMessage) -> None:
+    """Parse, recognise, match, file the code, queue the notification and the next step."""
+    settings = get_settings()
+    raw = message.raw or b""
+    if len(raw) > settings.mail_max_message_bytes:
+        _finish(message, "error", f"over the size cap: {len(raw)} bytes", {})
+        return
+    letter = parse_letter(raw)
+    result: dict[str, Any] = {"letter": letter.summary()}
+    if not letter.readable:
+        _finish(message, "error", f"unparseable: {'; '.join(letter.defects) or 'no headers'}", result)
+        return
+    verdict = recognise(letter, settings.sep_senders)
+    notice = verdict.notice
+    if notice is None:
+        _finish(message, "ignored", verdict.reason, result)
+        return
+    result["sep"] = notice.as_dict()
+    about = {"kind": notice.kind.value, "application_number": notice.application_number}
+    if not notice.application_number:
+        _finish(
+            message, "error", f"SEP letter ({verdict.reason}) without an application number", result, **about
+        )
+        return
+    if notice.kind in (Kind.OWNERSHIP_CHANGE, Kind.LEASE_APPLICATION) and not notice.code:
+        reason = f"SEP {notice.kind.value} letter without a confirmation code"
+        _finish(message, "error", reason, result, **about)
+        return
+    if notice.kind is Kind.OTHER and not notice.code:
+        _finish(message, "ignored", f"SEP letter with nothing to act on: {letter.subject!r}", result, **about)
+        return
+    match = match_letter(session, notice, letter.to)
+    result["match"] = match.as_dict()
+    if notice.code:
+        result["code_filed"] = _file_code(session, message, notice, match)
+    composed = compose(notice, match, message.id)
+    result["notification"] = composed.business_key
+    queue_letter(
+        session,
+        business_key=composed.business_key,
+        to_address=match.responsible.email or "",
+        to_name=match.responsible.name,
+        subject=composed.subject,
+        text=composed.text,
+        html=composed.html,
+        source=f"mail:{message.id}",
+    )
+    if notice.kind in NEXT_STEP_KINDS:
+        enqueue(
+            session,
+            REQUEST_APPLICATION_DATA,
+            {"application_number": notice.application_number, "source": f"mail:{message.id}"},
+            business_key=f"sep-application:{notice.application_number}",
+        )
+    _finish(
+        message,
+        "processed",
+        None,
+        result,
+        **about,
+        asset_inventory_number=match.asset.inventory_number if match.asset else None,
+        responsible_id=match.responsible.id,
+        match_reason=match.reason,
+    )

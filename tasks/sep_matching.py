@@ -1,0 +1,140 @@
+"""Whose vehicle is a SEP letter about: the asset (ОС) and the employee to tell (DESIGN.md).
+
+The asset is found by the full VIN, else by the visible characters of a masked VIN, else by the
+ЭПТС number where an asset has it recorded; the first evidence that names exactly one asset wins.
+Its responsible employee gets the letter. Where no single asset fits, or the asset has no
+responsible, the SEP-responsible from ``sep_settings`` gets it: the settings of the asset's
+organisation, else of the organisation whose technical mailbox the letter was sent to, else the
+only settings there are. The reason says which evidence decided and what the others showed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from integrations.errors import PermanentError
+from integrations.mail.sep import SepNotice
+from models.master import Asset, Employee, SepSettings
+
+MAX_LISTED = 5
+
+
+@dataclass
+class Match:
+    asset: Asset | None
+    responsible: Employee
+    reason: str
+    steps: list[str] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "asset": self.asset.inventory_number if self.asset else None,
+            "responsible": self.responsible.id,
+            "reason": self.reason,
+            "steps": self.steps,
+        }
+
+
+def _listed(assets: Sequence[Asset]) -> str:
+    names = ", ".join(a.inventory_number for a in assets[:MAX_LISTED])
+    return names + (f" and {len(assets) - MAX_LISTED} more" if len(assets) > MAX_LISTED else "")
+
+
+def _one(session: Session, query: Any, evidence: str, steps: list[str]) -> Asset | None:
+    found = list(session.scalars(query.order_by(Asset.inventory_number).limit(MAX_LISTED + 1)))
+    if len(found) == 1:
+        steps.append(f"{evidence}: asset {found[0].inventory_number}")
+        return found[0]
+    if not found:
+        steps.append(f"{evidence}: no asset")
+    else:
+        steps.append(
+            f"{evidence}: {len(found) if len(found) <= MAX_LISTED else 'more than ' + str(MAX_LISTED)} assets ({_listed(found)})"
+        )
+    return None
+
+
+def find_asset(session: Session, notice: SepNotice, steps: list[str]) -> tuple[Asset | None, str | None]:
+    """The asset, and the evidence that found it; every look is appended to ``steps``."""
+    looks: list[tuple[str, Any]] = []
+    vin = notice.vin.value if notice.vin else None
+    if vin and "*" not in vin:
+        looks.append((f"full VIN {vin}", select(Asset).where(func.upper(Asset.vin) == vin)))
+    elif vin:
+        # A VIN never holds "_" or "%", so the mask maps onto LIKE's one-character wildcard.
+        like = (
+            select(Asset)
+            .where(func.length(Asset.vin) == 17)
+            .where(func.upper(Asset.vin).like(vin.replace("*", "_")))
+        )
+        looks.append((f"masked VIN {vin}", like))
+    if notice.epts:
+        looks.append((f"ЭПТС {notice.epts}", select(Asset).where(Asset.epts == notice.epts)))
+    if not looks:
+        steps.append("the letter carries neither a usable VIN nor an ЭПТС number")
+    for evidence, query in looks:
+        asset = _one(session, query, evidence, steps)
+        if asset is not None:
+            return asset, evidence
+    return None, None
+
+
+def _sep_settings(session: Session, asset: Asset | None, recipients: Sequence[str]) -> SepSettings:
+    rows = list(session.scalars(select(SepSettings).order_by(SepSettings.organization_inn)))
+    if not rows:
+        raise PermanentError(
+            "no sep_settings: import the SEP settings with their SEP-responsible (obmen import)"
+        )
+    if asset is not None and asset.organization_inn:
+        own = [r for r in rows if r.organization_inn == asset.organization_inn]
+        if own:
+            return own[0]
+    addressed = [r for r in rows if r.technical_email and r.technical_email.lower() in recipients]
+    if len(addressed) == 1:
+        return addressed[0]
+    if len(rows) == 1:
+        return rows[0]
+    raise PermanentError(
+        f"{len(rows)} organisations have SEP settings and the letter names none of their technical mailboxes "
+        f"(sent to {', '.join(recipients) or 'nobody'}): cannot tell whose SEP-responsible to tell"
+    )
+
+
+def _with_email(employee: Employee | None, role: str) -> Employee:
+    if employee is None:
+        raise PermanentError(f"the {role} is not in employees")
+    if not employee.email:
+        raise PermanentError(
+            f"the {role} {employee.id} ({employee.name}) has no e-mail: add it (obmen import)"
+        )
+    return employee
+
+
+def match_letter(session: Session, notice: SepNotice, recipients: Sequence[str]) -> Match:
+    """The asset and the person to tell; ``PermanentError`` when master data names nobody to tell."""
+    steps: list[str] = []
+    asset, evidence = find_asset(session, notice, steps)
+    if asset is not None and notice.epts and asset.epts and asset.epts != notice.epts:
+        steps.append(f"note: the letter's ЭПТС {notice.epts} differs from the asset's {asset.epts}")
+    if asset is not None and asset.responsible_id:
+        role = f"responsible of asset {asset.inventory_number}"
+        employee = _with_email(session.get(Employee, asset.responsible_id), role)
+        return Match(
+            asset,
+            employee,
+            f"{evidence} -> asset {asset.inventory_number}, its responsible {employee.id}",
+            steps,
+        )
+    settings = _sep_settings(session, asset, [r.lower() for r in recipients])
+    if not settings.responsible_id:
+        raise PermanentError(f"sep_settings of {settings.organization_inn} name no SEP-responsible")
+    employee = _with_email(session.get(Employee, settings.responsible_id), "SEP-responsible")
+    why = (
+        f"asset {asset.inventory_number} has no responsible" if asset is not None else "no single asset fits"
+    )
+    return Match(asset, employee, f"SEP-responsible {employee.id}: {why} ({'; '.join(steps)})", steps)
