@@ -63,6 +63,7 @@ def beat_schedule(settings: Settings) -> dict[str, dict[str, Any]]:
         "acts-deadlines": every("acts.deadlines.sweep", settings.acts_deadline_sweep_interval_s),
         "acts-reconcile": every("acts.deals.reconcile", settings.acts_reconcile_interval_s),
         "mail-fetch": every("mail.fetch", settings.mail_poll_interval_s),
+        "billing-escalate": every("billing.escalate", settings.billing_escalate_interval_s),
     }
 
 

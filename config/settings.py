@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hmac
 from dataclasses import dataclass
+from decimal import Decimal
 from email.utils import parseaddr
 from functools import lru_cache
 
@@ -99,15 +100,31 @@ class Settings(BaseSettings):
 
     # --- bank, Bitrix24, СБИС --------------------------------------------------------------------
     bank_hmac_secrets: SecretStr = SecretStr("")
+    bank_timestamp_tolerance_s: int = Field(300, ge=1)
+    bank_max_body_bytes: int = Field(16_384, ge=512)
+    bank_max_payment: Decimal = Field(Decimal("10000000.00"), gt=0)
     bitrix24_webhook_url: SecretStr | None = None
     bitrix24_application_token: SecretStr | None = None
     # The portal's leaky bucket (ordinary plans: 50 at once, draining 2/s), shared by all workers;
     # the burst is kept below the portal's so that network jitter cannot overfill it.
     bitrix24_rate_per_s: float = Field(2.0, gt=0)
     bitrix24_burst: int = Field(40, ge=1)
-    # A call waits at most this long for a slot; a longer wait defers its step instead.
-    bitrix24_max_wait_s: float = Field(2.0, ge=0)
+    # A call sleeps at most this long for a slot; a longer wait defers its step instead (a worker
+    # asleep for the portal is a worker not posting payments).
+    bitrix24_max_wait_s: float = Field(0.1, ge=0)
     bitrix24_timeout_s: float = Field(30.0, gt=0)
+    # The portal's deal stages and business-process templates the billing flow uses.
+    bitrix24_stage_awaiting_payment: str = "UC_AWAIT"
+    bitrix24_stage_paid: str = "UC_PAID"
+    bitrix24_template_payment_reminder: int = Field(1, ge=1)
+    bitrix24_template_connect: int = Field(2, ge=1)
+    bitrix24_template_disconnect: int = Field(3, ge=1)
+    bitrix24_template_change_tariff: int = Field(4, ge=1)
+
+    # --- billing -------------------------------------------------------------------------------
+    billing_reminder_after_days: float = Field(10.0, ge=0)
+    billing_disconnect_after_days: float = Field(30.0, ge=0)
+    billing_escalate_interval_s: int = Field(300, ge=1)
     sbis_url: str = "http://127.0.0.1:8700/sbis"
     sbis_login: str | None = None
     sbis_password: SecretStr | None = None
@@ -167,6 +184,11 @@ class Settings(BaseSettings):
     @property
     def sep_senders(self) -> list[str]:
         return [s.strip() for s in self.sep_mail_senders.split(",") if s.strip()]
+
+    def bank_secrets(self) -> list[bytes]:
+        """``OBMEN_BANK_HMAC_SECRETS``: comma-separated, newest first (two while rotating)."""
+        raw = self.bank_hmac_secrets.get_secret_value()
+        return [part.strip().encode() for part in raw.split(",") if part.strip()]
 
     def tokens(self) -> list[ApiToken]:
         return parse_api_tokens(self.api_tokens.get_secret_value())

@@ -4,7 +4,18 @@ Importing this package imports every model module, so that metadata, metrics and
 all registers. It knows no pipeline and no external system.
 """
 
-from models import acts, canary, dead_letters, exchange_log, gauges, mail, master, outbox, sep_codes  # noqa: F401
+from models import (  # noqa: F401
+    acts,
+    canary,
+    dead_letters,
+    exchange_log,
+    gauges,
+    mail,
+    master,
+    outbox,
+    payments,
+    sep_codes,
+)
 from models.base import Base
 
 metadata = Base.metadata

@@ -3,4 +3,4 @@
 Importing this package registers every task (``workers/app.py`` does it for the worker).
 """
 
-from tasks import acts, canary, machinery, mail_intake, mail_send  # noqa: F401
+from tasks import acts, billing, canary, crm, machinery, mail_intake, mail_send, payments  # noqa: F401

@@ -74,7 +74,7 @@ class Bitrix24Client:
         *,
         recorder: Recorder = discard,
         limiter: RateLimiter | None = None,
-        max_wait_s: float = 2.0,
+        max_wait_s: float = 0.1,
         retries: int = 2,
         backoff_s: float = 0.5,
         timeout_s: float = 30.0,

@@ -35,6 +35,11 @@ COMPRESSED = {
     "OBMEN_ACTS_TRACK_INTERVAL_S": "1",
     "OBMEN_ACTS_DEADLINE_SWEEP_INTERVAL_S": "1",
     "OBMEN_ACTS_RECONCILE_INTERVAL_S": "5",
+    "OBMEN_BANK_HMAC_SECRETS": "demo-bank-secret",
+    # About 3 and 6 seconds instead of 10 and 30 days.
+    "OBMEN_BILLING_REMINDER_AFTER_DAYS": "0.000035",
+    "OBMEN_BILLING_DISCONNECT_AFTER_DAYS": "0.00007",
+    "OBMEN_BILLING_ESCALATE_INTERVAL_S": "1",
     "OBMEN_LOG_LEVEL": "WARNING",
     "OBMEN_LOG_JSON": "false",
 }
@@ -68,11 +73,12 @@ Scenario = Callable[[DemoContext], None]
 
 def scenarios() -> list[tuple[str, Scenario]]:
     """Every flow's demo scenario, in the order a reader meets them. Flows add theirs here."""
-    from sandbox.demo import acts, machinery, mail
+    from sandbox.demo import acts, machinery, mail, payments
 
     return [
         ("machinery: outbox, retry policy, parking, re-drive", machinery.run),
         ("mail intake: SEP letters -> confirmation codes -> personal notifications", mail.run),
+        ("payments and billing (seed 001): bank API, posting, CRM, escalation", payments.run),
         ("acts: СБИС signing tracked, deal stages follow, working-day deadlines", acts.run),
     ]
 

@@ -6,13 +6,16 @@ from fastapi import FastAPI
 
 from config.settings import get_settings
 from tasks.outbox import set_dispatch_mode
-from workers.gateway import acts, health, ops
+from workers.gateway import acts, bank, health, ops
 from workers.gateway.limits import BodyLimit
 
-ROUTERS = [health.router, ops.router, acts.router]
+ROUTERS = [health.router, ops.router, bank.router, bank.ops_router, acts.router]
 
 
 def create_app() -> FastAPI:
+    # Publishing outbox rows needs the configured Celery app, not Celery's default one.
+    import workers.app  # noqa: F401
+
     settings = get_settings()
     # An HTTP caller gets its answer once the commit is done; publishing happens beside it.
     set_dispatch_mode("background")

@@ -1,0 +1,158 @@
+"""``python -m bench.payments``: signed payments over HTTP into the gateway, posted by 2 worker processes.
+
+20,000 payments at concurrency 32 (defaults) against ``obmen gateway`` (its own process), two
+``-P solo`` workers consuming every queue, and the Bitrix24 sandbox at a real portal's limits (50,
+2/s): each payment clears its subscriber's debt, so each asks for a deal update the portal can only
+take two per second; those wait as deferred rows and must not slow posting. Reports accepted/s,
+p50/p99 accept latency, posted/s end to end, and the no-op Celery rate of the same broker in the same
+run with the ratio; checks that no payment was lost or doubled.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import hashlib
+import hmac
+import json
+import statistics
+import time
+
+import httpx
+from sqlalchemy import func, select
+
+from bench.common import bench_stores, noop_rate, report
+
+SECRET = "bench-bank-secret"
+
+
+def _headers(body: bytes) -> dict[str, str]:
+    ts = str(int(time.time()))
+    sig = hmac.new(
+        SECRET.encode(), f"{ts}\nPOST\n/bank/v1/payments\n".encode() + body, hashlib.sha256
+    ).hexdigest()
+    return {"Content-Type": "application/json", "X-Obmen-Timestamp": ts, "X-Obmen-Signature": f"sha256={sig}"}
+
+
+async def _send_all(url: str, inns: list[str], concurrency: int) -> tuple[list[float], list[int], float]:
+    latencies: list[float] = []
+    statuses: list[int] = []
+    queue: asyncio.Queue[int] = asyncio.Queue()
+    for i in range(len(inns)):
+        queue.put_nowait(i)
+    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+
+    async def sender(client: httpx.AsyncClient) -> None:
+        while not queue.empty():
+            i = queue.get_nowait()
+            body = json.dumps(
+                {
+                    "transaction_id": f"BENCH-{i}",
+                    "inn": inns[i],
+                    "amount": "1500.00",
+                    "paid_at": "2026-11-20T10:15:00+03:00",
+                    "purpose": "Оплата услуг связи за ноябрь 2026",
+                }
+            ).encode()
+            started = time.perf_counter()
+            answer = await client.post("/bank/v1/payments", content=body, headers=_headers(body))
+            latencies.append(time.perf_counter() - started)
+            statuses.append(answer.status_code)
+
+    started = time.perf_counter()
+    async with httpx.AsyncClient(base_url=url, limits=limits, timeout=60) as client:
+        await asyncio.gather(*(sender(client) for _ in range(concurrency)))
+    return latencies, statuses, time.perf_counter() - started
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("-n", type=int, default=20_000)
+    parser.add_argument("--concurrency", type=int, default=32)
+    parser.add_argument("--noop-n", type=int, default=5000)
+    args = parser.parse_args()
+
+    with bench_stores() as env:
+        from models.db import session_scope
+        from models.payments import DealPaidMark, Payment, PaymentAllocation
+        from sandbox.bitrix24 import Bitrix24Emulator
+        from sandbox.harness import SandboxClock
+        from sandbox.server import Sandbox
+        from tests.harness.bank import seed_subscribers
+        from tests.harness.processes import OBMEN, Process, free_port, start_worker
+        from tests.harness.waiting import wait_for
+
+        box = Sandbox([Bitrix24Emulator(SandboxClock())]).start()
+        portal = box.emulator("bitrix24")
+        assert isinstance(portal, Bitrix24Emulator)
+        inns = seed_subscribers(args.n, first_deal=1)
+        for i in range(args.n):
+            portal.add_deal({"ID": 1 + i, "TITLE": f"Абонент {i}"})
+        run_env = {
+            **env,
+            **box.client_settings(),
+            "OBMEN_BANK_HMAC_SECRETS": SECRET,
+            "OBMEN_LOG_LEVEL": "WARNING",
+        }
+        port = free_port()
+        gateway = Process([OBMEN, "gateway", "--port", str(port)], env=run_env)
+        workers = [start_worker(env=run_env, concurrency=1, pool="solo") for _ in range(2)]
+        url = f"http://127.0.0.1:{port}"
+
+        def posted() -> int:
+            with session_scope() as s:
+                return s.scalar(select(func.count()).where(Payment.status == "posted")) or 0
+
+        try:
+            wait_for(lambda: _up(url), timeout=30, what="the gateway")
+            started = time.perf_counter()
+            latencies, statuses, send_s = asyncio.run(_send_all(url, inns, args.concurrency))
+            wait_for(lambda: posted() == args.n, timeout=1800, interval=0.25, what="every payment posted")
+            end_to_end_s = time.perf_counter() - started
+            with session_scope() as s:
+                count = s.scalar(select(func.count()).select_from(Payment))
+                distinct = s.scalar(select(func.count(func.distinct(Payment.transaction_id))))
+                allocations = s.scalar(select(func.count()).select_from(PaymentAllocation))
+                marks_done = s.scalar(select(func.count()).where(DealPaidMark.status == "done"))
+                marks = s.scalar(select(func.count()).select_from(DealPaidMark))
+        finally:
+            gateway.stop()
+            for worker in workers:
+                worker.stop()
+        rate = noop_rate(args.noop_n, workers=2)
+        box.stop()
+
+    latencies.sort()
+    posted_per_s = args.n / end_to_end_s
+    report(
+        "payments: signed HTTP -> gateway -> Postgres + outbox -> 2 solo workers -> posted",
+        {
+            "payments": args.n,
+            "concurrency": args.concurrency,
+            "answers_201": statuses.count(201),
+            "other_answers": len(statuses) - statuses.count(201),
+            "accepted_per_s": args.n / send_s,
+            "accept_p50_ms": statistics.median(latencies) * 1000,
+            "accept_p99_ms": latencies[int(len(latencies) * 0.99) - 1] * 1000,
+            "posted_per_s_end_to_end": posted_per_s,
+            "noop_tasks_per_s_same_run": rate,
+            "ratio_posted_to_noop": posted_per_s / rate,
+            "payments_in_register": count,
+            "duplicates": (count or 0) - (distinct or 0),
+            "lost": args.n - (count or 0),
+            "allocations": allocations,
+            "crm_marks": marks,
+            "crm_marks_done_at_end": marks_done,
+        },
+    )
+
+
+def _up(url: str) -> bool:
+    try:
+        return httpx.get(url + "/healthz", timeout=2).status_code == 200
+    except httpx.TransportError:
+        return False
+
+
+if __name__ == "__main__":
+    main()
