@@ -46,6 +46,8 @@ def _draft(number: str, deal_id: int, act_type: str, send: bool) -> int:
         counterparty_inn="7728168971",
         counterparty_kpp="772801001",
         counterparty_name="ООО «Ромашка»",
+        edo_operator=None,
+        edo_id=None,
         products=["Продвижение продукции на рынке ОАЭ"],
         send=send,
     )
@@ -187,9 +189,9 @@ def run(ctx: DemoContext) -> None:
         f"on {sent_at:%d.%m.%Y} (back-dated 10 days); due {due:%d.%m.%Y %H:%M} UTC after 5 working days"
     )
 
-    def task() -> dict[str, Any] | None:
+    def task() -> dict[str, Any]:
         with b24.portal.lock:
-            return next((t for t in b24.portal.tasks.values() if t["ufCrmTask"] == ["D_903"]), None)
+            return next((t for t in b24.portal.tasks.values() if t["ufCrmTask"] == ["D_903"]), {})
 
     found = ctx.wait_for(task, "the deadline sweep and the task «Указать статус акта»")
     ctx.say(
