@@ -187,8 +187,13 @@ def feed_figures(sent: list[tuple[int, str]], workers: int) -> dict[str, Any]:
                 proc.stop()
         won = sum(1 for d in bitrix.portal.deals.values() if d["STAGE_ID"] == "WON")
         assert won == n, f"{won} of {n} deals at WON in the emulator"
+    from models.outbox import Outbox
+
+    messages = _count(select(func.count()).where(Outbox.task_name.like("acts.%")))
     return {
         "events": n,
+        # acts.track once, and the deal moves, 50 to a message and a Bitrix24 batch call.
+        "celery_tasks_for_them": 1 + messages,
         "events_in_register_s": (applied_at or finished) - started,
         "end_to_end_s": finished - started,
         "end_to_end_events_per_s": n / (finished - started),

@@ -101,6 +101,14 @@ def db_clock(session: Session) -> datetime:
     if session.get_bind().dialect.name == "sqlite":
         return utcnow()
     return session.execute(select(type_coerce(func.clock_timestamp(), UTCDateTime()))).scalar_one()
+def dialect_insert(session: Session, model: type[Any]) -> Any:
+    """The session's database's own ``INSERT`` (Postgres or SQLite), which has ``on_conflict_do_…``."""
+    dialect = session.get_bind().dialect.name
+    if dialect == "postgresql":
+        return postgresql.insert(model)
+    if dialect == "sqlite":
+        return sqlite.insert(model)
+    raise NotImplementedError(f"no ON CONFLICT insert for {dialect}")
 
 
 def insert_ignoring_conflicts(session: Session, model: type[Any]) -> Any:
@@ -109,12 +117,7 @@ def insert_ignoring_conflicts(session: Session, model: type[Any]) -> Any:
     A row whose unique key is already there is skipped without an error that would end the
     transaction; with ``.returning(...)`` only the rows written come back.
     """
-    dialect = session.get_bind().dialect.name
-    if dialect == "postgresql":
-        return postgresql.insert(model).on_conflict_do_nothing()
-    if dialect == "sqlite":
-        return sqlite.insert(model).on_conflict_do_nothing()
-    raise NotImplementedError(f"no conflict-ignoring insert for {dialect}")
+    return dialect_insert(session, model).on_conflict_do_nothing()
 
 
 def dispose_engines() -> None:

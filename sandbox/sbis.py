@@ -239,7 +239,7 @@ class SbisEmulator(Emulator):
     # --- sessions -----------------------------------------------------------------------------------
     def _authenticate(self, params: dict[str, Any]) -> str:
         creds = params.get("Параметр") or {}
-        if self.accounts.get(creds.get("Логин")) != creds.get("Пароль"):
+        if self.accounts.get(str(creds.get("Логин"))) != creds.get("Пароль"):
             raise RpcError(-32000, "Неверный логин или пароль", http_status=401)
         sid = secrets.token_hex(16)
         self.sessions[sid] = self.clock.now()

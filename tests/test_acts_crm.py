@@ -16,22 +16,24 @@ import httpx
 import pytest
 from sqlalchemy import select
 
-from models.acts import SENT, SIGNED, ActDeadline, ActDeal, ActFormRequest
+from models.acts import SENT, SIGNED, ActCrmAction, ActDeadline, ActDeal, ActFormRequest
 from models.db import session_scope
 from models.exchange_log import ExchangeLog
+from models.outbox import Outbox
 from sandbox.bitrix24 import Bitrix24Emulator
 from sandbox.bitrix24_events import APPLICATION_TOKEN
 from sandbox.sbis import SbisEmulator
 from sandbox.server import Sandbox
 from tasks.acts import machine
-from tasks.acts.deadlines import sweep_deadlines
+from tasks.acts.crm import StageRows, move_stages
+from tasks.acts.deadlines import DeadlineRows, fire_batch, sweep_deadlines
 from tasks.acts.deals import deal_changed, reconcile_deals
-from tasks.acts.register import change_status, lock_act
+from tasks.acts.register import Effects, change_status, lock_act
 from tasks.bitrix24 import forget_clients
 from tasks.outbox import set_dispatch_mode
 from tasks.steps import STEPS, Outcome, run_step
 from tasks.workdays import MOSCOW
-from tests.acts_support import SCAN, SmtpSink, act, clock, deadlines, draft, sandbox_settings
+from tests.acts_support import SCAN, SmtpSink, act, clock, crm_actions, deadlines, draft, sandbox_settings
 from tests.harness.gateway import GatewayThread
 from tests.harness.waiting import wait_for
 
@@ -111,13 +113,13 @@ def events_delivered(box: Sandbox) -> list[dict[str, Any]]:
 
 
 def drain() -> dict[str, int]:
-    """Run every acts step that has a row waiting, until none has (a worker, without Celery)."""
+    """Run every acts step (and ``mail.send``) that has a row waiting, until none has (a worker, without Celery)."""
     done: dict[str, int] = {}
     progress = True
     while progress:
         progress = False
         for name, spec in STEPS.items():
-            if not name.startswith("acts."):
+            if not name.startswith(("acts.", "mail.send")):
                 continue
             with session_scope() as s:
                 ids = s.scalars(
@@ -362,3 +364,64 @@ def test_beat_down_for_two_days_fires_each_overdue_act_once(box: Sandbox) -> Non
     assert sorted(t["ufCrmTask"][0] for t in tasks) == [f"D_{d}" for d in (101, 102, 103, 104, 105)]
     assert {d.status for d in deadlines()} == {"fired"}
     assert all(act(i).status == SENT for i in ids)
+
+
+# --- batches ---------------------------------------------------------------------------------------
+def _messages(task: str) -> list[dict[str, Any]]:
+    with session_scope() as s:
+        return [row.kwargs["kwargs"] for row in s.scalars(select(Outbox).where(Outbox.task_name == task))]
+
+
+def test_deal_moves_go_fifty_to_a_batch_call(box: Sandbox) -> None:
+    for deal_id in range(1, 61):
+        bitrix(box).add_deal({"ID": deal_id, "STAGE_ID": "PREPARATION", "ASSIGNED_BY_ID": MANAGER})
+    ids = [draft(number=f"А-{d}", deal_id=d) for d in range(1, 62)]  # deal 61 is not in the portal
+    with session_scope() as s:
+        for act_id in ids:
+            change_status(
+                s, lock_act(s, act_id), "Подписан с нашей стороны", actor=machine.MANAGER, upload=SCAN
+            )
+        effects = Effects()
+        for act_id in ids:  # one transaction moving 61 acts, as a page of the СБИС feed does
+            change_status(s, lock_act(s, act_id), SENT, actor=machine.MANAGER, effects=effects)
+        effects.write(s)
+    messages = _messages("acts.crm.move_stages")
+    assert [len(m["ids"]) for m in messages] == [50, 11]
+    # Another mover holds one row: this batch leaves it to that mover.
+    held = messages[0]["ids"][0]
+    holder = session_scope()
+    other = holder.__enter__()
+    other.execute(select(ActCrmAction).where(ActCrmAction.id == held).with_for_update())
+    try:
+        for message in messages:
+            with session_scope() as s:
+                move_stages.plain(s, StageRows(**message))
+    finally:
+        holder.__exit__(None, None, None)
+    batches = [e for e in bitrix(box).log.since() if "/batch" in e.path]
+    assert len(batches) == 2
+    rows = {r.id: r for r in crm_actions()}
+    assert rows[held].status == "pending" and rows[held].last_error is None
+    missing = next(r for r in rows.values() if r.deal_id == 61)
+    assert missing.status == "pending" and "Not found" in (missing.last_error or "")
+    assert sum(r.status == "done" for r in rows.values()) == 59
+    bitrix(box).add_deal({"ID": 61, "STAGE_ID": "PREPARATION", "ASSIGNED_BY_ID": MANAGER})
+    drain()  # what the sweeper's re-drive runs: the row, with the other waiting one
+    assert {r.status for r in crm_actions()} == {"done"}
+    assert {d["STAGE_ID"] for d in portal(box, "deals")} == {"UC_ACT_SENT"}
+
+
+def test_due_deadlines_are_handed_out_fifty_to_a_message(box: Sandbox) -> None:
+    for deal_id in range(1, 56):
+        bitrix(box).add_deal({"ID": deal_id, "ASSIGNED_BY_ID": MANAGER})
+    for d in range(1, 56):
+        _paper_sent(f"А-{d}", d, datetime(2025, 10, 13, 15, 0, tzinfo=MOSCOW))
+    assert sweep_deadlines(now=datetime(2025, 10, 30, tzinfo=MOSCOW))["signature"] == 55
+    messages = _messages("acts.deadlines.fire_batch")
+    assert [len(m["ids"]) for m in messages] == [50, 5]
+    for message in messages:
+        with session_scope() as s:
+            assert fire_batch.plain(s, DeadlineRows(**message)) == {"done": len(message["ids"])}
+    assert len(portal(box, "tasks")) == 55
+    with session_scope() as s:
+        assert fire_batch.plain(s, DeadlineRows(**messages[1])) == {"nothing_to_do": 5}

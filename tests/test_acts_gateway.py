@@ -184,9 +184,7 @@ def test_the_cli_lists_and_moves_acts(gw: GatewayThread, tmp_path: Any) -> None:
     assert json.loads(moved.stdout) == {"act_id": act_id, "status": "Подписан с нашей стороны"}
     illegal = obmen("acts", "set-status", str(act_id), "Акт получен и подписан")
     assert illegal.returncode != 0 and "cannot move it" in illegal.stderr
-    listed = obmen("acts", "list", "--status", "Подписан с нашей стороны", "--json")
-    assert [a["number"] for a in json.loads(listed.stdout)["acts"]] == ["А-1"]
-    table = obmen("acts", "company", "55")
+    table = obmen("acts", "list", "--status", "Подписан с нашей стороны")
     assert "1 in all" in table.stdout and "А-1" in table.stdout
     shown = json.loads(obmen("acts", "show", str(act_id)).stdout)
     assert [f["kind"] for f in shown["files"]] == ["act", "signed_by_us"]

@@ -17,6 +17,7 @@ from integrations.sbis.wire import format_datetime, parse_datetime
 from sandbox.harness import SandboxClock
 from sandbox.sbis import LOGIN, PASSWORD, SbisEmulator
 from sandbox.server import Sandbox
+from tests.harness.waiting import wait_for
 
 
 @pytest.fixture
@@ -103,8 +104,15 @@ def test_an_expired_session_logs_in_again_once(box: Sandbox, client: SbisClient)
     assert httpx.post(box.url + "/_sandbox/sbis/sessions/expire").json()["expired"] >= 1
     assert client.read_document(doc_id)["Идентификатор"] == doc_id
     assert emulator.logins == logins + 1
-    statuses = [(e.path, e.status) for e in emulator.log.since()][-3:]
-    assert statuses == [("/sbis/service/", 401), ("/sbis/auth/service/", 200), ("/sbis/service/", 200)]
+    # The log records a status once the answer is sent, a moment after the client has it.
+    wait_for(
+        lambda: (
+            [(e.path, e.status) for e in emulator.log.since()][-3:]
+            == [("/sbis/service/", 401), ("/sbis/auth/service/", 200), ("/sbis/service/", 200)]
+        ),
+        timeout=10,
+        what="the request log to show 401, login, retry",
+    )
 
 
 def test_an_idle_session_expires_in_sandbox_time(box: Sandbox, client: SbisClient) -> None:

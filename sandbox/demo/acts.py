@@ -46,6 +46,8 @@ def _draft(number: str, deal_id: int, act_type: str, send: bool) -> int:
         counterparty_inn="7728168971",
         counterparty_kpp="772801001",
         counterparty_name="ООО «Ромашка»",
+        edo_operator=None,
+        edo_id=None,
         products=["Продвижение продукции на рынке ОАЭ"],
         send=send,
     )
@@ -89,6 +91,55 @@ def _electronic(
     )
 
 
+def _form(ctx: DemoContext, b24: Bitrix24Emulator) -> None:
+    """«Одобрено комиссией» → the letter with the form link → the answer → the manager is told."""
+    from sqlalchemy import select
+
+    from models.acts import ActFormRequest
+    from models.db import session_scope
+    from tasks.acts.forms import FormAnswer, answer_form
+
+    b24.add_company(
+        {"ID": 56, "TITLE": "ООО «Лютик»", "EMAIL": [{"VALUE": "buh@lutik.example", "VALUE_TYPE": "WORK"}]}
+    )
+    b24.add_deal(
+        {
+            "ID": 904,
+            "TITLE": "Экспорт мёда",
+            "STAGE_ID": "PREPARATION",
+            "COMPANY_ID": 56,
+            "ASSIGNED_BY_ID": MANAGER,
+        }
+    )
+    httpx.post(
+        f"{ctx.sandbox.url}/_sandbox/bitrix24/deals/904/update", json={"STAGE_ID": "UC_APPROVED"}
+    ).raise_for_status()
+    sink = ctx.sandbox.emulator("smtp")
+
+    def letter() -> Any:
+        return next((m for m in sink.received() if "Экспорт мёда" in str(m.message()["subject"])), None)
+
+    sent = ctx.wait_for(letter, "the reconciliation to find the deal and the form letter to go", timeout=90)
+    ctx.say(
+        "deal 904 → «Одобрено комиссией» in Bitrix24 (no event handler here: acts.deals.reconcile finds "
+        f"the change) → acts.form.send → mail.send: «{sent.message()['subject']}» to {', '.join(sent.rcpt_tos)}"
+    )
+    with session_scope() as session:
+        token = session.scalars(select(ActFormRequest.token).where(ActFormRequest.deal_id == 904)).one()
+        answer_form(
+            session, token, FormAnswer(exchange_method="edo", edo_operator="СБИС", edo_id="2BE-LUTIK")
+        )
+
+    def told() -> Any:
+        with b24.portal.lock:
+            return next((n for n in b24.portal.notifications if "2BE-LUTIK" in n["message"]), None)
+
+    notice = ctx.wait_for(told, "the manager's notification")
+    ctx.say(
+        f"           the counterparty answers the form (ЭДО, СБИС, 2BE-LUTIK) → user {notice['user_id']}: {notice['message']}"
+    )
+
+
 def run(ctx: DemoContext) -> None:
     from sqlalchemy import select
 
@@ -116,6 +167,8 @@ def run(ctx: DemoContext) -> None:
     _electronic(ctx, b24, sbis, "Э-901", 901, "sign")
     _electronic(ctx, b24, sbis, "Э-902", 902, "refuse")
 
+    _form(ctx, b24)
+
     # A paper act: signed by us, sent — ten days ago (the demo back-dates the sending; beat sweeps).
     act_id = _draft("П-903", 903, "paper_ul", send=False)
     with session_scope() as session:
@@ -136,9 +189,9 @@ def run(ctx: DemoContext) -> None:
         f"on {sent_at:%d.%m.%Y} (back-dated 10 days); due {due:%d.%m.%Y %H:%M} UTC after 5 working days"
     )
 
-    def task() -> dict[str, Any] | None:
+    def task() -> dict[str, Any]:
         with b24.portal.lock:
-            return next((t for t in b24.portal.tasks.values() if t["ufCrmTask"] == ["D_903"]), None)
+            return next((t for t in b24.portal.tasks.values() if t["ufCrmTask"] == ["D_903"]), {})
 
     found = ctx.wait_for(task, "the deadline sweep and the task «Указать статус акта»")
     ctx.say(

@@ -34,7 +34,7 @@ from tasks.acts.crm import find_task, notify, responsible_of
 from tasks.bitrix24 import bitrix24_client
 from tasks.outbox import enqueue, enqueue_many
 from tasks.policy import countdown
-from tasks.steps import Outcome, entry, run_step, step
+from tasks.steps import STEPS, Outcome, entry, run_step, step
 from tasks.workdays import MOSCOW, end_of_next_working_day, moscow_date, working_days_between
 
 TASK_TITLE = "Указать статус акта"
@@ -137,6 +137,9 @@ def fire_deadline(session: Session, deadline: ActDeadline) -> None:
     deadline.status = "fired"
 
 
+FIRE_SPEC = STEPS[FIRE]
+
+
 class DeadlineRows(BaseModel):
     model_config = ConfigDict(extra="forbid")
     ids: list[StrictInt] = Field(min_length=1, max_length=CHUNK)
@@ -148,7 +151,7 @@ def fire_batch(session: Session, args: DeadlineRows) -> dict[str, int]:
     instead of 50); a row whose step must be retried gets a message of its own."""
     outcomes: Counter[str] = Counter()
     for deadline_id in args.ids:
-        outcome = run_step(fire_deadline.spec, deadline_id)
+        outcome = run_step(FIRE_SPEC, deadline_id)
         outcomes[outcome.value] += 1
         if outcome is Outcome.RETRY:
             enqueue(

@@ -23,9 +23,9 @@ from sqlalchemy.orm import Session
 from config.settings import get_settings
 from integrations.errors import IntegrationError
 from models.acts import ActDeal
-from models.db import db_now, session_scope
+from models.db import db_now, dialect_insert, session_scope
 from tasks.acts.forms import request_form
-from tasks.acts.register import DEAL_SYNC_TASK, claim_cursor, insert_for
+from tasks.acts.register import DEAL_SYNC_TASK, claim_cursor
 from tasks.bitrix24 import bitrix24_client
 from tasks.outbox import enqueue
 from tasks.policy import describe
@@ -46,7 +46,7 @@ def batched(items: Iterable[dict[str, Any]], size: int) -> Iterator[list[dict[st
 def deal_changed(session: Session, deal_id: int) -> int:
     """Mark the deal to be read again (an event, or the reconciliation saw a change); returns its row id."""
     row_id: int = session.execute(
-        insert_for(session, ActDeal)
+        dialect_insert(session, ActDeal)
         .values(deal_id=deal_id, status="pending", attempts=0)
         .on_conflict_do_update(
             index_elements=["deal_id"],

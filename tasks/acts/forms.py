@@ -31,10 +31,10 @@ from models.acts import (
     ActDeal,
     ActFormRequest,
 )
-from models.db import db_now
-from tasks.acts.letters import queue_letter
-from tasks.acts.register import CRM_APPLY, cancel_deadline, ensure_deal, insert_for
+from models.db import db_now, dialect_insert
+from tasks.acts.register import CRM_APPLY, cancel_deadline, ensure_deal
 from tasks.bitrix24 import bitrix24_client
+from tasks.mail_send import queue_letter
 from tasks.outbox import enqueue
 from tasks.steps import step
 
@@ -75,7 +75,7 @@ def request_form(session: Session, deal_id: int, *, requested_by: str, business_
     """Record a form request and its ``acts.form.send``; None when ``business_key`` was requested before."""
     ensure_deal(session, deal_id)
     form_id = session.execute(
-        insert_for(session, ActFormRequest)
+        dialect_insert(session, ActFormRequest)
         .values(
             business_key=business_key,
             deal_id=deal_id,
@@ -148,7 +148,7 @@ def send_form(session: Session, form: ActFormRequest) -> None:
     form.status = "sent"
     form.sent_at = now
     session.execute(
-        insert_for(session, ActDeadline)
+        dialect_insert(session, ActDeadline)
         .values(
             kind=DEADLINE_FORM,
             subject_key=form_key(form.id),
@@ -190,7 +190,7 @@ def answer_form(session: Session, token: str, answer: FormAnswer) -> ActFormRequ
     details = f"; оператор ЭДО {answer.edo_operator}, идентификатор {answer.edo_id}" if answer.edo_id else ""
     notice_key = f"form-answer:{form.id}"
     notice_id = session.execute(
-        insert_for(session, ActCrmAction)
+        dialect_insert(session, ActCrmAction)
         .values(
             kind=CRM_NOTIFY,
             business_key=notice_key,

@@ -16,7 +16,6 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, field_validator, model_validator
 from sqlalchemy import insert, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from config.settings import get_settings
@@ -40,7 +39,7 @@ from models.acts import (
     ActSyncCursor,
     is_electronic,
 )
-from models.db import db_now, session_scope
+from models.db import db_now, dialect_insert, session_scope
 from tasks.acts import machine
 from tasks.outbox import enqueue, enqueue_many
 from tasks.workdays import moscow_date, working_deadline
@@ -128,16 +127,10 @@ class ActIn(BaseModel):
         return self
 
 
-def insert_for(session: Session, model: type[Any]) -> Any:
-    """INSERT with ON CONFLICT for the dialect at hand (Postgres; SQLite in the embedded demo)."""
-    dialect = session.get_bind().dialect.name
-    return (postgresql.insert if dialect == "postgresql" else sqlite.insert)(model)
-
-
 def ensure_deal(session: Session, deal_id: int) -> None:
     """Make sure the deal has its row; a new one is read from Bitrix24 by the sync step."""
     inserted = session.execute(
-        insert_for(session, ActDeal)
+        dialect_insert(session, ActDeal)
         .values(deal_id=deal_id, status="pending")
         .on_conflict_do_nothing(index_elements=["deal_id"])
         .returning(ActDeal.id)
@@ -247,7 +240,7 @@ class Effects:
             session.execute(insert(ActHistory), self.history)
         if self.deadlines:
             session.execute(
-                insert_for(session, ActDeadline).on_conflict_do_nothing(index_elements=["subject_key"]),
+                dialect_insert(session, ActDeadline).on_conflict_do_nothing(index_elements=["subject_key"]),
                 self.deadlines,
             )
         if self.cancelled:
@@ -354,7 +347,7 @@ def rearm_deal_stages(session: Session, deal_ids: list[int]) -> None:
     now = db_now(session)
     keys = [f"stage:deal:{deal_id}" for deal_id in deal_ids]
     rows = session.execute(
-        insert_for(session, ActCrmAction)
+        dialect_insert(session, ActCrmAction)
         .on_conflict_do_update(
             index_elements=["business_key"],
             set_={"status": "pending", "attempts": 0, "parked_at": None, "updated_at": now},
@@ -384,7 +377,9 @@ def claim_cursor(session: Session, name: str) -> ActSyncCursor | None:
     """
     with session_scope() as own:
         own.execute(
-            insert_for(own, ActSyncCursor).values(name=name).on_conflict_do_nothing(index_elements=["name"])
+            dialect_insert(own, ActSyncCursor)
+            .values(name=name)
+            .on_conflict_do_nothing(index_elements=["name"])
         )
     return session.scalars(
         select(ActSyncCursor).where(ActSyncCursor.name == name).with_for_update(skip_locked=True)

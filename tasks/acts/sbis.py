@@ -29,9 +29,9 @@ from integrations.errors import IntegrationError, PermanentError
 from integrations.sbis.client import ChangesPage, DocumentNotFound, FeedEvent, SbisClient, SbisRequestError
 from integrations.sbis.wire import EVENT_REFUSED, EVENT_SIGNED, format_date
 from models.acts import FILE_ACT, REFUSED, SENDING, SENT, SIGNED, Act, ActFile, ActSyncCursor, SbisEvent
-from models.db import db_now, session_scope
+from models.db import db_now, dialect_insert, session_scope
 from tasks.acts import machine
-from tasks.acts.register import Effects, change_status, claim_cursor, insert_for
+from tasks.acts.register import Effects, change_status, claim_cursor
 from tasks.exchange import record_exchange
 from tasks.policy import describe
 from tasks.steps import step
@@ -166,7 +166,9 @@ def apply_events(session: Session, events: list[FeedEvent]) -> tuple[Counter[str
             }
         )
     effects.write(session)
-    session.execute(insert_for(session, SbisEvent).on_conflict_do_nothing(index_elements=["event_id"]), rows)
+    session.execute(
+        dialect_insert(session, SbisEvent).on_conflict_do_nothing(index_elements=["event_id"]), rows
+    )
     return counted, {e.event_id for e in fresh}
 
 
