@@ -101,6 +101,8 @@ def db_clock(session: Session) -> datetime:
     if session.get_bind().dialect.name == "sqlite":
         return utcnow()
     return session.execute(select(type_coerce(func.clock_timestamp(), UTCDateTime()))).scalar_one()
+
+
 def dialect_insert(session: Session, model: type[Any]) -> Any:
     """The session's database's own ``INSERT`` (Postgres or SQLite), which has ``on_conflict_do_…``."""
     dialect = session.get_bind().dialect.name

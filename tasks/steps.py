@@ -66,9 +66,6 @@ class StepSpec(Generic[RowT]):
 
 
 STEPS: dict[str, StepSpec[Any]] = {}
-# The plain functions of the entries, by task name (``task.plain`` is not reliable on a shared_task
-# proxy created before the app is loaded).
-ENTRIES: dict[str, Callable[[Any, Any], Any]] = {}
 
 
 def steps_for(model: type[Any], status: str) -> list[StepSpec[Any]]:
@@ -214,8 +211,7 @@ def entry(name: str, *, args: type[ArgsT]) -> Callable[[Callable[[Any, ArgsT], A
     """Declare the public task ``name`` whose keyword arguments ``args`` validates."""
 
     def decorate(fn: Callable[[Any, ArgsT], Any]) -> Task:
-        ENTRIES[name] = fn
-
+        # Like a step's ``plain`` and ``spec``: task-class options, so the obmen app's task carries them.
         @shared_task(
             name=name,
             bind=True,

@@ -29,8 +29,9 @@ from sandbox.harness import SandboxClock
 from sandbox.server import Sandbox
 from tasks.billing import AccrueArgs, RequestArgs, escalate
 from tasks.payments import accept_payment
-from tasks.steps import ENTRIES, STEPS, Outcome, run_step
+from tasks.steps import STEPS, Outcome, run_step
 from tests.harness.bank import bank_settings, seed_subscribers
+from workers.app import app
 
 PAID_AT = datetime(2026, 11, 20, 7, 15, tzinfo=UTC)
 
@@ -138,18 +139,18 @@ def test_allocation_oldest_first_then_advance_and_the_deal_follows(b24: str) -> 
     with session_scope() as s:
         s.execute(update(Accrual).values(period=Accrual.period - timedelta(days=400)))
     with session_scope() as s:
-        result = ENTRIES["billing.accrue"](s, AccrueArgs(period="2026-11"))
+        result = app.tasks["billing.accrue"].plain(s, AccrueArgs(period="2026-11"))
     assert result == {"period": "2026-11", "created": 1, "already": 0}
     assert balance(inn) == (Decimal("1300.00"), 0)
     with session_scope() as s:
-        assert ENTRIES["billing.accrue"](s, AccrueArgs(period="2026-11"))["created"] == 0
+        assert app.tasks["billing.accrue"].plain(s, AccrueArgs(period="2026-11"))["created"] == 0
 
 
 def test_accrual_starts_the_reminder_then_escalates_to_a_disconnection_task(b24: str) -> None:
     inns = seed_subscribers(3, accrued=False)
     seed_deals(b24, 1000, 3)
     with session_scope() as s:
-        assert ENTRIES["billing.accrue"](s, AccrueArgs(period="2026-12"))["created"] == 3
+        assert app.tasks["billing.accrue"].plain(s, AccrueArgs(period="2026-12"))["created"] == 3
     assert run_pending("billing.start_reminder") == [Outcome.DONE] * 3
     workflows = httpx.get(f"{b24}/workflows").json()
     assert sorted(w["document_id"][2] for w in workflows) == ["DEAL_1000", "DEAL_1001", "DEAL_1002"]
@@ -181,7 +182,7 @@ def test_accrual_starts_the_reminder_then_escalates_to_a_disconnection_task(b24:
 def test_a_missing_deal_or_responsible_parks_with_a_clear_error(b24: str) -> None:
     seed_subscribers(1, accrued=False, first_deal=None)
     with session_scope() as s:
-        ENTRIES["billing.accrue"](s, AccrueArgs(period="2026-12"))
+        app.tasks["billing.accrue"].plain(s, AccrueArgs(period="2026-12"))
     assert run_pending("billing.start_reminder") == [Outcome.PARKED]
     with session_scope() as s:
         accrual = s.scalars(select(Accrual)).one()
@@ -192,15 +193,15 @@ def test_subscriber_requests_start_their_process_once(b24: str) -> None:
     inn = seed_subscribers(1, accrued=False)[0]
     seed_deals(b24, 1000, 1)
     with session_scope() as s:
-        first = ENTRIES["billing.submit_request"](
+        first = app.tasks["billing.submit_request"].plain(
             s, RequestArgs(number="З-1", kind="connect", inn="500100732259", name="ООО Новый")
         )
-        second = ENTRIES["billing.submit_request"](
+        second = app.tasks["billing.submit_request"].plain(
             s, RequestArgs(number="З-2", kind="change_tariff", inn=inn, tariff="PRO")
         )
     with session_scope() as s:
         assert (
-            ENTRIES["billing.submit_request"](
+            app.tasks["billing.submit_request"].plain(
                 s, RequestArgs(number="З-1", kind="connect", inn="500100732259")
             )
             == first
