@@ -11,17 +11,17 @@ run with the ratio; checks that no payment was lost or doubled.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import hashlib
 import hmac
 import json
-import statistics
 import time
+from collections.abc import Callable
 
 import httpx
 from sqlalchemy import func, select
 
 from bench.common import bench_stores, noop_rate, report
+from bench.httpload import request_bytes, run_load
 
 SECRET = "bench-bank-secret"
 
@@ -34,35 +34,18 @@ def _headers(body: bytes) -> dict[str, str]:
     return {"Content-Type": "application/json", "X-Obmen-Timestamp": ts, "X-Obmen-Signature": f"sha256={sig}"}
 
 
-async def _send_all(url: str, inns: list[str], concurrency: int) -> tuple[list[float], list[int], float]:
-    latencies: list[float] = []
-    statuses: list[int] = []
-    queue: asyncio.Queue[int] = asyncio.Queue()
-    for i in range(len(inns)):
-        queue.put_nowait(i)
-    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
-
-    async def sender(client: httpx.AsyncClient) -> None:
-        while not queue.empty():
-            i = queue.get_nowait()
-            body = json.dumps(
-                {
-                    "transaction_id": f"BENCH-{i}",
-                    "inn": inns[i],
-                    "amount": "1500.00",
-                    "paid_at": "2026-11-20T10:15:00+03:00",
-                    "purpose": "Оплата услуг связи за ноябрь 2026",
-                }
-            ).encode()
-            started = time.perf_counter()
-            answer = await client.post("/bank/v1/payments", content=body, headers=_headers(body))
-            latencies.append(time.perf_counter() - started)
-            statuses.append(answer.status_code)
-
-    started = time.perf_counter()
-    async with httpx.AsyncClient(base_url=url, limits=limits, timeout=60) as client:
-        await asyncio.gather(*(sender(client) for _ in range(concurrency)))
-    return latencies, statuses, time.perf_counter() - started
+def _payment_request(host: str, inn: str, i: int) -> Callable[[], bytes]:
+    body = json.dumps(
+        {
+            "transaction_id": f"BENCH-{i}",
+            "inn": inn,
+            "amount": "1500.00",
+            "paid_at": "2026-11-20T10:15:00+03:00",
+            "purpose": "Оплата услуг связи за ноябрь 2026",
+        }
+    ).encode()
+    # Signed when sent: a long run must not outlive the ±300 s timestamp window.
+    return lambda: request_bytes("POST", "/bank/v1/payments", host, body, _headers(body))
 
 
 def main() -> None:
@@ -106,7 +89,12 @@ def main() -> None:
         try:
             wait_for(lambda: _up(url), timeout=30, what="the gateway")
             started = time.perf_counter()
-            latencies, statuses, send_s = asyncio.run(_send_all(url, inns, args.concurrency))
+            load = run_load(
+                "127.0.0.1",
+                port,
+                [_payment_request(f"127.0.0.1:{port}", inn, i) for i, inn in enumerate(inns)],
+                args.concurrency,
+            )
             wait_for(lambda: posted() == args.n, timeout=1800, interval=0.25, what="every payment posted")
             end_to_end_s = time.perf_counter() - started
             with session_scope() as s:
@@ -122,18 +110,17 @@ def main() -> None:
         rate = noop_rate(args.noop_n, workers=2)
         box.stop()
 
-    latencies.sort()
     posted_per_s = args.n / end_to_end_s
     report(
         "payments: signed HTTP -> gateway -> Postgres + outbox -> 2 solo workers -> posted",
         {
             "payments": args.n,
             "concurrency": args.concurrency,
-            "answers_201": statuses.count(201),
-            "other_answers": len(statuses) - statuses.count(201),
-            "accepted_per_s": args.n / send_s,
-            "accept_p50_ms": statistics.median(latencies) * 1000,
-            "accept_p99_ms": latencies[int(len(latencies) * 0.99) - 1] * 1000,
+            "answers_201": load.statuses.count(201),
+            "other_answers": len(load.statuses) - load.statuses.count(201),
+            "accepted_per_s": args.n / load.elapsed_s,
+            "accept_p50_ms": load.percentile_ms(0.50),
+            "accept_p99_ms": load.percentile_ms(0.99),
             "posted_per_s_end_to_end": posted_per_s,
             "noop_tasks_per_s_same_run": rate,
             "ratio_posted_to_noop": posted_per_s / rate,

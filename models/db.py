@@ -8,7 +8,7 @@ from contextlib import contextmanager
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import create_engine, event, func, select, type_coerce
+from sqlalchemy import create_engine, event, func, select, text, type_coerce
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
@@ -68,10 +68,18 @@ def engine_for(url: str | None = None) -> Engine:
 
 
 @contextmanager
-def session_scope(url: str | None = None) -> Iterator[Session]:
-    """A transaction: commit on success, roll back on any error."""
+def session_scope(url: str | None = None, *, durable: bool = True) -> Iterator[Session]:
+    """A transaction: commit on success, roll back on any error.
+
+    ``durable=False`` lets Postgres acknowledge the commit before its WAL is flushed. Only for
+    bookkeeping whose loss a crash of Postgres itself cannot turn into lost or doubled work: an
+    attempt counter, an outbox row marked published (it is published again, consumers are
+    idempotent). Business changes and anything a caller is told about stay durable.
+    """
     session = get_sessionmaker(url)()
     try:
+        if not durable and session.get_bind().dialect.name == "postgresql":
+            session.execute(text("SET LOCAL synchronous_commit TO OFF"))
         yield session
         session.commit()
     except BaseException:

@@ -83,8 +83,9 @@ def run_step(spec: StepSpec[Any], row_id: int, task: Task | None = None) -> Outc
     settings = get_settings()
     structlog.contextvars.bind_contextvars(register=spec.model.__tablename__, row_id=row_id)
 
-    # 1. Count the attempt in its own commit, so a worker killed mid-step still used one up.
-    with session_scope() as session:
+    # 1. Count the attempt in its own commit, so a worker killed mid-step still used one up. Only
+    # a crash of Postgres itself could lose it, which costs one uncounted attempt: not durable.
+    with session_scope(durable=False) as session:
         row = session.get(spec.model, row_id, with_for_update=True)
         if row is None:
             log.warning("step.row_missing", step=spec.task_name)
