@@ -64,9 +64,9 @@ class DemoContext:
         print(f"  {line}", flush=True)
 
     def wait_for(self, condition: Callable[[], T | None], what: str, timeout: float = 60.0) -> T:
-        """The first non-None value of ``condition()``."""
+        """The first truthy value of ``condition()`` (None, False, 0 and empty mean "not yet")."""
         deadline = time.monotonic() + timeout
-        while (value := condition()) is None:
+        while not (value := condition()):
             if time.monotonic() > deadline:
                 raise ScenarioFailed(f"timed out after {timeout:.0f} s waiting for {what}")
             time.sleep(0.1)
