@@ -25,7 +25,7 @@ import os
 import statistics
 import tempfile
 import time
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
@@ -189,6 +189,7 @@ def _run(
 
     peak_rss_kb, peak_broker = idle_rss_kb, idle_broker
     submitted_at = peak_waiting = None
+    burst_over = datetime.max.replace(tzinfo=UTC)
     waiting_max = 0
     while True:
         time.sleep(1.0)
@@ -209,7 +210,7 @@ def _run(
                 (round(rss / 1024, 1), round(used / 2**20, 1)),
             )
         if submitted_at is None and not counts.get("pending") and not counts.get("uncertain"):
-            submitted_at = time.monotonic()
+            submitted_at, burst_over = time.monotonic(), datetime.now(UTC)
         if counts.get("applied", 0) == args.n:
             applied_all_at = time.monotonic()
             break
@@ -223,11 +224,16 @@ def _run(
             select(SepRequest.queue_number, SepRequest.applied_at).where(SepRequest.source == "bench")
         ).all()
         busiest = _busiest(session)
-    latency, first_delays, per_number, early = [], [], {}, 0
+    latency, steady, first_delays, per_number, early = [], [], [], {}, 0
     for queue_number, applied_at in rows:
         item = sep_log[queue_number]
-        accepted = datetime.fromisoformat(item["accepted_at"])
-        latency.append((applied_at - datetime.fromisoformat(item["ready_at"])).total_seconds())
+        accepted, ready = (
+            datetime.fromisoformat(item["accepted_at"]),
+            datetime.fromisoformat(item["ready_at"]),
+        )
+        latency.append((applied_at - ready).total_seconds())
+        if ready > burst_over:  # ready once every submission was through: no backlog in front of it
+            steady.append(latency[-1])
         times = [datetime.fromisoformat(p["at"]) for p in item["polls"]]
         first_delays.append((times[0] - accepted).total_seconds())
         early += sum(1 for t in times if (t - accepted).total_seconds() < args.min_delay)
@@ -250,6 +256,9 @@ def _run(
         "ready_to_applied_median_s": round(statistics.median(latency), 2),
         "ready_to_applied_p99_s": round(_percentile(latency, 0.99), 2),
         "ready_to_applied_max_s": round(max(latency), 2),
+        "ready_after_the_submission_burst": len(steady),
+        "of_those_ready_to_applied_median_s": round(statistics.median(steady), 2) if steady else None,
+        "of_those_ready_to_applied_p99_s": round(_percentile(steady, 0.99), 2) if steady else None,
         "target_p99_s": args.interval + 2,
         "worker_rss_idle_mb": round(idle_rss_kb / 1024, 1),
         "worker_rss_peak_mb": round(peak_rss_kb / 1024, 1),

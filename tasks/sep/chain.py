@@ -13,6 +13,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime
 
+from celery import current_app
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
@@ -24,6 +25,7 @@ from tasks.outbox import enqueue
 SUBMIT = "sep.submit_request"
 POLL = "sep.poll_queue"
 APPLY = "sep.apply_result"
+SUBMIT_PRIORITY = 9
 
 # Follow-ups the apply step may start (they are entries, with their own requests and chains).
 _FOLLOW_UPS: dict[str, tuple[str, ...]] = {
@@ -57,10 +59,18 @@ def sep_chain(operation: str) -> Chain:
 
 
 def advance(session: Session, request: SepRequest, *, at: datetime | None = None) -> Outbox:
-    """Enqueue the link ``request``'s status waits for, no earlier than ``at`` (database clock)."""
+    """Enqueue the link ``request``'s status waits for, no earlier than ``at`` (database clock).
+
+    New submissions go behind the polls and applications of requests already in SEP (a lower
+    priority: kombu's Redis transport serves lower numbers first), so a burst of new requests
+    does not hold up the results of those before it.
+    """
     task = sep_chain(request.operation).link_for(request.status)
     key = f"sep:{request.queue_number or request.message_id}"
-    row = enqueue(session, task, {"id": request.id}, business_key=key)
+    priority = SUBMIT_PRIORITY if task == SUBMIT else 0
+    row = enqueue(
+        session, current_app.signature(task, kwargs={"id": request.id}, priority=priority), business_key=key
+    )
     if at is not None:
         row.not_before = at  # the outbox turns the rest of the wait into a countdown
     return row
