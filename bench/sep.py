@@ -55,6 +55,9 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2, help="worker processes (nodes)")
     parser.add_argument("--concurrency", type=int, default=3, help="pool processes per worker")
     parser.add_argument("--noop", type=int, default=5000, help="tasks of the no-op denominator")
+    parser.add_argument(
+        "--horizon", type=int, default=300, help="OBMEN_OUTBOX_HORIZON_S: polls due later wait as outbox rows"
+    )
     args = parser.parse_args()
 
     from tests.harness.processes import OBMEN, Process, RedisServer, free_port, start_worker
@@ -86,6 +89,7 @@ def main() -> None:
                 "OBMEN_SEP_MIN_POLL_DELAY_S": str(int(args.min_delay)),
                 "OBMEN_SEP_POLL_INTERVAL_S": str(args.interval),
                 "OBMEN_SEP_MAX_POLLS": "1000",
+                "OBMEN_OUTBOX_HORIZON_S": str(args.horizon),
                 "OBMEN_LOG_LEVEL": "WARNING",
             }
             os.environ.update(settings)
@@ -193,6 +197,9 @@ def _run(
     waiting_max = 0
     while True:
         time.sleep(1.0)
+        # What beat's outbox.relay does: polls due beyond OBMEN_OUTBOX_HORIZON_S wait as rows.
+        while relay(limit=1000):
+            pass
         rss = sum(tree_rss_kb(w.proc.pid) for w in workers)
         used = int(client.info("memory")["used_memory"])
         peak_rss_kb, peak_broker = max(peak_rss_kb, rss), max(peak_broker, used)
@@ -249,6 +256,7 @@ def _run(
         "poll_interval_s": args.interval,
         "sep_processing_s": f"{args.processing} + U(0, {args.spread})",
         "workers": f"{args.workers} x prefork -c {args.concurrency}",
+        "outbox_horizon_s": args.horizon,
         "published_s": round(published_s, 1),
         "all_submitted_after_s": round(submitted_at - started, 1),
         "all_applied_after_s": round(total_s, 1),
