@@ -8,6 +8,6 @@ COPY tasks tasks
 COPY workers workers
 COPY sandbox sandbox
 RUN pip install --no-cache-dir .
-RUN useradd --system obmen
+RUN useradd --system obmen && mkdir -p /var/obmen/sandbox-mail && chown obmen /var/obmen/sandbox-mail
 USER obmen
 CMD ["obmen", "--help"]

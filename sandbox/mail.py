@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import imaplib
 import itertools
+import logging
 import os
 import shutil
 import tempfile
@@ -113,9 +114,9 @@ class SmtpSink(Emulator):
         )
         return seq
 
-    def received(self, to: str | None = None) -> list[Received]:
+    def received(self) -> list[Received]:
         with self._lock:
-            return [m for m in self.messages if to is None or to in m.rcpt_tos]
+            return list(self.messages)
 
     def _port(self, host: str) -> int:
         if not self.smtp_port:
@@ -127,6 +128,8 @@ class SmtpSink(Emulator):
         return {"OBMEN_SMTP_URL": f"smtp://{host}:{self._port(host)}"}
 
     def start(self, host: str) -> None:
+        # aiosmtpd logs five INFO lines per connection; the request log keeps what matters.
+        logging.getLogger("mail.log").setLevel(logging.WARNING)
         self.host = host
         self._controller = Controller(
             _SinkHandler(self), hostname=host, port=self._port(host), ready_timeout=30

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import structlog
@@ -31,7 +31,7 @@ from config.settings import Settings, get_settings
 from integrations.errors import IntegrationError
 from integrations.mail.access import open_mailbox
 from integrations.mail.mailbox import Fetched
-from integrations.mail.parse import content_hash, parse_letter, read_headers
+from integrations.mail.parse import clean_text, content_hash, parse_letter, read_headers
 from integrations.mail.sep import Kind, SepNotice, recognise
 from models.db import insert_ignoring_conflicts, session_scope
 from models.mail import MailMessage
@@ -63,12 +63,9 @@ class FetchReport:
     oversize: int = 0
     more: bool = False
     error: str | None = None
-    new_ids: list[int] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
-        out = dict(self.__dict__)
-        out.pop("new_ids")
-        return out
+        return dict(self.__dict__)
 
 
 # --- fetch ---------------------------------------------------------------------------------------
@@ -119,21 +116,21 @@ def store_batch(
             "subject": headers.subject,
             "received_at": item.internal_date,
         }
-        first = known.get(key) if item.complete else None
-        if not item.complete:
-            values |= {
-                "status": "error",
-                "reason": f"over the size cap: {item.size} bytes > OBMEN_MAIL_MAX_MESSAGE_BYTES "
-                f"{settings.mail_max_message_bytes}; only its header block was read",
-                "headers": item.raw.decode("utf-8", errors="replace"),
-                "processed_at": func.now(),
-            }
-        elif first is not None:
+        first = known.get(key)
+        if first is not None:
             values |= {
                 "status": "ignored",
                 "reason": f"the same letter as mail_messages {first} (same Message-ID and content): "
                 "delivered again, or renumbered by a new UIDVALIDITY",
                 "duplicate_of_id": first,
+                "processed_at": func.now(),
+            }
+        elif not item.complete:
+            values |= {
+                "status": "error",
+                "reason": f"over the size cap: {item.size} bytes > OBMEN_MAIL_MAX_MESSAGE_BYTES "
+                f"{settings.mail_max_message_bytes}; only its header block was read",
+                "headers": clean_text(item.raw.decode("utf-8", errors="replace")),
                 "processed_at": func.now(),
             }
         else:
@@ -144,12 +141,12 @@ def store_batch(
         if row_id is None:  # another fetcher stored this UID first
             continue
         report.stored += 1
-        if values["status"] == "new":
-            known[key] = row_id
-            report.new_ids.append(row_id)
-            enqueue(session, PROCESS, {"id": row_id}, business_key=f"mail:{row_id}")
-        elif first is not None:
+        if first is not None:
             report.duplicates += 1
+            continue
+        known[key] = row_id
+        if values["status"] == "new":
+            enqueue(session, PROCESS, {"id": row_id}, business_key=f"mail:{row_id}")
         else:
             report.oversize += 1
 
@@ -195,7 +192,7 @@ def fetch_task(**_: Any) -> dict[str, Any]:
     except IntegrationError as exc:
         log.error("mail.fetch_failed", error=describe(exc))
         return {"error": describe(exc)}
-    if report.stored or report.error:
+    if report.stored:
         log.info("mail.fetched", **report.as_dict())
     return report.as_dict()
 
@@ -209,7 +206,7 @@ def _finish(
     """Set the outcome in one go: every attribute set earlier would be flushed by the next query."""
     for name, value in {"status": status, "reason": reason, "result": result, **fields}.items():
         setattr(message, name, value)
-    message.processed_at = func.now()  # type: ignore[assignment]
+    message.processed_at = func.now()
 
 
 def _file_code(session: Session, message: MailMessage, notice: SepNotice, match: Match) -> bool:

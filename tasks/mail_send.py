@@ -115,4 +115,4 @@ def send_letter(session: Session, letter: OutgoingLetter) -> None:
     )
     reply = sender.send(message, business_key=letter.business_key)
     letter.status, letter.smtp_response = "sent", reply
-    letter.sent_at = func.now()  # type: ignore[assignment]
+    letter.sent_at = func.now()

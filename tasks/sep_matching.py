@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from integrations.errors import PermanentError
@@ -64,14 +64,11 @@ def find_asset(session: Session, notice: SepNotice, steps: list[str]) -> tuple[A
     looks: list[tuple[str, Any]] = []
     vin = notice.vin.value if notice.vin else None
     if vin and "*" not in vin:
-        looks.append((f"full VIN {vin}", select(Asset).where(func.upper(Asset.vin) == vin)))
+        # Asset VINs are upper case since their import (integrations/validation.py).
+        looks.append((f"full VIN {vin}", select(Asset).where(Asset.vin == vin)))
     elif vin:
         # A VIN never holds "_" or "%", so the mask maps onto LIKE's one-character wildcard.
-        like = (
-            select(Asset)
-            .where(func.length(Asset.vin) == 17)
-            .where(func.upper(Asset.vin).like(vin.replace("*", "_")))
-        )
+        like = select(Asset).where(Asset.vin.like(vin.replace("*", "_")))
         looks.append((f"masked VIN {vin}", like))
     if notice.epts:
         looks.append((f"ЭПТС {notice.epts}", select(Asset).where(Asset.epts == notice.epts)))

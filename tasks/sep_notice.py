@@ -33,6 +33,7 @@ def business_key(notice: SepNotice) -> str:
 def compose(notice: SepNotice, match: Match, message_id: int) -> Notice:
     asset = match.asset
     vin = notice.vin.value if notice.vin else None
+    vin_shown: str | None
     if asset is not None and asset.vin and vin and vin != asset.vin:
         vin_shown = f"{asset.vin} (в письме: {notice.vin.as_written if notice.vin else vin})"
     else:

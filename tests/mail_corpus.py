@@ -269,6 +269,39 @@ def folded_subject_without_space() -> bytes:
     return msg.as_bytes()
 
 
+def as_the_sep_emulator_sends() -> bytes:
+    """The SEP emulator's way: EmailMessage with an SMTP policy whose lines never fold."""
+    from email import policy
+    from email.message import EmailMessage
+    from email.utils import make_msgid
+
+    msg = EmailMessage(policy=policy.SMTP.clone(max_line_length=998))
+    msg["From"] = SEP_FROM
+    msg["To"] = TECHNICAL
+    msg["Subject"] = SUBJECTS["lease_application"].format(n="2026-000214")
+    msg["Message-ID"] = make_msgid(domain="sep.elpts.ru")
+    msg.set_content(sep_body("2026-000214", code="141414"), charset="utf-8")
+    return msg.as_bytes()
+
+
+def hostile() -> bytes:
+    """NUL bytes where registers cannot hold them: in an encoded subject, the text, a file name."""
+    return raw_letter(
+        {
+            "From": "=?utf-8?B?AA==?= <notify@sep.elpts.ru>",
+            "Subject": "=?utf-8?B?"
+            + base64.b64encode("СЭП:\0 заявление № 2026-000215".encode()).decode()
+            + "?=",
+            "Message-ID": "<nul\x00@sep.elpts.ru>",
+            "MIME-Version": "1.0",
+            "Content-Type": 'multipart/mixed; boundary="B"',
+        },
+        b"--B\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n"
+        + sep_body("2026-000215", code="151515").replace("VIN", "\0VIN").encode()
+        + b'\r\n--B\r\nContent-Type: application/pdf\r\nContent-Disposition: attachment; filename="a\x00\xcf.pdf"\r\n\r\n%PDF\r\n--B--\r\n',
+    )
+
+
 def garbage() -> bytes:
     return bytes(range(256)) * 4
 

@@ -116,6 +116,9 @@ def test_a_30_mb_letter_is_an_error_and_is_never_downloaded(dovecot: DovecotServ
     assert "1 whole" in transcript and "1 over the cap: headers only" in transcript
     with session_scope() as session:
         assert session.get(type(huge), huge.id).raw is None  # type: ignore[union-attr]
+    # After a new UIDVALIDITY the same over-size letter is known by its header block: no second error.
+    dovecot.set_uidvalidity(777)
+    assert (fetch_mail().duplicates, [m.status for m in messages()][2:]) == (2, ["ignored", "ignored"])
 
 
 def test_imaps_verifies_the_server_certificate(obmen_app) -> None:  # type: ignore[no-untyped-def]

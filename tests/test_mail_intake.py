@@ -4,9 +4,12 @@ notification and the SEP next step — against real Postgres."""
 
 from __future__ import annotations
 
+import json
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 
 from models.db import session_scope
@@ -18,7 +21,9 @@ from tasks.outbox import set_dispatch_mode
 from tasks.steps import STEPS, Outcome, run_step
 from tasks.sweeper import redrive
 from tests import mail_corpus as corpus
+from tests.harness.gateway import GatewayThread
 from tests.harness.mail import codes, letters, load_master, messages, outbox, settings_env
+from tests.harness.processes import obmen
 
 
 @pytest.fixture
@@ -255,6 +260,16 @@ def test_missing_master_data_parks_the_letter_until_fixed(mailroom: Mailroom) ->
     assert sorted(le.to_address for le in letters()) == ["oleg@example.ru", "petr@example.ru"]
 
 
+def test_nul_bytes_and_raw_8bit_names_are_stored_and_read(mailroom: Mailroom) -> None:
+    load_master()
+    deliver(mailroom, corpus.hostile())
+    assert fetch_mail().stored == 1
+    assert process_all() == [Outcome.DONE]
+    message = only("processed")
+    assert message.subject == "СЭП: заявление № 2026-000215" and message.application_number == "2026-000215"
+    assert codes()[0].code == "151515"
+
+
 def test_unreadable_content_never_raises_out_of_the_step(mailroom: Mailroom) -> None:
     with session_scope() as session:
         row = MailMessage(mailbox="test", uidvalidity=1, uid=1, content_hash="x", size=3, raw=b"\xff\xfe\x00")
@@ -263,3 +278,27 @@ def test_unreadable_content_never_raises_out_of_the_step(mailroom: Mailroom) -> 
         row_id = row.id
     assert run_step(STEPS[PROCESS], row_id) is Outcome.DONE
     assert only("error").reason.startswith("unparseable")  # type: ignore[union-attr]
+
+
+def test_obmen_fetch_mail_reads_the_mailbox_now(mailroom: Mailroom) -> None:
+    deliver(mailroom, corpus.sep_letter(), corpus.not_sep())
+    done = obmen("fetch-mail", env={"OBMEN_IMAP_URL": os.environ["OBMEN_IMAP_URL"]})
+    assert done.returncode == 0, done.stderr
+    report = json.loads(done.stdout.strip().splitlines()[-1])
+    assert (report["found"], report["stored"]) == (2, 2) and report["mailbox"].startswith("maildir://")
+    assert [o.published_at is not None for o in outbox("mail.process")] == [True, True]
+    assert obmen("fetch-mail", env={"OBMEN_IMAP_URL": ""}).returncode == 2
+
+
+def test_metrics_count_letters_by_status_and_letters_waiting(mailroom: Mailroom) -> None:
+    load_master()
+    deliver(mailroom, corpus.sep_letter(), corpus.not_sep(), corpus.sep_letter(number="2026-000999"))
+    fetch_mail()
+    run_step(STEPS[PROCESS], messages()[0].id)
+    run_step(STEPS[PROCESS], messages()[1].id)
+    with GatewayThread() as gateway:
+        text = httpx.get(gateway.url + "/metrics").text
+    assert 'obmen_mail_messages{status="new"} 1.0' in text
+    assert 'obmen_mail_messages{status="processed"} 1.0' in text
+    assert 'obmen_mail_messages{status="ignored"} 1.0' in text
+    assert "obmen_outgoing_letters_pending 1.0" in text

@@ -39,6 +39,7 @@ def notice_of(raw: bytes):  # type: ignore[no-untyped-def]
         (corpus.with_pdf, "2026-000211", "131313"),
         (corpus.broken_multipart, "2026-000212", "246810"),
         (corpus.folded_subject_without_space, "2026-000213", "112233"),
+        (corpus.as_the_sep_emulator_sends, "2026-000214", "141414"),
     ],
     ids=[
         "utf8",
@@ -56,6 +57,7 @@ def notice_of(raw: bytes):  # type: ignore[no-untyped-def]
         "pdf-attachment",
         "broken-multipart",
         "folded-subject",
+        "sep-emulator",
     ],
 )
 def test_every_encoding_and_layout_gives_the_same_fields(build, number: str, code: str) -> None:  # type: ignore[no-untyped-def]

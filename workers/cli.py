@@ -89,7 +89,13 @@ def gateway(host: str, port: int, processes: int) -> None:
 @click.option("--port", default=8700, show_default=True, type=int)
 @click.option("--smtp-port", default=8725, show_default=True, type=int)
 @click.option("--scale", default=1.0, show_default=True, type=float, help="emulated seconds per real second")
-def sandbox(host: str, port: int, smtp_port: int, scale: float) -> None:
+@click.option(
+    "--mailbox",
+    default=None,
+    help="where emulators' letters are delivered: maildir:///path or imap://user:pass@host:port/FOLDER "
+    "(default: a temporary Maildir)",
+)
+def sandbox(host: str, port: int, smtp_port: int, scale: float, mailbox: str | None) -> None:
     """Serve every emulator from one HTTP server (and the SMTP sink) and print the settings for them."""
     from sandbox.server import Sandbox
 
@@ -98,6 +104,8 @@ def sandbox(host: str, port: int, smtp_port: int, scale: float) -> None:
     for emulator in box.emulators:
         if hasattr(emulator, "smtp_port"):
             emulator.smtp_port = smtp_port
+        if mailbox and hasattr(emulator, "deliver_to"):
+            emulator.deliver_to = mailbox
     click.echo(f"# obmen sandbox on {box.url}; point obmen at it with:")
     for key, value in box.client_settings().items():
         click.echo(f"export {key}={value}")
@@ -133,6 +141,21 @@ def import_(path: str) -> None:
     click.echo(json.dumps(report.as_dict(), ensure_ascii=False, indent=2))
     if report.errors:
         sys.exit(3)
+
+
+@cli.command("fetch-mail")
+def fetch_mail() -> None:
+    """Read the SEP mailbox now («Получить письма»; beat does it every OBMEN_MAIL_POLL_INTERVAL_S)."""
+    from tasks.mail_intake import fetch_mail as do_fetch
+    from tasks.outbox import relay_all
+    from workers.app import app  # noqa: F401  (publishing needs the configured app)
+
+    configure_logging(get_settings())
+    report = do_fetch()
+    relay_all()
+    click.echo(json.dumps(report.as_dict(), ensure_ascii=False))
+    if report.error:
+        sys.exit(2)
 
 
 @cli.command()

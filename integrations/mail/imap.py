@@ -84,13 +84,11 @@ class ImapMailbox:
         envelopes: dict[int, tuple[int, datetime | None]] = {}
         for line in self._uid("FETCH", _uid_set(uids), "(UID RFC822.SIZE INTERNALDATE)"):
             meta = line[0] if isinstance(line, tuple) else line
-            if (
-                not isinstance(meta, bytes)
-                or not (uid := _UID.search(meta))
-                or not (size := _SIZE.search(meta))
-            ):
+            if not isinstance(meta, bytes):
                 continue
-            envelopes[int(uid.group(1))] = (int(size.group(1)), _internal_date(meta))
+            uid_found, size_found = _UID.search(meta), _SIZE.search(meta)
+            if uid_found and size_found:
+                envelopes[int(uid_found.group(1))] = (int(size_found.group(1)), _internal_date(meta))
         whole = [u for u in uids if u in envelopes and envelopes[u][0] <= max_bytes]
         big = [u for u in uids if u in envelopes and envelopes[u][0] > max_bytes]
         bodies = self._bodies(whole, "BODY.PEEK[]") if whole else {}
@@ -117,14 +115,14 @@ class ImapMailbox:
         for part in data:
             if isinstance(part, tuple):
                 meta, literal = part[0], part[1]
-                uid = _UID.search(meta)
-                if uid:
-                    found[int(uid.group(1))] = literal
+                uid_found = _UID.search(meta)
+                if uid_found:
+                    found[int(uid_found.group(1))] = literal
                     pending = None
                 else:
                     pending = literal
-            elif isinstance(part, bytes) and pending is not None and (uid := _UID.search(part)):
-                found[int(uid.group(1))] = pending
+            elif isinstance(part, bytes) and pending is not None and (uid_found := _UID.search(part)):
+                found[int(uid_found.group(1))] = pending
                 pending = None
         return found
 

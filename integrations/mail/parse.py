@@ -147,6 +147,15 @@ def decode_text(data: bytes, label: str | None, defects: list[str], where: str) 
     return text
 
 
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+
+
+def clean_text(value: str) -> str:
+    """Text a register can hold: raw 8-bit bytes decoded, control characters (NUL above all:
+    Postgres text and JSON refuse it) dropped. A hostile header must not stop the mailbox."""
+    return _CONTROL.sub("", _fix_8bit_header(value))
+
+
 def _fix_8bit_header(value: str) -> str:
     """Raw 8-bit header bytes arrive as surrogate escapes; decode them as the text they are."""
     if not _has_8bit(value):
@@ -187,7 +196,7 @@ def decode_rfc2047(value: str) -> str:
     between two encoded words is not text (RFC 2047, 6.2).
     """
     value = _BETWEEN_WORDS.sub(r"\1", _fix_8bit_header(value))
-    return " ".join(_ENCODED_WORD.sub(_encoded_word, value).split())
+    return " ".join(clean_text(_ENCODED_WORD.sub(_encoded_word, value)).split())
 
 
 def _header(msg: Message, name: str, defects: list[str]) -> str | None:
@@ -204,7 +213,7 @@ def _addresses(value: str | None) -> list[tuple[str, str]]:
     if not value:
         return []
     pairs = getaddresses([_fix_8bit_header(value)])
-    return [(decode_rfc2047(name), addr.strip().lower()) for name, addr in pairs if "@" in addr]
+    return [(decode_rfc2047(name), clean_text(addr).strip().lower()) for name, addr in pairs if "@" in addr]
 
 
 # --- HTML --------------------------------------------------------------------------------------
@@ -250,7 +259,7 @@ def html_to_text(html: str) -> str:
 
 def normalize_text(text: str) -> str:
     """NFKC, one kind of space, no empty runs of lines: what the field patterns expect."""
-    text = unicodedata.normalize("NFKC", text).replace("\r\n", "\n").replace("\r", "\n")
+    text = clean_text(unicodedata.normalize("NFKC", text).replace("\r\n", "\n").replace("\r", "\n"))
     lines = (
         re.sub(r"[ \t\u00a0\u2000-\u200b\u202f\u205f\u3000]+", " ", line).strip() for line in text.split("\n")
     )
@@ -271,7 +280,7 @@ class _Walk:
 
 def _describe(part: Message) -> str:
     name = part.get_filename()
-    return f"{part.get_content_type()}" + (f" {name!r}" if name else "")
+    return f"{part.get_content_type()}" + (f" {clean_text(name)!r}" if name else "")
 
 
 def _part_text(part: Message, defects: list[str]) -> str:
@@ -307,9 +316,7 @@ def _walk(part: Message, walk: _Walk, depth: int) -> None:
                 walk.letter.forwarded.append(_letter_of(inner, depth + 1))
         return
     if part.is_multipart():
-        children = part.get_payload()
-        if not isinstance(children, list):
-            return
+        children = [c for c in part.get_payload() if isinstance(c, Message)]
         if ctype == "multipart/alternative":
             _walk_alternative(children, walk, depth)
         else:
@@ -416,7 +423,7 @@ def read_headers(raw: bytes) -> Headers:
         subject, sender, message_id = (_raw_header(msg, name) for name in ("subject", "from", "message-id"))
         senders = _addresses(sender)
         return Headers(
-            message_id=" ".join(str(message_id).split()) or None if message_id is not None else None,
+            message_id=" ".join(clean_text(message_id).split()) or None if message_id is not None else None,
             sender=senders[0][1] if senders else None,
             subject=decode_rfc2047(subject) if subject is not None else None,
         )

@@ -80,7 +80,7 @@ def build_message(
     name, address = parseaddr(sender)
     message["From"] = formataddr((name, address), charset="utf-8")
     message["To"] = formataddr((to_name or "", to_address), charset="utf-8")
-    message["Subject"] = Header(subject, "utf-8")
+    message["Subject"] = Header(subject, "utf-8")  # type: ignore[assignment]
     message["Message-ID"] = message_id
     message["Date"] = formatdate(localtime=False, usegmt=True)
     return message

@@ -51,7 +51,7 @@ def sep_letter(kind: str, number: str, lines: list[str], message_id: str) -> byt
     letter = MIMEText("\n".join([f"Номер заявления: {number}", *lines]) + "\n", "plain", "utf-8")
     letter["From"] = "=?utf-8?b?0KHQrdCf?= <notify@sep.elpts.ru>"  # СЭП
     letter["To"] = TECHNICAL
-    letter["Subject"] = Header(SUBJECTS[kind].format(n=number), "utf-8")
+    letter["Subject"] = Header(SUBJECTS[kind].format(n=number), "utf-8")  # type: ignore[assignment]
     letter["Date"] = formatdate(usegmt=True)
     letter["Message-ID"] = message_id
     return letter.as_bytes()
@@ -66,7 +66,7 @@ def letters() -> list[tuple[str, bytes]]:
     )  # fmt: skip
     newsletter = MIMEText("Скидки на шины до конца недели!", "plain", "utf-8")
     newsletter["From"] = "news@tyres.example.com"
-    newsletter["Subject"] = Header("Рассылка: шины", "utf-8")
+    newsletter["Subject"] = Header("Рассылка: шины", "utf-8")  # type: ignore[assignment]
     return [
         ("ownership change, full VIN", ownership),
         ("lease application, masked VIN", sep_letter(
