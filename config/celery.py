@@ -122,6 +122,10 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         "worker_prefetch_multiplier": 1,
         # Countdown messages ignore prefetch limits; this caps how many one worker holds.
         "worker_eta_task_limit": settings.worker_eta_task_limit,
+        # Each countdown task held also raises the prefetch count, so a worker holding thousands
+        # would prefetch thousands of ordinary messages and run them before anything published
+        # later, priorities included. Fetch only when a pool process is free (Redis only).
+        "worker_disable_prefetch": not embedded,
         # A late-ack task still running when the broker connection drops would be redelivered
         # and run twice; cancel it instead (celery/celery#4671).
         "worker_cancel_long_running_tasks_on_connection_loss": True,

@@ -69,7 +69,7 @@ class SepRequest(StepMixin, Base):
     """
 
     __tablename__ = "sep_exchange_queue"
-    TERMINAL: ClassVar[frozenset[str]] = frozenset({"applied", "cancelled"})
+    TERMINAL: ClassVar[frozenset[str]] = frozenset({"applied"})
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     operation: Mapped[str] = mapped_column(String(40), nullable=False)

@@ -98,7 +98,7 @@ def _follow(ctx: DemoContext, what: str, read: Callable[[], str | None], done: C
 
     final = ctx.wait_for(step, what, timeout=90)
     ctx.say(f"{what}: {' → '.join(seen)}")
-    return final
+    return str(final)
 
 
 def _request_statuses(ctx: DemoContext, operation: str, after_id: int) -> SepRequest:

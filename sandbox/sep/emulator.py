@@ -12,8 +12,9 @@
   ``xxe_file`` and ``xxe_http`` (an external entity naming ``extra.xxe_file``, default
   ``/etc/passwd``, or ``extra.xxe_url``).
 * Scenario endpoints under ``/_sandbox/sep/``: ``vehicles``, ``ownership-changes`` (a dealer starts
-  one; the new owner gets the letter with the code), ``applications/{number}``, ``polls`` (SEP's own
-  log of poll times per queue number).
+  one; the new owner gets the letter with the code), ``ownership-changes/many`` (``count`` of them,
+  no letters: load), ``applications/{number}``, ``polls`` (SEP's own log of poll times per queue
+  number).
 """
 
 from __future__ import annotations
@@ -180,6 +181,19 @@ class SepEmulator(Emulator):
             self.send_letter(ownership_letter(application, vin))
             return JSONResponse(_public(application))
 
+        async def many(request: Request) -> JSONResponse:
+            """Many ownership changes at once, without letters (the benchmark's load)."""
+            body = await request.json()
+            numbers = []
+            for i in range(int(body["count"])):
+                epts = f"9{i:014d}"
+                self.world.add_vehicle(epts, None, body.get("owner_inn", "7728168971"), "ООО «Дилер»")
+                application = self.world.start_ownership_change(
+                    epts, body["new_owner_inn"], "", body.get("notify_email", "sep@example.ru")
+                )
+                numbers.append(application.number)
+            return JSONResponse({"application_numbers": numbers})
+
         async def application(request: Request) -> JSONResponse:
             found = self.world.applications.get(request.path_params["number"])
             if found is None:
@@ -192,6 +206,7 @@ class SepEmulator(Emulator):
         return [
             Route("/vehicles", vehicles, methods=["POST"]),
             Route("/ownership-changes", ownership_change, methods=["POST"]),
+            Route("/ownership-changes/many", many, methods=["POST"]),
             Route("/applications/{number}", application, methods=["GET"]),
             Route("/polls", polls, methods=["GET"]),
         ]

@@ -13,11 +13,11 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import select
+from celery import current_app
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from integrations.sep.messages import SepRequestArgs
-from models.db import db_now
 from models.outbox import Outbox
 from models.sep import OPEN_STATUSES, SepApplication, SepLeaseApplication, SepRequest
 from tasks.outbox import enqueue
@@ -25,6 +25,7 @@ from tasks.outbox import enqueue
 SUBMIT = "sep.submit_request"
 POLL = "sep.poll_queue"
 APPLY = "sep.apply_result"
+SUBMIT_PRIORITY = 9
 
 # Follow-ups the apply step may start (they are entries, with their own requests and chains).
 _FOLLOW_UPS: dict[str, tuple[str, ...]] = {
@@ -58,11 +59,21 @@ def sep_chain(operation: str) -> Chain:
 
 
 def advance(session: Session, request: SepRequest, *, at: datetime | None = None) -> Outbox:
-    """Enqueue the link ``request``'s status waits for, no earlier than ``at`` (database clock)."""
+    """Enqueue the link ``request``'s status waits for, no earlier than ``at`` (database clock).
+
+    New submissions go behind the polls and applications of requests already in SEP (a lower
+    priority: kombu's Redis transport serves lower numbers first), so a burst of new requests
+    does not hold up the results of those before it.
+    """
     task = sep_chain(request.operation).link_for(request.status)
-    delay = max(0.0, (at - db_now(session)).total_seconds()) if at is not None else 0.0
     key = f"sep:{request.queue_number or request.message_id}"
-    return enqueue(session, task, {"id": request.id}, delay_s=delay, business_key=key)
+    priority = SUBMIT_PRIORITY if task == SUBMIT else 0
+    row = enqueue(
+        session, current_app.signature(task, kwargs={"id": request.id}, priority=priority), business_key=key
+    )
+    if at is not None:
+        row.not_before = at  # the outbox turns the rest of the wait into a countdown
+    return row
 
 
 def schedule_poll(session: Session, request: SepRequest, at: datetime) -> None:
@@ -118,15 +129,16 @@ def open_request_for(session: Session, business_key: str) -> SepRequest | None:
 
 def mirror(session: Session, request: SepRequest) -> None:
     """Show the request's status on what it is about (the colour of the row in the workstation)."""
+    shown = {"request_status": request.request_status, "last_request_id": request.id}
     if request.lease_application_id is not None:
-        lease = session.get(SepLeaseApplication, request.lease_application_id)
-        if lease is not None:
-            lease.request_status = request.request_status
-            lease.last_request_id = request.id
+        session.execute(
+            update(SepLeaseApplication)
+            .where(SepLeaseApplication.id == request.lease_application_id)
+            .values(**shown)
+        )
     if request.application_number is not None:
-        application = session.scalars(
-            select(SepApplication).where(SepApplication.application_number == request.application_number)
-        ).first()
-        if application is not None:
-            application.request_status = request.request_status
-            application.last_request_id = request.id
+        session.execute(
+            update(SepApplication)
+            .where(SepApplication.application_number == request.application_number)
+            .values(**shown)
+        )

@@ -6,6 +6,7 @@ follow each other and ``apply.py`` for what a result changes.
 
 from __future__ import annotations
 
+import time
 from datetime import timedelta
 
 import structlog
@@ -98,6 +99,7 @@ def poll_queue(session: Session, request: SepRequest) -> None:
     settings = get_settings()
     assert request.submitted_at is not None
     now = db_now(session)  # in Postgres the start of this transaction: never later than the real time
+    started = time.monotonic()
     due = max(
         request.submitted_at + timedelta(seconds=settings.sep_min_poll_delay_s), request.next_poll_at or now
     )
@@ -128,10 +130,12 @@ def poll_queue(session: Session, request: SepRequest) -> None:
         return
     assert isinstance(outcome, ResponseReceived)
     result = outcome.result
-    polled = db_clock(session)
+    # The transaction's start plus what this step took: the database clock, without asking it again.
+    polled = now + timedelta(seconds=time.monotonic() - started)
     request.polls += 1
     request.last_polled_at = polled
     request.sep_state = result.state.value
+    changed = request.request_status != outcome.request_status.value
     request.request_status = outcome.request_status.value
     if result.state in (QueueState.DONE, QueueState.ERROR):
         request.status = "done" if result.state is QueueState.DONE else "error"
@@ -153,7 +157,8 @@ def poll_queue(session: Session, request: SepRequest) -> None:
             # SEP's clock and minimum may differ from ours; its own "not before" wins.
             wait = max(1.0, (result.not_before - result.server_time).total_seconds())
         schedule_poll(session, request, polled + timedelta(seconds=wait))
-    mirror(session, request)
+    if changed or request.status != "queued":
+        mirror(session, request)
 
 
 def _is_the_scheduled_poll(request: SepRequest) -> bool:

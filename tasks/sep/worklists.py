@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import Select, func, or_, select
+from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
 from models.mail import MailMessage
@@ -39,7 +39,7 @@ class WorkList:
         return {"name": self.name, "title": self.title, "count": self.count, "items": self.items}
 
 
-def _count(session: Session, query: Select[Any]) -> int:
+def _count(session: Session, query: Any) -> int:
     return session.scalar(select(func.count()).select_from(query.order_by(None).subquery())) or 0
 
 
@@ -209,10 +209,10 @@ def lease_candidates_list(
     items = [
         {
             "lease_contract": c.contract.number,
-            "date": c.contract.date.isoformat(),
+            "date": _value(c.contract.date),
             "document_name": c.contract.document_name,
             "lessee_inn": c.contract.lessee_inn,
-            "lease_term_end": c.contract.lease_term_end.isoformat(),
+            "lease_term_end": _value(c.contract.lease_term_end),
             "vehicles": c.statuses,
             "ready": c.ready,
         }
