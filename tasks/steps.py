@@ -17,7 +17,7 @@ from __future__ import annotations
 import enum
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, TypeVar, cast
 
 import structlog
 from celery import Task, shared_task
@@ -166,6 +166,17 @@ def _failed(spec: StepSpec[Any], row_id: int, attempt: int, exc: Exception, task
     raise task.retry(countdown=delay, exc=exc, max_retries=None)
 
 
+def _task(name: str, fn: Callable[..., Any], **extra: Any) -> Any:
+    """The Celery task of a step or an entry: late ack, requeued when its worker dies, retried by us.
+
+    ``plain`` (the plain function) and the ``extra`` attributes are task-class options, so every
+    app's instance of the task carries them; set on the ``shared_task`` proxy they would land on
+    whichever app was current at import time.
+    """
+    options = {"bind": True, "acks_late": True, "reject_on_worker_lost": True, "max_retries": None}
+    return cast(Any, shared_task)(name=name, plain=staticmethod(fn), __doc__=fn.__doc__, **options, **extra)
+
+
 def step(
     name: str,
     *,
@@ -181,18 +192,7 @@ def step(
             raise RuntimeError(f"step {name} declared twice")
         STEPS[name] = spec
 
-        # Attributes go in as task options: setting them on the shared_task proxy would land on
-        # whichever app was current at import time, not on the obmen app's task.
-        @shared_task(
-            name=name,
-            bind=True,
-            acks_late=True,
-            reject_on_worker_lost=True,
-            max_retries=None,
-            plain=staticmethod(fn),
-            spec=spec,
-            __doc__=fn.__doc__,
-        )
+        @_task(name, fn, spec=spec)
         def step_task(self: Task, *args: Any, **kwargs: Any) -> str:
             try:
                 if args:
@@ -212,17 +212,7 @@ def entry(name: str, *, args: type[ArgsT]) -> Callable[[Callable[[Any, ArgsT], A
     """Declare the public task ``name`` whose keyword arguments ``args`` validates."""
 
     def decorate(fn: Callable[[Any, ArgsT], Any]) -> Task:
-        # Like a step's ``plain`` and ``spec``: task-class options, so the obmen app's task carries them.
-        @shared_task(
-            name=name,
-            bind=True,
-            acks_late=True,
-            reject_on_worker_lost=True,
-            max_retries=None,
-            plain=staticmethod(fn),
-            args_model=args,
-            __doc__=fn.__doc__,
-        )
+        @_task(name, fn, args_model=args)
         def entry_task(self: Task, *pos: Any, **kwargs: Any) -> Any:
             try:
                 if pos:

@@ -42,7 +42,7 @@ def _draft(number: str, deal_id: int, act_type: str, send: bool) -> int:
         number=number,
         deal_id=deal_id,
         company_id=55,
-        act_type=act_type,  # type: ignore[arg-type]
+        act_type=act_type,
         counterparty_inn="7728168971",
         counterparty_kpp="772801001",
         counterparty_name="ООО «Ромашка»",
