@@ -205,6 +205,9 @@ def run(ctx: DemoContext) -> None:
     ctx.say(f"sep_asset_statuses: OS-77 «{status.status}» as of {status.period:%Y-%m-%d %H:%M:%S}")
 
     # --- lease application ---------------------------------------------------------------------------------
+    # SEP sends the lessee's letter as it registers the application: the request of its data may
+    # start before the demo sees «Зарегистрировано», so count requests from before the submission.
+    first = _last_request_id()
     with session_scope() as session:
         [candidate] = actions.lease_candidates(session, ORG)
         ctx.say(
@@ -223,7 +226,6 @@ def run(ctx: DemoContext) -> None:
 
     _follow(ctx, "sep_lease_applications", lease_status, lambda v: "Зарегистрировано" in v)
     lease = _one(select(SepLeaseApplication))
-    first = _last_request_id()
     _mail_intake(ctx, lease.application_number, "lease_application")
     _request_statuses(ctx, "RequestApplicationData", first)
     with session_scope() as session:
