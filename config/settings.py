@@ -66,7 +66,7 @@ class Settings(BaseSettings):
     # --- outbox, sweeper, canary ------------------------------------------------------------
     outbox_relay_interval_s: int = Field(5, ge=1)
     outbox_relay_batch: int = Field(500, ge=1)
-    outbox_horizon_s: int = Field(300, ge=0)
+    outbox_horizon_s: int = Field(60, ge=0)
     outbox_retention_days: int = Field(7, ge=1)
     sweep_interval_s: int = Field(60, ge=1)
     stale_after_s: int = Field(900, ge=1)
