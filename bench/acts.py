@@ -91,7 +91,7 @@ def sweep_figures(awaiting: int) -> dict[str, Any]:
     from models.db import session_scope
     from models.outbox import Outbox
     from tasks.acts.deadlines import sweep_deadlines
-    from tasks.outbox import relay_all, set_dispatch_mode
+    from tasks.machinery.outbox import relay_all, set_dispatch_mode
 
     figures: dict[str, Any] = {}
     set_dispatch_mode("off")

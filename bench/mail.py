@@ -60,7 +60,7 @@ def master_data(assets: int, rng: random.Random) -> dict:  # type: ignore[type-a
 
 
 def letters(count: int, master: dict, rng: random.Random) -> list[bytes]:  # type: ignore[type-arg]
-    from tests.mail_corpus import sep_letter
+    from tests.mail.corpus import sep_letter
 
     out = []
     kinds = ["ownership_change", "lease_application", "lease_entered"]
@@ -94,7 +94,7 @@ def main() -> None:
         from models.mail import MailMessage, OutgoingLetter
         from sandbox.harness import SandboxClock
         from sandbox.mail import SmtpSink
-        from tasks.master_data import import_master_data
+        from tasks.machinery.master_data import import_master_data
         from tests.harness.processes import start_worker
         from workers.app import app
 

@@ -133,8 +133,8 @@ def _run(
 
     from models.db import session_scope
     from models.sep import SepRequest
-    from tasks.master_data import import_master_data
-    from tasks.outbox import relay, set_dispatch_mode
+    from tasks.machinery.master_data import import_master_data
+    from tasks.machinery.outbox import relay, set_dispatch_mode
     from tasks.sep.actions import ask_application_data
     from workers.app import app  # noqa: F401  (publishing needs the configured app)
 

@@ -1,6 +1,6 @@
-"""Pipeline steps: plain functions and their thin Celery tasks, one module per step family.
+"""Pipeline steps: one package per flow plus the machinery they share.
 
 Importing this package registers every task (``workers/app.py`` does it for the worker).
 """
 
-from tasks import acts, billing, canary, crm, machinery, mail_intake, mail_send, payments, sep  # noqa: F401
+from tasks import acts, machinery, mail, payments, sep  # noqa: F401

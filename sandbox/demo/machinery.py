@@ -7,9 +7,9 @@ from sqlalchemy import select
 from models.canary import Canary
 from models.db import session_scope
 from sandbox.demo import DemoContext
-from tasks.canary import start_canary
-from tasks.outbox import set_dispatch_mode
-from tasks.sweeper import redrive
+from tasks.machinery.canary import start_canary
+from tasks.machinery.outbox import set_dispatch_mode
+from tasks.machinery.sweeper import redrive
 
 
 def _row(canary_id: int) -> Canary:

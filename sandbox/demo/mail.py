@@ -19,7 +19,7 @@ from models.master import Employee
 from models.outbox import Outbox
 from models.sep_codes import SepConfirmationCode
 from sandbox.demo import DemoContext, ScenarioFailed
-from tasks.master_data import import_master_data
+from tasks.machinery.master_data import import_master_data
 
 TECHNICAL = "sep@leasing.example.ru"
 MASTER = {

@@ -21,7 +21,7 @@ from models.payments import Accrual, BillingDeadline, DealPaidMark, Payment
 from sandbox.bitrix24 import Bitrix24Emulator
 from sandbox.demo import DemoContext
 from sandbox.server import free_port
-from tasks.master_data import import_master_data
+from tasks.machinery.master_data import import_master_data
 
 PAYER = "500100732259"
 DEBTOR = "7707083893"

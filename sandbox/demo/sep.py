@@ -27,8 +27,8 @@ from models.sep import (
 )
 from models.sep_codes import SepConfirmationCode
 from sandbox.demo import DemoContext, ScenarioFailed
-from tasks.master_data import import_master_data
-from tasks.sep import actions, worklists
+from tasks.machinery.master_data import import_master_data
+from tasks.sep import actions, queries
 
 ORG = "7707083893"
 DEALER = "7728168971"
@@ -183,7 +183,7 @@ def run(ctx: DemoContext) -> None:
         f"asset {application.asset_inventory_number}, responsible {application.responsible_id}"
     )
     with session_scope() as session:
-        waiting = worklists.ownership_changes(session)
+        waiting = queries.ownership_changes(session)
     ctx.say(f"work list «Смена собственника» ({waiting.count}): waits for a person (auto-confirm is off)")
 
     first = _last_request_id()
@@ -260,7 +260,7 @@ def run(ctx: DemoContext) -> None:
             )
         ).all()
         ctx.say("sep_exchange_history: " + ", ".join(f"«{s}» {n}" for s, n in history))
-        ctx.say(f"work lists: {worklists.summary(session)}")
+        ctx.say(f"work lists: {queries.summary(session)}")
     report = sep.poll_report()
     ctx.say(
         f"SEP's own poll log: {report['polls']} polls of {report['queue_numbers']} queue numbers, "

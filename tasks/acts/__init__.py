@@ -1,9 +1,10 @@
 """The acts flow (seed 003): acts of completed work, СБИС signing, deal stages, working-day deadlines.
 
-Importing this package registers its tasks: ``acts.sbis.send``, ``acts.track``,
-``acts.deadlines.sweep``, ``acts.deadlines.fire_batch``, ``acts.deadline.fire``,
-``acts.crm.move_stages``, ``acts.crm.apply``, ``acts.deal.sync``, ``acts.deals.reconcile`` and
-``acts.form.send``.
+``chain`` names the flow's tasks and how they follow each other; ``entries`` are its batch entries,
+``steps`` its steps, ``jobs`` its beat jobs, ``queries`` what people read, ``clients`` its СБИС client.
+The logic: ``machine`` (allowed status moves), ``register`` (acts and their changes), ``sbis`` (the
+СБИС document and change feed), ``crm`` (Bitrix24 side effects), ``deals`` (deals in), ``forms`` (the
+counterparty's form), ``deadlines`` (what a due deadline does).
 """
 
-from tasks.acts import crm, deadlines, deals, forms, sbis  # noqa: F401
+from tasks.acts import entries, jobs, steps  # noqa: F401  (registers the tasks)

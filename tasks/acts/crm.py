@@ -16,25 +16,17 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, StrictInt
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from integrations.bitrix24 import Bitrix24Client
 from integrations.errors import PermanentError
-from models.acts import CRM_NOTIFY, CRM_STAGE, ActCrmAction
-from models.db import db_now
-from tasks.acts.register import CRM_APPLY as APPLY
-from tasks.acts.register import MOVE_STAGES, STAGE_BATCH, deal_stages
-from tasks.bitrix24 import bitrix24_client
-from tasks.policy import describe
-from tasks.steps import entry, step
-
-# A stage row left pending this long has lost its message (or its batch failed): the sweeper re-drives it.
-STALE_AFTER_S = 300
+from models.acts import CRM_STAGE, ActCrmAction
+from tasks.acts.register import deal_stages
+from tasks.machinery.policy import describe
 
 
-def _move(
+def move_deals(
     session: Session, b24: Bitrix24Client, rows: list[ActCrmAction], now: datetime, key: str
 ) -> dict[int, Exception]:
     """Move the rows' deals to the stages their acts call for, in one ``batch`` call; mark the moved done.
@@ -63,7 +55,7 @@ def _move(
     return failed
 
 
-def _claim_stage_rows(
+def claim_stage_rows(
     session: Session, ids: list[int] | None, exclude: int | None, limit: int
 ) -> list[ActCrmAction]:
     query = (
@@ -80,24 +72,6 @@ def _claim_stage_rows(
     if exclude is not None:
         query = query.where(ActCrmAction.id != exclude)
     return list(session.scalars(query))
-
-
-class StageRows(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    ids: list[StrictInt] = Field(min_length=1, max_length=STAGE_BATCH)
-
-
-@entry(MOVE_STAGES, args=StageRows)
-def move_stages(session: Session, args: StageRows) -> int:
-    """Move up to 50 deals whose acts changed, in one Bitrix24 ``batch`` call (``act_crm_actions`` ids).
-
-    Rows another mover holds are skipped: they are that mover's. A row whose command failed stays
-    pending with its error; the sweeper re-drives it through ``acts.crm.apply`` after its stale time.
-    """
-    rows = _claim_stage_rows(session, args.ids, None, STAGE_BATCH)
-    if rows:
-        _move(session, bitrix24_client(), rows, db_now(session), rows[0].business_key)
-    return len(rows)
 
 
 def responsible_of(b24: Bitrix24Client, deal_id: int, key: str) -> int:
@@ -121,24 +95,3 @@ def find_task(b24: Bitrix24Client, xml_id: str) -> dict[str, Any] | None:
     )
     tasks = found.get("tasks") if isinstance(found, dict) else None
     return dict(tasks[0]) if tasks else None
-
-
-@step(APPLY, model=ActCrmAction, statuses={"pending"}, stale_after_s=STALE_AFTER_S)
-def apply_crm_action(session: Session, action: ActCrmAction) -> None:
-    """Do the row's Bitrix24 side effect (the deal's stage, with other waiting deals; a notification)."""
-    b24 = bitrix24_client()
-    key = action.business_key
-    now = db_now(session)
-    if action.kind == CRM_STAGE:
-        # The sweeper's or a re-drive's way in: this row, and other waiting ones with it.
-        rows = [action, *_claim_stage_rows(session, None, action.id, STAGE_BATCH - 1)]
-        failed = _move(session, b24, rows, now, key)
-        if action.id in failed:
-            raise failed[action.id]
-        return
-    if action.kind == CRM_NOTIFY:
-        action.result = notify(b24, action.deal_id, action.message or action.title or "", key)
-    else:
-        raise PermanentError(f"unknown CRM action kind {action.kind!r}")
-    action.status = "done"
-    action.done_at = now

@@ -19,30 +19,19 @@ from __future__ import annotations
 
 from collections import Counter
 from datetime import datetime
-from typing import Any
 
-from celery import shared_task
-from pydantic import BaseModel, ConfigDict, Field, StrictInt
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from config.settings import get_settings
-from integrations.errors import PermanentError
-from models.acts import DEADLINE_FORM, DEADLINE_SIGNATURE, SENT, Act, ActDeadline, ActFormRequest
+from models.acts import DEADLINE_FORM, DEADLINE_SIGNATURE, Act, ActDeadline
 from models.db import db_now, session_scope
-from tasks.acts.crm import find_task, notify, responsible_of
-from tasks.bitrix24 import bitrix24_client
-from tasks.outbox import enqueue, enqueue_many
-from tasks.policy import countdown
-from tasks.steps import STEPS, Outcome, entry, run_step, step
-from tasks.workdays import MOSCOW, end_of_next_working_day, moscow_date, working_days_between
+from tasks.acts.chain import DEADLINES_FIRE_BATCH
+from tasks.machinery.outbox import enqueue_many
+from tasks.machinery.workdays import MOSCOW, moscow_date, working_days_between
 
 TASK_TITLE = "Указать статус акта"
-FIRE = "acts.deadline.fire"
-FIRE_BATCH = "acts.deadlines.fire_batch"
 CHUNK = 50
-# A row left ``due`` this long lost its message or its retries: the sweeper re-drives it.
-STALE_AFTER_S = 300
 
 
 def fire_due(session: Session, now: datetime, limit: int) -> Counter[str]:
@@ -63,7 +52,10 @@ def fire_due(session: Session, now: datetime, limit: int) -> Counter[str]:
     ids = sorted(row.id for row in fired)
     chunks = [ids[i : i + CHUNK] for i in range(0, len(ids), CHUNK)]
     enqueue_many(
-        session, FIRE_BATCH, [{"ids": c} for c in chunks], business_keys=[f"deadlines:{c[0]}" for c in chunks]
+        session,
+        DEADLINES_FIRE_BATCH,
+        [{"ids": c} for c in chunks],
+        business_keys=[f"deadlines:{c[0]}" for c in chunks],
     )
     return Counter(row.kind for row in fired)
 
@@ -80,13 +72,7 @@ def sweep_deadlines(now: datetime | None = None, batch: int | None = None) -> di
             return {kind: total.get(kind, 0) for kind in (DEADLINE_SIGNATURE, DEADLINE_FORM)}
 
 
-@shared_task(name="acts.deadlines.sweep", ignore_result=True)
-def sweep_task(**_: Any) -> dict[str, int]:
-    """Beat: fire the deadlines that are due (a task «Указать статус акта», a manager's notice)."""
-    return sweep_deadlines()
-
-
-def _task_text(act: Act, now: datetime) -> str:
+def task_text(act: Act, now: datetime) -> str:
     sent = act.sent_at.astimezone(MOSCOW) if act.sent_at else None
     when = ""
     if sent is not None:
@@ -96,69 +82,3 @@ def _task_text(act: Act, now: datetime) -> str:
         f"в течение {get_settings().acts_signature_working_days} рабочих дней. Свяжитесь с заявителем и "
         "укажите статус акта: «Акт принят, но не подписан заявителем» или «Отказ от подписания»."
     )
-
-
-@step(FIRE, model=ActDeadline, statuses={"due"}, stale_after_s=STALE_AFTER_S)
-def fire_deadline(session: Session, deadline: ActDeadline) -> None:
-    """The task «Указать статус акта» for an act unsigned past its working days; for a form unanswered
-    3 days, a notification to the deal's responsible."""
-    b24 = bitrix24_client()
-    key = deadline.subject_key
-    now = db_now(session)
-    if deadline.kind == DEADLINE_SIGNATURE:
-        act = session.get(Act, deadline.act_id) if deadline.act_id else None
-        if act is None or act.status != SENT:
-            deadline.result = f"skipped: the act is «{act.status if act else 'gone'}» now"
-        else:
-            task = find_task(b24, key) or b24.task_add(
-                {
-                    "TITLE": TASK_TITLE,
-                    "DESCRIPTION": _task_text(act, now),
-                    "RESPONSIBLE_ID": responsible_of(b24, deadline.deal_id, key),
-                    "DEADLINE": end_of_next_working_day(now).astimezone(MOSCOW).isoformat(),
-                    "UF_CRM_TASK": [f"D_{deadline.deal_id}"],
-                    "XML_ID": key,
-                },
-                key=key,
-            )
-            deadline.result = f"task {task.get('id') or task.get('ID')}"
-    elif deadline.kind == DEADLINE_FORM:
-        form = session.get(ActFormRequest, deadline.form_request_id) if deadline.form_request_id else None
-        if form is not None and form.status == "answered":
-            deadline.result = "skipped: the counterparty answered in the meantime"
-        else:
-            message = (
-                f"Заявитель по сделке {deadline.deal_id} не заполнил форму способа обмена актами за "
-                f"{get_settings().acts_form_answer_days} дня: свяжитесь с ним и уточните данные по актам."
-            )
-            deadline.result = notify(b24, deadline.deal_id, message, key)
-    else:
-        raise PermanentError(f"unknown deadline kind {deadline.kind!r}")
-    deadline.status = "fired"
-
-
-FIRE_SPEC = STEPS[FIRE]
-
-
-class DeadlineRows(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    ids: list[StrictInt] = Field(min_length=1, max_length=CHUNK)
-
-
-@entry(FIRE_BATCH, args=DeadlineRows)
-def fire_batch(session: Session, args: DeadlineRows) -> dict[str, int]:
-    """Run ``acts.deadline.fire`` for each of up to 50 deadlines the sweep found due (one message
-    instead of 50); a row whose step must be retried gets a message of its own."""
-    outcomes: Counter[str] = Counter()
-    for deadline_id in args.ids:
-        outcome = run_step(FIRE_SPEC, deadline_id)
-        outcomes[outcome.value] += 1
-        if outcome is Outcome.RETRY:
-            enqueue(
-                session,
-                FIRE,
-                {"id": deadline_id},
-                delay_s=countdown(1),
-                business_key=f"deadline:{deadline_id}",
-            )
-    return dict(outcomes)

@@ -16,20 +16,17 @@ from itertools import islice
 from typing import Any
 
 import structlog
-from celery import shared_task
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from config.settings import get_settings
-from integrations.errors import IntegrationError
 from models.acts import ActDeal
 from models.db import db_now, dialect_insert, session_scope
+from tasks.acts.chain import DEAL_SYNC
 from tasks.acts.forms import request_form
-from tasks.acts.register import DEAL_SYNC_TASK, claim_cursor
-from tasks.bitrix24 import bitrix24_client
-from tasks.outbox import enqueue
-from tasks.policy import describe
-from tasks.steps import step
+from tasks.acts.register import claim_cursor
+from tasks.machinery.bitrix24 import bitrix24_client
+from tasks.machinery.outbox import enqueue
 
 log = structlog.get_logger(__name__)
 
@@ -54,7 +51,7 @@ def deal_changed(session: Session, deal_id: int) -> int:
         )
         .returning(ActDeal.id)
     ).scalar_one()
-    enqueue(session, DEAL_SYNC_TASK, {"id": row_id}, business_key=f"deal:{deal_id}")
+    enqueue(session, DEAL_SYNC, {"id": row_id}, business_key=f"deal:{deal_id}")
     return row_id
 
 
@@ -103,12 +100,6 @@ def apply_deal(session: Session, row: ActDeal, fields: dict[str, Any]) -> None:
         request_form(session, row.deal_id, requested_by="stage", business_key=f"approved:{row.deal_id}")
 
 
-@step(DEAL_SYNC_TASK, model=ActDeal, statuses={"pending"})
-def sync_deal(session: Session, row: ActDeal) -> None:
-    """Read the deal from Bitrix24 (``crm.deal.get``) and react to its stage."""
-    apply_deal(session, row, bitrix24_client().deal_get(row.deal_id, key=f"deal:{row.deal_id}"))
-
-
 def reconcile_deals() -> dict[str, int]:
     """Mark every deal changed in Bitrix24 since the last run whose change we have not read."""
     settings = get_settings()
@@ -147,13 +138,3 @@ def reconcile_deals() -> dict[str, int]:
     if marked:
         log.info("acts.reconcile.marked", seen=len(listed), marked=marked)
     return {"seen": len(listed), "marked": marked}
-
-
-@shared_task(name="acts.deals.reconcile", ignore_result=True)
-def reconcile_task(**_: Any) -> dict[str, Any]:
-    """Beat: find deals whose Bitrix24 events were lost (Bitrix24 never retries them)."""
-    try:
-        return dict(reconcile_deals())
-    except IntegrationError as exc:
-        log.warning("acts.reconcile.failed", error=describe(exc))
-        return {"error": describe(exc)}

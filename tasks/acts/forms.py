@@ -10,7 +10,6 @@ the responsible manager; no answer in 3 days notifies them too (the deadline swe
 from __future__ import annotations
 
 import secrets
-from datetime import timedelta
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -23,22 +22,16 @@ from integrations.errors import PermanentError
 from models.acts import (
     CREATED,
     CRM_NOTIFY,
-    DEADLINE_FORM,
     EXCHANGE_METHODS,
     Act,
     ActCrmAction,
-    ActDeadline,
     ActDeal,
     ActFormRequest,
 )
 from models.db import db_now, dialect_insert
-from tasks.acts.register import CRM_APPLY, cancel_deadline, ensure_deal
-from tasks.bitrix24 import bitrix24_client
-from tasks.mail_send import queue_letter
-from tasks.outbox import enqueue
-from tasks.steps import step
-
-SEND = "acts.form.send"
+from tasks.acts.chain import CRM_APPLY, FORM_SEND
+from tasks.acts.register import cancel_deadline, ensure_deal
+from tasks.machinery.outbox import enqueue
 
 
 class FormNotFound(LookupError):
@@ -88,17 +81,17 @@ def request_form(session: Session, deal_id: int, *, requested_by: str, business_
         .returning(ActFormRequest.id)
     ).scalar_one_or_none()
     if form_id is not None:
-        enqueue(session, SEND, {"id": form_id}, business_key=business_key)
+        enqueue(session, FORM_SEND, {"id": form_id}, business_key=business_key)
     return form_id
 
 
-def _email_of(company: dict[str, Any]) -> str | None:
+def email_of(company: dict[str, Any]) -> str | None:
     emails = [e for e in company.get("EMAIL") or [] if isinstance(e, dict) and e.get("VALUE")]
     work = [e for e in emails if e.get("VALUE_TYPE") == "WORK"]
     return str((work or emails)[0]["VALUE"]) if emails else None
 
 
-def _company(b24: Bitrix24Client, deal: dict[str, Any], key: str) -> dict[str, Any]:
+def company_of(b24: Bitrix24Client, deal: dict[str, Any], key: str) -> dict[str, Any]:
     company_id = deal.get("COMPANY_ID")
     if not company_id or str(company_id) == "0":
         raise PermanentError(f"deal {deal.get('ID')} has no company in Bitrix24: link one and re-drive")
@@ -117,47 +110,6 @@ def letter_text(title: str, link: str) -> str:
         "оператора и свой идентификатор участника ЭДО.\n\n"
         f"Форма: {link}\n\n"
         "Ответ займёт минуту; без него мы не сможем направить вам акт.\n"
-    )
-
-
-@step(SEND, model=ActFormRequest, statuses={"to_send"})
-def send_form(session: Session, form: ActFormRequest) -> None:
-    """Send the counterparty the letter with the form link, and start the 3-day deadline."""
-    b24 = bitrix24_client()
-    key = f"act-form:{form.id}"
-    deal = b24.deal_get(form.deal_id, key=key)
-    company = _company(b24, deal, key)
-    email = _email_of(company)
-    if email is None:
-        raise PermanentError(
-            f"company {company.get('ID')} of deal {form.deal_id} has no e-mail in Bitrix24: add one and re-drive"
-        )
-    title = str(deal.get("TITLE") or f"№ {form.deal_id}")
-    form.letter_id = queue_letter(
-        session,
-        business_key=key,
-        to_address=email,
-        to_name=str(company.get("TITLE") or "") or None,
-        subject=f"Способ обмена актами по сделке «{title}»",
-        text=letter_text(title, form_link(form.token)),
-        source="acts",
-    )
-    now = db_now(session)
-    form.email = email
-    form.company_title = str(company.get("TITLE") or "") or None
-    form.status = "sent"
-    form.sent_at = now
-    session.execute(
-        dialect_insert(session, ActDeadline)
-        .values(
-            kind=DEADLINE_FORM,
-            subject_key=form_key(form.id),
-            deal_id=form.deal_id,
-            form_request_id=form.id,
-            due_at=now + timedelta(days=get_settings().acts_form_answer_days),
-            status="waiting",
-        )
-        .on_conflict_do_nothing(index_elements=["subject_key"])
     )
 
 

@@ -41,15 +41,12 @@ from models.acts import (
 )
 from models.db import db_now, dialect_insert, session_scope
 from tasks.acts import machine
-from tasks.outbox import enqueue, enqueue_many
-from tasks.workdays import moscow_date, working_deadline
+from tasks.acts.chain import DEAL_SYNC, MOVE_STAGES, SBIS_SEND
+from tasks.machinery.outbox import enqueue, enqueue_many
+from tasks.machinery.workdays import moscow_date, working_deadline
 
-SEND_TASK = "acts.sbis.send"
-CRM_APPLY = "acts.crm.apply"
-MOVE_STAGES = "acts.crm.move_stages"
 # Deal moves per Bitrix24 ``batch`` call (the portal takes at most 50 commands).
 STAGE_BATCH = 50
-DEAL_SYNC_TASK = "acts.deal.sync"
 FILE_MAX_NAME = 255
 # Statuses the deal's stage depends on (see machine.deal_stage_for); other moves leave it alone.
 STAGE_MOVERS = frozenset({SENT, SIGNED, ACCEPTED_UNSIGNED, REFUSED})
@@ -136,7 +133,7 @@ def ensure_deal(session: Session, deal_id: int) -> None:
         .returning(ActDeal.id)
     ).scalar_one_or_none()
     if inserted is not None:
-        enqueue(session, DEAL_SYNC_TASK, {"id": inserted}, business_key=f"deal:{deal_id}")
+        enqueue(session, DEAL_SYNC, {"id": inserted}, business_key=f"deal:{deal_id}")
 
 
 def create_act(
@@ -252,7 +249,7 @@ class Effects:
         if self.send:
             enqueue_many(
                 session,
-                SEND_TASK,
+                SBIS_SEND,
                 [{"id": i} for i in self.send],
                 business_keys=[f"act:{i}" for i in self.send],
             )

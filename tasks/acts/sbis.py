@@ -16,25 +16,21 @@ import base64
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from functools import lru_cache
 from typing import Any
 
 import structlog
-from celery import shared_task
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from config.settings import get_settings
-from integrations.errors import IntegrationError, PermanentError
-from integrations.sbis.client import ChangesPage, DocumentNotFound, FeedEvent, SbisClient, SbisRequestError
+from integrations.errors import PermanentError
+from integrations.sbis.client import ChangesPage, FeedEvent, SbisClient, SbisRequestError
 from integrations.sbis.wire import EVENT_REFUSED, EVENT_SIGNED, format_date
 from models.acts import FILE_ACT, REFUSED, SENDING, SENT, SIGNED, Act, ActFile, ActSyncCursor, SbisEvent
 from models.db import db_now, dialect_insert, session_scope
 from tasks.acts import machine
+from tasks.acts.clients import sbis_client
 from tasks.acts.register import Effects, change_status, claim_cursor
-from tasks.exchange import record_exchange
-from tasks.policy import describe
-from tasks.steps import step
 
 log = structlog.get_logger(__name__)
 
@@ -44,20 +40,6 @@ DOCUMENT_TYPE = "ДокОтгрИсх"
 REGULATION = "Акт выполненных работ"
 CURSOR = "sbis_changes"
 MAX_PAGES_PER_RUN = 50
-
-
-@lru_cache(maxsize=4)
-def _client(url: str, login: str, password: str, timeout: float) -> SbisClient:
-    return SbisClient(url, login, password, recorder=record_exchange, timeout=timeout)
-
-
-def sbis_client() -> SbisClient:
-    s = get_settings()
-    if not s.sbis_login or s.sbis_password is None:
-        raise PermanentError(
-            "OBMEN_SBIS_LOGIN and OBMEN_SBIS_PASSWORD must be set to exchange acts with СБИС"
-        )
-    return _client(s.sbis_url, s.sbis_login, s.sbis_password.get_secret_value(), s.sbis_timeout_s)
 
 
 def sbis_document(session: Session, act: Act) -> dict[str, Any]:
@@ -93,25 +75,8 @@ def sbis_document(session: Session, act: Act) -> dict[str, Any]:
     return document
 
 
-def _offers_send(document: dict[str, Any]) -> bool:
+def offers_send(document: dict[str, Any]) -> bool:
     return any(stage.get("Название") == STAGE for stage in document.get("Этап") or [])
-
-
-@step("acts.sbis.send", model=Act, statuses={SENDING})
-def send_to_sbis(session: Session, act: Act) -> None:
-    """Write the act to СБИС under its GUID, prepare and execute «Отправка», then «Акт направлен заявителю»."""
-    if not act.sbis_document_id:
-        raise PermanentError(f"act {act.number} has no СБИС document id (a paper act cannot go to СБИС)")
-    client = sbis_client()
-    key = f"act:{act.id}"
-    try:
-        document = client.read_document(act.sbis_document_id, business_key=key)
-    except DocumentNotFound:
-        document = client.write_document(sbis_document(session, act), business_key=key)
-    if _offers_send(document):
-        client.prepare_action(act.sbis_document_id, STAGE, ACTION, business_key=key)
-        client.execute_action(act.sbis_document_id, STAGE, ACTION, business_key=key)
-    change_status(session, act, SENT, actor=machine.OBMEN, note="sent through СБИС")
 
 
 # --- the change feed ------------------------------------------------------------------------------
@@ -254,17 +219,3 @@ def _advance(cursor: ActSyncCursor, events: list[FeedEvent], fresh: set[str]) ->
     cursor.position = last.event_id
     latest = max(e.happened_at for e in events)
     cursor.position_at = max(latest, cursor.position_at) if cursor.position_at else latest
-
-
-@shared_task(name="acts.track", ignore_result=True)
-def track_task(**_: Any) -> dict[str, Any]:
-    """Beat: follow ``СБИС.СписокИзменений`` from the stored cursor."""
-    try:
-        report = track()
-    except IntegrationError as exc:
-        # Nothing is lost: the cursor stays where it was and the next run reads from there.
-        log.warning("acts.track.failed", error=describe(exc))
-        return {"error": describe(exc)}
-    if report.events:
-        log.info("acts.track.done", pages=report.pages, events=report.events, outcomes=dict(report.outcomes))
-    return {"pages": report.pages, "events": report.events, "outcomes": dict(report.outcomes)}

@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 from integrations.sep.messages import SepRequestArgs
 from models.outbox import Outbox
 from models.sep import OPEN_STATUSES, SepApplication, SepLeaseApplication, SepRequest
-from tasks.outbox import enqueue
+from tasks.machinery.outbox import enqueue
 
 SUBMIT = "sep.submit_request"
 POLL = "sep.poll_queue"

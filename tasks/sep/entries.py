@@ -15,8 +15,8 @@ from sqlalchemy.orm import Session
 from integrations.sep.messages import ApplicationNumber, ConfirmationCode, PartyStatus
 from integrations.validation import Inn
 from models.sep import SepRequest
+from tasks.machinery.steps import entry
 from tasks.sep import actions
-from tasks.steps import entry
 
 
 class _Args(BaseModel):

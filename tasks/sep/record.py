@@ -10,8 +10,8 @@ from integrations.exchange import Exchange
 from integrations.sep.outcomes import SepExchange
 from models.db import session_scope
 from models.sep import SepExchangeError, SepExchangeHistory
-from tasks.exchange import exchange_log_row
-from tasks.policy import describe
+from tasks.machinery.exchange import exchange_log_row
+from tasks.machinery.policy import describe
 
 log = structlog.get_logger(__name__)
 

@@ -10,7 +10,6 @@ import time
 from datetime import timedelta
 
 import structlog
-from celery import current_task
 from sqlalchemy.orm import Session
 
 from config.settings import get_settings
@@ -19,11 +18,11 @@ from integrations.sep.messages import REQUESTS, QueueState
 from integrations.sep.outcomes import QueueNumberReceived, RequestError, ResponseReceived, XmlReadError
 from models.db import db_clock, db_now
 from models.sep import SepRequest
-from tasks.policy import countdown
+from tasks.machinery.policy import countdown
+from tasks.machinery.steps import step
 from tasks.sep.apply import apply_request
 from tasks.sep.chain import APPLY, POLL, SUBMIT, advance, mirror, schedule_poll
-from tasks.sep.client import sep_client
-from tasks.steps import step
+from tasks.sep.clients import sep_client
 
 log = structlog.get_logger(__name__)
 
@@ -87,7 +86,7 @@ def submit_request(session: Session, request: SepRequest) -> None:
 
 
 @step(POLL, model=SepRequest, statuses={"queued"})
-def poll_queue(session: Session, request: SepRequest) -> None:
+def poll_queue(session: Session, request: SepRequest, *, task_id: str | None) -> None:
     """Ask SEP for the queue number's result, never before its time; re-schedule until it is ready.
 
     The first poll is due ``OBMEN_SEP_MIN_POLL_DELAY_S`` after ``submitted_at``, later ones every
@@ -104,7 +103,7 @@ def poll_queue(session: Session, request: SepRequest) -> None:
         request.submitted_at + timedelta(seconds=settings.sep_min_poll_delay_s), request.next_poll_at or now
     )
     if now < due:
-        if _is_the_scheduled_poll(request):
+        if _is_the_scheduled_poll(request, task_id):
             log.info(
                 "sep.poll_early", request_id=request.id, early_by_s=round((due - now).total_seconds(), 3)
             )
@@ -161,10 +160,12 @@ def poll_queue(session: Session, request: SepRequest) -> None:
         mirror(session, request)
 
 
-def _is_the_scheduled_poll(request: SepRequest) -> bool:
-    if not current_task or current_task.request.called_directly:
-        return True  # called as a plain function (tests, ops): act as the scheduled one
-    return request.poll_task_id in (None, current_task.request.id)
+def _is_the_scheduled_poll(request: SepRequest, task_id: str | None) -> bool:
+    """Whether this delivery is the poll message the row waits for (its token), not a copy of it.
+
+    Run without Celery (tests, ops) there is no delivery to tell apart: act as the scheduled one.
+    """
+    return task_id is None or request.poll_task_id in (None, task_id)
 
 
 @step(APPLY, model=SepRequest, statuses={"done", "error"})

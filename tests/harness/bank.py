@@ -129,7 +129,7 @@ def seed_subscribers(
 def bank_settings(monkeypatch: pytest.MonkeyPatch, **env: str) -> Iterator[None]:
     """Point this process's settings at the test's secrets and sandboxes, and back afterwards."""
     from config.settings import get_settings
-    from tasks.bitrix24 import forget_clients
+    from tasks.machinery.bitrix24 import forget_clients
 
     monkeypatch.setenv("OBMEN_BANK_HMAC_SECRETS", SECRETS_ENV)
     for key, value in env.items():

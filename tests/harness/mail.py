@@ -16,7 +16,7 @@ from models.db import session_scope
 from models.mail import MailMessage, OutgoingLetter
 from models.outbox import Outbox
 from models.sep_codes import SepConfirmationCode
-from tasks.master_data import import_master_data
+from tasks.machinery.master_data import import_master_data
 
 MASTER = Path(__file__).resolve().parents[1] / "data" / "mail_master.json"
 

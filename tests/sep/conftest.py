@@ -23,10 +23,10 @@ from sandbox.harness import SandboxClock
 from sandbox.mail import SandboxMailbox, SmtpSink
 from sandbox.sep.emulator import SepEmulator
 from sandbox.server import Sandbox
-from tasks.mail_intake import fetch_mail
-from tasks.master_data import import_master_data
-from tasks.outbox import set_dispatch_mode
-from tasks.steps import STEPS, run_step
+from tasks.machinery.master_data import import_master_data
+from tasks.machinery.outbox import set_dispatch_mode
+from tasks.machinery.steps import ENTRIES, STEPS, run_step
+from tasks.mail.intake import fetch_mail
 
 DATA = Path(__file__).parents[1] / "data" / "master.json"
 ORG = "7707083893"  # ours (master.json)
@@ -182,11 +182,8 @@ def run_due(max_rounds: int = 200, until: Any = None, timeout: float = 30.0) -> 
         if name in STEPS:
             run_step(STEPS[name], kwargs["id"])
         else:
-            from workers.app import app
-
-            task = app.tasks[name]
             with session_scope() as session:
-                task.plain(session, task.args_model.model_validate(kwargs))
+                ENTRIES[name].call(session, **kwargs)
     raise AssertionError(f"the outbox did not drain in {max_rounds} rounds: {ran[-10:]}")
 
 

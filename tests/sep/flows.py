@@ -9,15 +9,14 @@ from sqlalchemy import select
 from models.db import session_scope
 from models.sep import SepApplication, SepLeaseApplication
 from sandbox.server import Sandbox
+from tasks.machinery.steps import ENTRIES
 from tests.sep.conftest import add_vehicle, intake, run_due, start_ownership_change
-from workers.app import app
 
 
 def call(task_name: str, **kwargs: Any) -> Any:
     """An entry's plain function with validated arguments, as the worker would run it."""
-    task = app.tasks[task_name]
     with session_scope() as session:
-        return task.plain(session, task.args_model.model_validate(kwargs))
+        return ENTRIES[task_name].call(session, **kwargs)
 
 
 def application(number: str) -> SepApplication:

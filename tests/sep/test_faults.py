@@ -11,9 +11,9 @@ from sqlalchemy import select
 from models.db import session_scope
 from models.outbox import Outbox
 from models.sep import SepExchangeHistory, SepRequest
+from tasks.machinery.steps import Outcome, run_step
+from tasks.machinery.sweeper import redrive
 from tasks.sep.steps import poll_queue, submit_request
-from tasks.steps import Outcome, run_step
-from tasks.sweeper import redrive
 from tests.sep.conftest import requests_of, run_due, sep, set_env, soap_requests
 from tests.sep.flows import call, lease, own_vehicle
 

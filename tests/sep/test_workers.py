@@ -14,7 +14,7 @@ from sqlalchemy import update
 from models.db import session_scope
 from models.sep import OWNED, SepAssetStatus, SepRequest
 from sandbox.server import Sandbox
-from tasks.outbox import enqueue, set_dispatch_mode
+from tasks.machinery.outbox import enqueue, set_dispatch_mode
 from tests.harness.processes import obmen, start_worker
 from tests.harness.waiting import wait_for
 from tests.sep.conftest import (

@@ -10,7 +10,7 @@ import pytest
 from click.testing import CliRunner
 
 from sandbox.server import Sandbox
-from tasks.outbox import set_dispatch_mode
+from tasks.machinery.outbox import set_dispatch_mode
 from tests.harness.gateway import GatewayThread
 from tests.harness.processes import obmen
 from tests.sep.conftest import (

@@ -26,7 +26,7 @@ from tasks.acts.deals import DEAL_EVENTS, deal_changed
 from tasks.acts.forms import FormAlreadyAnswered, FormAnswer, FormNotFound, answer_form, request_form
 from tasks.acts.queries import ActFilter, act_detail, act_file, deals_without_acts, list_acts
 from tasks.acts.register import ActConflict, ActIn, ActNotFound, Upload, change_status, create_act, lock_act
-from tasks.exchange import record_exchange
+from tasks.machinery.exchange import record_exchange
 from workers.gateway.auth import require
 
 log = structlog.get_logger(__name__)

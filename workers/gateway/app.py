@@ -5,11 +5,11 @@ from __future__ import annotations
 from fastapi import FastAPI
 
 from config.settings import get_settings
-from tasks.outbox import set_dispatch_mode
-from workers.gateway import acts, bank, health, ops, sep
+from tasks.machinery.outbox import set_dispatch_mode
+from workers.gateway import acts, health, ops, payments, sep
 from workers.gateway.limits import BodyLimit
 
-ROUTERS = [health.router, ops.router, sep.router, bank.router, bank.ops_router, acts.router]
+ROUTERS = [health.router, ops.router, sep.router, payments.router, payments.ops_router, acts.router]
 
 
 def create_app() -> FastAPI:

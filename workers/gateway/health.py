@@ -14,7 +14,7 @@ from sqlalchemy import text
 
 from models.db import session_scope
 from models.gauges import GAUGES
-from tasks.policy import describe
+from tasks.machinery.policy import describe
 
 router = APIRouter(tags=["health"])
 

@@ -13,8 +13,8 @@ from models.db import session_scope
 from models.dead_letters import DeadLetter
 from models.outbox import Outbox
 from models.steps import step_model, step_models
-from tasks.canary import start_canary
-from tasks.sweeper import UnknownRegister, redrive
+from tasks.machinery.canary import start_canary
+from tasks.machinery.sweeper import UnknownRegister, redrive
 from workers.gateway.auth import require
 
 router = APIRouter(prefix="/ops", tags=["ops"])

@@ -8,24 +8,24 @@ from typing import Any
 from fastapi import APIRouter, Depends, Query
 
 from models.db import session_scope
-from tasks.sep import worklists
+from tasks.sep import queries
 from workers.gateway.auth import require
 
 router = APIRouter(prefix="/sep", tags=["sep"], dependencies=[Depends(require("read"))])
-Limit = Query(worklists.DEFAULT_LIMIT, ge=0, le=1000)
+Limit = Query(queries.DEFAULT_LIMIT, ge=0, le=1000)
 
 
 @router.get("")
 def summary() -> dict[str, int]:
     """How many items each list holds (the numbers in brackets on the seed's tabs)."""
     with session_scope() as session:
-        return worklists.summary(session)
+        return queries.summary(session)
 
 
 @router.get("/letters")
 def letters(limit: int = Limit) -> dict[str, Any]:
     with session_scope() as session:
-        return worklists.letters(session, limit).as_dict()
+        return queries.letters(session, limit).as_dict()
 
 
 @router.get("/ownership-changes")
@@ -38,7 +38,7 @@ def ownership_changes(
 ) -> dict[str, Any]:
     """Ownership changes to us not yet «Исполнен»; filter by responsible (employee id), asset, VIN, ЭПТС."""
     with session_scope() as session:
-        return worklists.ownership_changes(
+        return queries.ownership_changes(
             session, responsible=responsible, asset=asset, vin=vin, epts=epts, limit=limit
         ).as_dict()
 
@@ -46,7 +46,7 @@ def ownership_changes(
 @router.get("/lease-applications")
 def lease_applications(status: str | None = None, limit: int = Limit) -> dict[str, Any]:
     with session_scope() as session:
-        return worklists.lease_applications(session, status=status, limit=limit).as_dict()
+        return queries.lease_applications(session, status=status, limit=limit).as_dict()
 
 
 @router.get("/lease-candidates")
@@ -54,7 +54,7 @@ def lease_candidates(
     organization: str | None = None, period_from: date | None = None, period_to: date | None = None
 ) -> dict[str, Any]:
     with session_scope() as session:
-        return worklists.lease_candidates_list(
+        return queries.lease_candidates_list(
             session, organization=organization, period_from=period_from, period_to=period_to
         ).as_dict()
 
@@ -62,10 +62,10 @@ def lease_candidates(
 @router.get("/queue")
 def queue(limit: int = Limit) -> dict[str, Any]:
     with session_scope() as session:
-        return worklists.queue(session, limit).as_dict()
+        return queries.queue(session, limit).as_dict()
 
 
 @router.get("/errors")
 def errors(limit: int = Limit) -> dict[str, Any]:
     with session_scope() as session:
-        return worklists.errors(session, limit).as_dict()
+        return queries.errors(session, limit).as_dict()

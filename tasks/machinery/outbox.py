@@ -1,0 +1,271 @@
+"""Outbox: enqueue in the same transaction as the change, publish after the commit.
+
+``enqueue`` adds an outbox row to the caller's session. When that session commits, the rows are
+published right away (inline in workers, on a background thread in the gateway, so an HTTP answer
+never waits for Redis). Whatever that misses — Redis down, the process killed between commit and
+publish — the ``outbox.relay`` beat job publishes later. Rows are claimed with ``FOR UPDATE SKIP
+LOCKED``, so two relays never publish the same row.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+import time
+from collections.abc import Sequence
+from datetime import timedelta
+from typing import Any, Literal, cast
+
+import structlog
+from celery import current_app
+from celery.canvas import Signature
+from celery.exceptions import SoftTimeLimitExceeded
+from sqlalchemy import delete, event, func, insert, select, update
+from sqlalchemy.orm import Session
+
+from config.settings import get_settings
+from models.db import db_now, session_scope
+from models.outbox import Outbox
+from tasks.machinery.policy import describe
+
+log = structlog.get_logger(__name__)
+
+_PENDING = "obmen_outbox_pending"
+_PENDING_IDS = "obmen_outbox_pending_ids"
+DispatchMode = Literal["inline", "background", "off"]
+
+
+def enqueue(
+    session: Session,
+    task: str | Signature,
+    kwargs: dict[str, Any] | None = None,
+    *,
+    delay_s: float = 0,
+    business_key: str | None = None,
+) -> Outbox:
+    """Write an outbox row for ``task`` (a task name with kwargs, or a whole canvas).
+
+    ``delay_s`` counts from the database clock. Delays within the relay horizon become countdowns;
+    longer ones stay rows until they come near, so the broker never holds a long wait.
+    """
+    if isinstance(task, str):
+        payload = dict(current_app.signature(task, kwargs=kwargs or {}))
+        name = task
+    else:
+        if kwargs:
+            raise TypeError("pass kwargs inside the signature, not beside it")
+        payload = dict(task)
+        name = _first_task_name(payload)
+    row = Outbox(task_name=name, kwargs=payload, business_key=business_key)
+    if delay_s > 0:
+        row.not_before = db_now(session) + timedelta(seconds=delay_s)
+    session.add(row)
+    session.info.setdefault(_PENDING, []).append(row)
+    return row
+
+
+def enqueue_many(
+    session: Session,
+    task: str,
+    kwargs_list: Sequence[dict[str, Any]],
+    *,
+    business_keys: Sequence[str | None] | None = None,
+) -> list[int]:
+    """``enqueue`` for many rows of one task in a single batched INSERT (a sweep firing thousands)."""
+    if not kwargs_list:
+        return []
+    keys = list(business_keys) if business_keys is not None else [None] * len(kwargs_list)
+    if len(keys) != len(kwargs_list):
+        raise ValueError("one business key per kwargs, or none at all")
+    template = dict(current_app.signature(task))
+    rows = [
+        {"task_name": task, "kwargs": {**template, "kwargs": kwargs}, "business_key": key}
+        for kwargs, key in zip(kwargs_list, keys, strict=True)
+    ]
+    ids = list(session.scalars(insert(Outbox).returning(Outbox.id), rows))
+    session.info.setdefault(_PENDING_IDS, []).extend(ids)
+    return ids
+
+
+def _first_task_name(payload: dict[str, Any]) -> str:
+    if payload.get("task") == "celery.chain":
+        return str(payload["kwargs"]["tasks"][0]["task"])
+    return str(payload.get("task"))
+
+
+class _Dispatcher:
+    """Publishes the rows of a just-committed transaction.
+
+    In ``background`` mode (the gateway) one publisher thread drains the ids of every request's
+    commit and relays them in batches: one transaction and one broker connection for many rows,
+    instead of a second transaction per HTTP request.
+    """
+
+    BATCH = 200
+    GATHER_S = 0.01
+
+    def __init__(self) -> None:
+        self.mode: DispatchMode = "inline"
+        self._queue: queue.SimpleQueue[int] = queue.SimpleQueue()
+        self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()
+
+    def __call__(self, ids: list[int]) -> None:
+        if self.mode == "off" or not ids:
+            return
+        if self.mode == "inline":
+            self._publish(ids)
+            return
+        for row_id in ids:
+            self._queue.put(row_id)
+        with self._lock:
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(target=self._drain, name="outbox-publisher", daemon=True)
+                self._thread.start()
+
+    def _drain(self) -> None:
+        while True:
+            batch = [self._queue.get()]
+            # Let the commits of concurrent requests gather: one relay then serves them all.
+            time.sleep(self.GATHER_S)
+            while len(batch) < self.BATCH:
+                try:
+                    batch.append(self._queue.get_nowait())
+                except queue.Empty:
+                    break
+            self._publish(batch)
+
+    @staticmethod
+    def _publish(ids: list[int]) -> None:
+        try:
+            relay(ids=ids)
+        except Exception as exc:  # the beat relay will pick the rows up; never fail the caller
+            log.warning("outbox.dispatch_failed", ids=ids[:20], error=describe(exc))
+
+
+dispatch = _Dispatcher()
+
+
+def set_dispatch_mode(mode: DispatchMode) -> None:
+    dispatch.mode = mode
+
+
+@event.listens_for(Session, "after_commit")
+def _after_commit(session: Session) -> None:
+    ids = [row.id for row in session.info.pop(_PENDING, ())] + session.info.pop(_PENDING_IDS, [])
+    if ids:
+        dispatch(ids)
+
+
+@event.listens_for(Session, "after_soft_rollback")
+def _after_rollback(session: Session, previous_transaction: Any) -> None:
+    session.info.pop(_PENDING, None)
+    session.info.pop(_PENDING_IDS, None)
+
+
+def relay(ids: Sequence[int] | None = None, limit: int | None = None) -> int:
+    """Publish due outbox rows; returns how many were published.
+
+    One statement claims the rows (``UPDATE … SET published_at = now() WHERE id IN (SELECT … FOR
+    UPDATE SKIP LOCKED) RETURNING …``), so two relays never take the same row and a relay costs one
+    round trip besides its commit. Rows whose publishing fails are released again before the commit.
+    If the process dies after publishing and before the commit, the rows are published again:
+    consumers are idempotent.
+    """
+    settings = get_settings()
+    limit = limit or settings.outbox_relay_batch
+    # A lost "published" mark only publishes the rows again: not worth a WAL flush.
+    with session_scope(durable=False) as session:
+        # SQLite (the embedded demo) keeps whole seconds in CURRENT_TIMESTAMP: use the process clock.
+        now: Any = db_now(session) if session.get_bind().dialect.name == "sqlite" else func.now()
+        due = (
+            select(Outbox.id)
+            .where(Outbox.published_at.is_(None))
+            .where(Outbox.not_before <= now + timedelta(seconds=settings.outbox_horizon_s))
+            .order_by(Outbox.not_before, Outbox.id)
+            .limit(limit)
+            .with_for_update(skip_locked=True)
+        )
+        if ids is not None:
+            due = due.where(Outbox.id.in_(list(ids)))
+        claimed = session.execute(
+            update(Outbox)
+            .where(Outbox.id.in_(due.scalar_subquery()))
+            .values(published_at=now)
+            .returning(Outbox.id, Outbox.task_name, Outbox.kwargs, Outbox.not_before, Outbox.published_at)
+            .execution_options(synchronize_session=False)
+        ).all()
+        if not claimed:
+            return 0
+        ordered = sorted(claimed, key=lambda r: (r.not_before, r.id))
+        app = _app()
+        with app.producer_or_acquire() as producer:
+            for published, row in enumerate(ordered):
+                countdown = max(0.0, (row.not_before - row.published_at).total_seconds())
+                try:
+                    _publish(row.id, row.kwargs, producer, countdown)
+                except SoftTimeLimitExceeded:
+                    raise
+                except Exception as exc:
+                    # The broker is away: release this row and the rest for the next relay run.
+                    session.execute(
+                        update(Outbox)
+                        .where(Outbox.id.in_([r.id for r in ordered[published:]]))
+                        .values(
+                            published_at=None,
+                            publish_attempts=Outbox.publish_attempts + 1,
+                            last_error=describe(exc),
+                        )
+                        .execution_options(synchronize_session=False)
+                    )
+                    log.warning(
+                        "outbox.publish_failed", outbox_id=row.id, task=row.task_name, error=describe(exc)
+                    )
+                    return published
+    return len(ordered)
+
+
+def _app() -> Any:
+    app = cast(Any, current_app)._get_current_object()
+    if app.main != "obmen":
+        # Celery's fallback app would publish to amqp://localhost, silently, somewhere else.
+        raise RuntimeError("the obmen Celery app is not loaded (import workers.app first)")
+    return app
+
+
+def _publish(row_id: int, payload: dict[str, Any], producer: Any, countdown: float) -> None:
+    app = _app()
+    sig = Signature.from_dict(payload, app=app)
+    options: dict[str, Any] = {"producer": producer, "retry": False}
+    if countdown:
+        options["countdown"] = countdown
+    if sig.task == "celery.chain":
+        sig.apply_async(**options)
+        return
+    # send_task needs no local registration; the stable id ties the Flower entry to the row.
+    app.send_task(
+        sig.task, args=sig.args, kwargs=sig.kwargs, task_id=f"outbox-{row_id}", **{**sig.options, **options}
+    )
+
+
+def relay_all(max_batches: int = 20) -> int:
+    """Publish until nothing due is left (bounded, so a beat run cannot overrun its period)."""
+    total = 0
+    batch = get_settings().outbox_relay_batch
+    for _ in range(max_batches):
+        n = relay()
+        total += n
+        if n < batch:
+            break
+    return total
+
+
+def purge_published(retention_days: int | None = None) -> int:
+    """Published rows older than the retention are history nobody needs in the hot table."""
+    days = retention_days or get_settings().outbox_retention_days
+    with session_scope() as session:
+        cutoff = db_now(session) - timedelta(days=days)
+        result = session.execute(
+            delete(Outbox).where(Outbox.published_at.is_not(None)).where(Outbox.published_at < cutoff)
+        )
+        return int(result.rowcount or 0)  # type: ignore[attr-defined]

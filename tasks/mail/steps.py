@@ -1,0 +1,180 @@
+"""The mail flow's steps: process a stored letter, send an outgoing one.
+
+``mail.process`` parses the letter, recognises the SEP notice, finds the asset and the responsible,
+files the code in ``sep_confirmation_codes``, queues the personal notification (``mail.send``) and
+the next step (``sep.request_application_data``), all in the one transaction that marks the row
+``processed``. A letter obmen cannot use ends ``ignored`` or ``error`` with its reason; missing
+master data (nobody to tell) parks the row instead, to be re-driven once fixed.
+
+``mail.send`` sends a ``pending`` letter once. The one window SMTP leaves — the server accepted the
+letter, then the worker died before the commit — is closed by the exchange log: every SMTP exchange
+is committed on its own with the letter's Message-ID, and a retry that finds an accepted exchange
+for it marks the row sent instead of sending again.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from config.settings import get_settings
+from integrations.errors import PermanentError
+from integrations.mail.parse import parse_letter
+from integrations.mail.sep import Kind, SepNotice, recognise
+from integrations.mail.smtp import Attachment, SmtpSender, build_message
+from models.db import insert_ignoring_conflicts
+from models.exchange_log import ExchangeLog
+from models.mail import MailMessage, OutgoingLetter
+from models.sep_codes import SepConfirmationCode
+from tasks.machinery.exchange import record_exchange
+from tasks.machinery.outbox import enqueue
+from tasks.machinery.steps import step
+from tasks.mail.chain import NEXT_STEP_KINDS, PROCESS, REQUEST_APPLICATION_DATA, SEND
+from tasks.mail.letters import queue_letter
+from tasks.mail.matching import Match, match_letter
+from tasks.mail.notice import compose
+
+
+def _finish(
+    message: MailMessage, status: str, reason: str | None, result: dict[str, Any], **fields: Any
+) -> None:
+    """Set the outcome in one go: every attribute set earlier would be flushed by the next query."""
+    for name, value in {"status": status, "reason": reason, "result": result, **fields}.items():
+        setattr(message, name, value)
+    message.processed_at = func.now()
+
+
+def _file_code(session: Session, message: MailMessage, notice: SepNotice, match: Match) -> bool:
+    """The code row, once per application and code; False when an earlier letter filed it."""
+    row_id = session.scalar(
+        insert_ignoring_conflicts(session, SepConfirmationCode)
+        .values(
+            application_number=notice.application_number,
+            code=notice.code,
+            epts=notice.epts,
+            vin=notice.vin.value if notice.vin else None,
+            valid_until=notice.confirm_by,
+            source_message_id=message.id,
+            asset_inventory_number=match.asset.inventory_number if match.asset else None,
+            responsible_id=match.responsible.id,
+            match_reason=match.reason,
+        )
+        .returning(SepConfirmationCode.id)
+    )
+    return row_id is not None
+
+
+@step(PROCESS, model=MailMessage, statuses={"new"}, stale_after_s=300)
+def process_message(session: Session, message: MailMessage) -> None:
+    """Parse, recognise, match, file the code, queue the notification and the next step."""
+    settings = get_settings()
+    raw = message.raw or b""
+    if len(raw) > settings.mail_max_message_bytes:
+        _finish(message, "error", f"over the size cap: {len(raw)} bytes", {})
+        return
+    letter = parse_letter(raw)
+    result: dict[str, Any] = {"letter": letter.summary()}
+    if not letter.readable:
+        _finish(message, "error", f"unparseable: {'; '.join(letter.defects) or 'no headers'}", result)
+        return
+    verdict = recognise(letter, settings.sep_senders)
+    notice = verdict.notice
+    if notice is None:
+        _finish(message, "ignored", verdict.reason, result)
+        return
+    result["sep"] = notice.as_dict()
+    about = {"kind": notice.kind.value, "application_number": notice.application_number}
+    if not notice.application_number:
+        _finish(
+            message, "error", f"SEP letter ({verdict.reason}) without an application number", result, **about
+        )
+        return
+    if notice.kind in (Kind.OWNERSHIP_CHANGE, Kind.LEASE_APPLICATION) and not notice.code:
+        reason = f"SEP {notice.kind.value} letter without a confirmation code"
+        _finish(message, "error", reason, result, **about)
+        return
+    if notice.kind is Kind.OTHER and not notice.code:
+        _finish(message, "ignored", f"SEP letter with nothing to act on: {letter.subject!r}", result, **about)
+        return
+    match = match_letter(session, notice, letter.to)
+    result["match"] = match.as_dict()
+    if notice.code:
+        result["code_filed"] = _file_code(session, message, notice, match)
+    composed = compose(notice, match, message.id)
+    result["notification"] = composed.business_key
+    queue_letter(
+        session,
+        business_key=composed.business_key,
+        to_address=match.responsible.email or "",
+        to_name=match.responsible.name,
+        subject=composed.subject,
+        text=composed.text,
+        html=composed.html,
+        source=f"mail:{message.id}",
+    )
+    if notice.kind in NEXT_STEP_KINDS:
+        enqueue(
+            session,
+            REQUEST_APPLICATION_DATA,
+            {"application_number": notice.application_number, "source": f"mail:{message.id}"},
+            business_key=f"sep-application:{notice.application_number}",
+        )
+    _finish(
+        message,
+        "processed",
+        None,
+        result,
+        **about,
+        asset_inventory_number=match.asset.inventory_number if match.asset else None,
+        responsible_id=match.responsible.id,
+        match_reason=match.reason,
+    )
+
+
+def _accepted_before(session: Session, message_id: str) -> ExchangeLog | None:
+    return session.scalars(
+        select(ExchangeLog)
+        .where(ExchangeLog.correlation_id == message_id)
+        .where(ExchangeLog.system == "smtp")
+        .where(ExchangeLog.response_status == 250)
+        .limit(1)
+    ).first()
+
+
+@step(SEND, model=OutgoingLetter, statuses={"pending"}, stale_after_s=600)
+def send_letter(session: Session, letter: OutgoingLetter) -> None:
+    """Send one ``outgoing_letters`` row by SMTP (``OBMEN_SMTP_URL``) and mark it sent."""
+    settings = get_settings()
+    # Only an earlier attempt (one that failed or died) can have had the letter accepted.
+    earlier = (
+        _accepted_before(session, letter.message_id) if letter.attempts > 1 or letter.last_error else None
+    )
+    if earlier is not None:
+        letter.status, letter.sent_at = "sent", earlier.created_at
+        letter.smtp_response = (
+            f"{earlier.response_status} {earlier.response_body} (exchange_log {earlier.id})"
+        )
+        return
+    if settings.smtp_url is None or not settings.smtp_url.get_secret_value():
+        raise PermanentError("OBMEN_SMTP_URL is not set: set it and re-drive outgoing_letters")
+    message = build_message(
+        sender=settings.mail_from,
+        to_address=letter.to_address,
+        to_name=letter.to_name,
+        subject=letter.subject,
+        text=letter.text_body,
+        html=letter.html_body,
+        message_id=letter.message_id,
+        attachments=[Attachment.from_json(item) for item in letter.attachments],
+    )
+    sender = SmtpSender(
+        settings.smtp_url.get_secret_value(),
+        timeout=settings.mail_timeout_s,
+        recorder=record_exchange,
+        ca_file=settings.mail_ca_file,
+    )
+    reply = sender.send(message, business_key=letter.business_key)
+    letter.status, letter.smtp_response = "sent", reply
+    letter.sent_at = func.now()

@@ -1,0 +1,123 @@
+"""Subscriber billing: accruals from tariffs, the reminder process, escalation, subscriber requests.
+
+``billing.accrue(period)`` charges every subscriber's tariff once per month (the unique key
+subscriber + period makes a second run a no-op), applies any advance, and for what stays unpaid
+starts the reminder business process in Bitrix24 and writes the escalation deadlines as rows:
+a repeated reminder after ``OBMEN_BILLING_REMINDER_AFTER_DAYS`` and a task «Отключить абонента»
+(disconnect the subscriber) for the responsible employee after ``OBMEN_BILLING_DISCONNECT_AFTER_DAYS``.
+``billing.escalate`` (beat) fires the deadlines that came due, unless the accrual was paid meanwhile.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime, timedelta
+
+import structlog
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from config.settings import get_settings
+from integrations.errors import PermanentError
+from models.db import db_now, session_scope
+from models.master import Subscriber, Tariff
+from models.payments import (
+    Accrual,
+    BillingDeadline,
+    Payment,
+)
+from tasks.machinery.outbox import enqueue
+from tasks.payments.chain import FIRE_DEADLINE, START_REMINDER
+from tasks.payments.register import allocate, lock_balance
+
+log = structlog.get_logger(__name__)
+
+DISCONNECT_TITLE = "Отключить абонента"
+
+
+def create_accrual(
+    session: Session, subscriber: Subscriber, tariff: Tariff, period: date, now: datetime
+) -> Accrual:
+    balance = lock_balance(session, subscriber.inn)
+    accrual = Accrual(
+        subscriber_inn=subscriber.inn,
+        period=period,
+        tariff=tariff.code,
+        amount=tariff.monthly_fee,
+        paid_amount=0,
+    )
+    session.add(accrual)
+    session.flush()
+    if balance.advance > 0:
+        advances = session.scalars(
+            select(Payment)
+            .where(
+                Payment.subscriber_inn == subscriber.inn, Payment.status == "posted", Payment.remainder > 0
+            )
+            .order_by(Payment.id)
+            .with_for_update()
+        )
+        for payment in advances:
+            take = min(payment.remainder, accrual.due)
+            allocate(session, payment.id, accrual, take, now)
+            payment.remainder -= take
+            balance.advance -= take
+            if accrual.due <= 0:
+                break
+    balance.debt += accrual.due
+    if accrual.status == "paid":
+        return accrual
+    settings = get_settings()
+    for kind, days in (
+        ("reminder", settings.billing_reminder_after_days),
+        ("disconnect", settings.billing_disconnect_after_days),
+    ):
+        session.add(BillingDeadline(accrual_id=accrual.id, kind=kind, due_at=now + timedelta(days=days)))
+    enqueue(session, START_REMINDER, {"id": accrual.id}, business_key=f"accruals:{subscriber.inn}:{period}")
+    return accrual
+
+
+def deal_of(session: Session, inn: str, what: str) -> tuple[Subscriber, int]:
+    subscriber = session.get(Subscriber, inn)
+    if subscriber is None or not subscriber.bitrix24_deal_id:
+        raise PermanentError(
+            f"subscriber {inn} has no Bitrix24 deal: {what} needs one (set bitrix24_deal_id, re-drive)"
+        )
+    return subscriber, subscriber.bitrix24_deal_id
+
+
+def escalate(limit: int = 500) -> dict[str, int]:
+    """Fire the deadlines that came due; cancel those whose accrual was paid meanwhile."""
+    fired = cancelled = 0
+    with session_scope() as session:
+        now = db_now(session)
+        rows = session.execute(
+            select(BillingDeadline, Accrual.status)
+            .join(Accrual, Accrual.id == BillingDeadline.accrual_id)
+            .where(BillingDeadline.status == "waiting", BillingDeadline.due_at <= now)
+            .order_by(BillingDeadline.due_at)
+            .limit(limit)
+            .with_for_update(skip_locked=True, of=BillingDeadline)
+        ).all()
+        for deadline, accrual_status in rows:
+            if accrual_status == "paid":
+                deadline.status = "cancelled"
+                cancelled += 1
+            else:
+                deadline.status = "due"
+                enqueue(
+                    session,
+                    FIRE_DEADLINE,
+                    {"id": deadline.id},
+                    business_key=f"billing_deadlines:{deadline.id}",
+                )
+                fired += 1
+    return {"fired": fired, "cancelled": cancelled}
+
+
+def process_template(kind: str) -> int:
+    settings = get_settings()
+    return {
+        "connect": settings.bitrix24_template_connect,
+        "disconnect": settings.bitrix24_template_disconnect,
+        "change_tariff": settings.bitrix24_template_change_tariff,
+    }[kind]

@@ -1,0 +1,100 @@
+"""The billing tasks other services enqueue by name (docs/tasks.md): accruals and subscriber requests."""
+
+from __future__ import annotations
+
+import re
+from datetime import date
+from typing import Any, Literal
+
+import structlog
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from integrations.validation import Inn
+from models.db import db_now
+from models.master import Subscriber, Tariff
+from models.payments import (
+    Accrual,
+    SubscriberRequest,
+    insert_ignoring_duplicates,
+)
+from tasks.machinery.outbox import enqueue
+from tasks.machinery.steps import entry
+from tasks.payments.billing import create_accrual
+from tasks.payments.chain import START_REQUEST
+
+log = structlog.get_logger(__name__)
+
+
+class AccrueArgs(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    period: str = Field(description="the month, YYYY-MM")
+
+    @field_validator("period")
+    @classmethod
+    def _month(cls, value: str) -> str:
+        if not re.fullmatch(r"\d{4}-(0[1-9]|1[0-2])", value):
+            raise ValueError("period is a month, YYYY-MM")
+        return value
+
+    @property
+    def first_day(self) -> date:
+        year, month = self.period.split("-")
+        return date(int(year), int(month), 1)
+
+
+@entry("billing.accrue", args=AccrueArgs)
+def accrue(session: Session, args: AccrueArgs) -> dict[str, Any]:
+    """Charge every subscriber with a tariff for the month (idempotent per subscriber and month)."""
+    period = args.first_day
+    now = db_now(session)
+    charged = set(session.scalars(select(Accrual.subscriber_inn).where(Accrual.period == period)))
+    subscribers = session.execute(
+        select(Subscriber, Tariff)
+        .join(Tariff, Subscriber.tariff == Tariff.code)
+        .where(Tariff.monthly_fee > 0)
+        .order_by(Subscriber.inn)
+    ).all()
+    created = 0
+    for subscriber, tariff in subscribers:
+        if subscriber.inn not in charged:
+            create_accrual(session, subscriber, tariff, period, now)
+            created += 1
+    log.info("billing.accrued", period=args.period, created=created, already=len(charged))
+    return {"period": args.period, "created": created, "already": len(charged)}
+
+
+class RequestArgs(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    number: str = Field(min_length=1, max_length=64, description="1C's request number (the idempotency key)")
+    kind: Literal["connect", "disconnect", "change_tariff"]
+    inn: Inn
+    name: str | None = Field(None, max_length=500)
+    tariff: str | None = Field(None, max_length=64)
+    comment: str | None = Field(None, max_length=2000)
+
+
+@entry("billing.submit_request", args=RequestArgs)
+def submit_request(session: Session, args: RequestArgs) -> int:
+    """Record a subscriber's request (once per number) and start its Bitrix24 business process."""
+    inserted = session.execute(
+        insert_ignoring_duplicates(session, SubscriberRequest)
+        .values(
+            number=args.number,
+            kind=args.kind,
+            subscriber_inn=args.inn,
+            subscriber_name=args.name,
+            tariff=args.tariff,
+            comment=args.comment,
+            status="new",
+            attempts=0,
+        )
+        .returning(SubscriberRequest.id)
+    ).scalar()
+    if inserted is None:
+        return int(
+            session.scalars(select(SubscriberRequest.id).where(SubscriberRequest.number == args.number)).one()
+        )
+    enqueue(session, START_REQUEST, {"id": inserted}, business_key=f"subscriber_requests:{args.number}")
+    return int(inserted)

@@ -1,0 +1,152 @@
+"""``mail.send`` over real SMTP to the sandbox sink: exactly once per business key, refusals park,
+temporary failures retry, an accepted letter is never sent twice, and the exchange is logged."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from email.message import EmailMessage
+
+import pytest
+from sqlalchemy import select
+
+from integrations.mail.smtp import Attachment, SmtpSender
+from models.db import session_scope
+from models.exchange_log import ExchangeLog
+from sandbox.harness import SandboxClock
+from sandbox.mail import SmtpSink
+from tasks.machinery.outbox import set_dispatch_mode
+from tasks.machinery.steps import STEPS, Outcome, run_step
+from tasks.mail.letters import SEND, queue_letter
+from tests.harness.mail import letters, outbox, settings_env
+
+SUBJECT = "СЭП: код 482913, заявление на смену собственника № 2026-000123, Scania R450 (OS-1)"
+
+
+@pytest.fixture
+def sink(obmen_app) -> Iterator[SmtpSink]:  # type: ignore[no-untyped-def]
+    set_dispatch_mode("off")
+    smtp = SmtpSink(SandboxClock())
+    settings = smtp.client_settings("http://127.0.0.1:1")
+    smtp.start("127.0.0.1")
+    try:
+        with settings_env(**settings, OBMEN_MAIL_FROM="obmen <obmen@leasing.example.ru>"):
+            yield smtp
+    finally:
+        smtp.stop()
+        set_dispatch_mode("inline")
+
+
+def queue(key: str = "notice-1", **extra) -> int | None:  # type: ignore[no-untyped-def]
+    with session_scope() as session:
+        return queue_letter(
+            session,
+            business_key=key,
+            to_address="anna@example.ru",
+            to_name="Иванова Анна",
+            subject=SUBJECT,
+            text="Код подтверждения: 482913",
+            html="<p>Код подтверждения: <b>482913</b></p>",
+            source="test",
+            **extra,
+        )
+
+
+def send(letter_id: int) -> Outcome:
+    return run_step(STEPS[SEND], letter_id)
+
+
+def smtp_log() -> list[ExchangeLog]:
+    with session_scope() as session:
+        return list(
+            session.scalars(select(ExchangeLog).where(ExchangeLog.system == "smtp").order_by(ExchangeLog.id))
+        )
+
+
+def test_a_letter_is_sent_once_per_business_key(sink: SmtpSink) -> None:
+    letter_id = queue()
+    assert letter_id is not None
+    assert queue() is None  # the same business key again: nothing new, nothing enqueued
+    assert len(letters()) == 1 and [o.kwargs["kwargs"] for o in outbox(SEND)] == [{"id": letter_id}]
+
+    assert send(letter_id) is Outcome.DONE
+    assert send(letter_id) is Outcome.NOTHING_TO_DO
+    [received] = sink.received()
+    assert received.rcpt_tos == ["anna@example.ru"] and received.mail_from == "obmen@leasing.example.ru"
+    message: EmailMessage = received.message()
+    assert message["subject"] == SUBJECT  # the spaces survive folding
+    assert str(message["to"]) == "Иванова Анна <anna@example.ru>"
+    assert [p.get_content_type() for p in message.walk()] == [
+        "multipart/alternative",
+        "text/plain",
+        "text/html",
+    ]
+    [letter] = letters()
+    assert letter.status == "sent" and letter.sent_at is not None
+    assert (letter.smtp_response or "").startswith("250 2.0.0 OK: queued as SANDBOX")
+    [exchange] = smtp_log()
+    assert (exchange.operation, exchange.response_status, exchange.correlation_id) == (
+        "send",
+        250,
+        letter.message_id,
+    )
+    assert exchange.business_key == "notice-1" and exchange.error is None
+    assert message["message-id"] == letter.message_id
+
+
+def test_a_refused_recipient_parks_the_letter(sink: SmtpSink) -> None:
+    sink.knobs.update({"fault": "smtp_550", "fault_next": 1})
+    letter_id = queue()
+    assert letter_id is not None and send(letter_id) is Outcome.PARKED
+    [letter] = letters()
+    assert letter.status == "pending" and letter.parked_at is not None
+    assert "550 5.1.1 <anna@example.ru>" in (letter.last_error or "")
+    assert sink.received() == [] and "550" in (smtp_log()[0].error or "")
+
+
+def test_temporary_refusals_and_a_dead_server_are_retried(sink: SmtpSink) -> None:
+    sink.knobs.update({"fault": "smtp_451", "fault_next": 1})
+    letter_id = queue()
+    assert letter_id is not None and send(letter_id) is Outcome.RETRY
+    assert "451" in (letters()[0].last_error or "")
+    sink.stop()
+    assert send(letter_id) is Outcome.RETRY
+    assert "TransientError" in (letters()[0].last_error or "")
+    sink.start("127.0.0.1")
+    assert send(letter_id) is Outcome.DONE and len(sink.received()) == 1
+    assert [e.error is None for e in smtp_log()] == [False, False, True]
+
+
+def test_an_accepted_letter_is_not_sent_again_when_the_commit_was_lost(
+    sink: SmtpSink, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    letter_id = queue()
+    assert letter_id is not None
+    real = SmtpSender.send
+
+    def accepted_then_lost(self, message, **kwargs):  # type: ignore[no-untyped-def]
+        real(self, message, **kwargs)
+        raise ConnectionError("the database connection dropped before the commit")
+
+    monkeypatch.setattr(SmtpSender, "send", accepted_then_lost)
+    assert send(letter_id) is Outcome.RETRY
+    assert len(sink.received()) == 1 and letters()[0].status == "pending"
+    monkeypatch.undo()
+    assert send(letter_id) is Outcome.DONE
+    assert len(sink.received()) == 1  # not sent a second time
+    assert "exchange_log" in (letters()[0].smtp_response or "")
+
+
+def test_attachments_go_out_with_the_letter(sink: SmtpSink) -> None:
+    letter_id = queue("act-7", attachments=[Attachment("акт № 7.pdf", "application/pdf", b"%PDF-1.4 act")])
+    assert letter_id is not None and send(letter_id) is Outcome.DONE
+    message = sink.received()[0].message()
+    [attachment] = list(message.iter_attachments())
+    assert attachment.get_filename() == "акт № 7.pdf" and attachment.get_content() == b"%PDF-1.4 act"
+
+
+def test_without_an_smtp_url_the_letter_is_parked_with_the_reason(sink: SmtpSink) -> None:
+    letter_id = queue()
+    assert letter_id is not None
+    with settings_env(OBMEN_SMTP_URL=""):
+        assert send(letter_id) is Outcome.PARKED
+    assert "OBMEN_SMTP_URL is not set" in (letters()[0].last_error or "")

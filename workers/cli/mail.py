@@ -1,0 +1,29 @@
+"""``obmen fetch-mail``: read the SEP mailbox now."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import click
+
+from config.logging import configure_logging
+from config.settings import get_settings
+
+
+@click.command("fetch-mail")
+def fetch_mail() -> None:
+    """Read the SEP mailbox now («Получить письма»; beat does it every OBMEN_MAIL_POLL_INTERVAL_S)."""
+    from tasks.machinery.outbox import relay_all
+    from tasks.mail.intake import fetch_mail as do_fetch
+    from workers.app import app  # noqa: F401  (publishing needs the configured app)
+
+    configure_logging(get_settings())
+    report = do_fetch()
+    relay_all()
+    click.echo(json.dumps(report.as_dict(), ensure_ascii=False))
+    if report.error:
+        sys.exit(2)
+
+
+COMMANDS = [fetch_mail]

@@ -1,0 +1,253 @@
+"""``obmen sep ...``: the SEP workstation in a terminal — the work lists as tables, and the actions."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import click
+from sqlalchemy.orm import Session
+
+from workers.cli.output import register_session, table
+
+
+def _show(list_fn: Callable[[Session], Any], columns: Sequence[str], as_json: bool) -> None:
+    with register_session() as session:
+        found = list_fn(session)
+    if as_json:
+        click.echo(json.dumps(found.as_dict(), ensure_ascii=False, indent=2, default=str))
+        return
+    click.echo(f"{found.title}: {found.count}")
+    if found.items:
+        click.echo(table(found.items, columns))
+
+
+def _act(action: Callable[[Session], Any]) -> None:
+    from integrations.errors import PermanentError
+    from tasks.machinery.outbox import relay_all
+
+    try:
+        with register_session() as session:
+            answer = action(session)
+    except PermanentError as exc:
+        raise click.ClickException(str(exc)) from exc
+    relay_all()
+    click.echo(json.dumps(answer, ensure_ascii=False, default=str))
+
+
+json_option = click.option("--json", "as_json", is_flag=True, help="print JSON instead of a table")
+
+
+@click.group()
+def sep() -> None:
+    """АС «СЭП»: work lists (letters, ownership changes, lease applications, queue, errors) and actions."""
+
+
+@sep.command()
+def summary() -> None:
+    """The count of each work list."""
+    from tasks.sep import queries
+
+    with register_session() as session:
+        counts = queries.summary(session)
+    click.echo(table([counts], list(counts)))
+
+
+@sep.command()
+@json_option
+def letters(as_json: bool) -> None:
+    """Letters to process: unread, unreadable, or whose application is not dealt with yet."""
+    from tasks.sep import queries
+
+    _show(
+        queries.letters,
+        ["id", "received_at", "status", "kind", "application_number", "code", "asset_inventory_number",
+         "responsible", "application_status", "request_status", "reason"],
+        as_json,
+    )  # fmt: skip
+
+
+@sep.command()
+@click.option("--responsible", help="employee id")
+@click.option("--asset", help="asset inventory number")
+@click.option("--vin")
+@click.option("--epts")
+@json_option
+def ownership(
+    responsible: str | None, asset: str | None, vin: str | None, epts: str | None, as_json: bool
+) -> None:
+    """Ownership changes to us not yet «Исполнен»."""
+    from tasks.sep import queries
+
+    _show(
+        lambda s: queries.ownership_changes(s, responsible=responsible, asset=asset, vin=vin, epts=epts),
+        ["application_number", "status", "epts", "vin", "asset", "responsible", "current_owner_inn", "our_status",
+         "code", "request_status", "last_error"],
+        as_json,
+    )  # fmt: skip
+
+
+@sep.command()
+@click.option("--status")
+@json_option
+def lease(status: str | None, as_json: bool) -> None:
+    """Lease applications."""
+    from tasks.sep import queries
+
+    _show(
+        lambda s: queries.lease_applications(s, status=status),
+        ["lease_contract_number", "application_number", "status", "request_status", "lessee_inn", "lessee_status",
+         "confirm_by", "notification_email", "last_error"],
+        as_json,
+    )  # fmt: skip
+
+
+@sep.command("lease-candidates")
+@click.option("--organization", help="ИНН of our organisation")
+@click.option("--from", "period_from", type=click.DateTime(["%Y-%m-%d"]))
+@click.option("--to", "period_to", type=click.DateTime(["%Y-%m-%d"]))
+@json_option
+def lease_candidates(organization: str | None, period_from: Any, period_to: Any, as_json: bool) -> None:
+    """Lease contract appendices without a lease application; ready when every vehicle is «В собственности»."""
+    from tasks.sep import queries
+
+    _show(
+        lambda s: queries.lease_candidates_list(
+            s,
+            organization=organization,
+            period_from=period_from.date() if period_from else None,
+            period_to=period_to.date() if period_to else None,
+        ),
+        ["lease_contract", "date", "lessee_inn", "lease_term_end", "vehicles", "ready"],
+        as_json,
+    )
+
+
+@sep.command()
+@json_option
+def queue(as_json: bool) -> None:
+    """Open queue numbers: requests not yet applied, parked ones first."""
+    from tasks.sep import queries
+
+    _show(
+        queries.queue,
+        ["id", "operation", "queue_number", "status", "request_status", "sep_state", "polls", "next_poll_at",
+         "parked_at", "last_error"],
+        as_json,
+    )  # fmt: skip
+
+
+@sep.command()
+@json_option
+def errors(as_json: bool) -> None:
+    """Errors of the exchange, newest first."""
+    from tasks.sep import queries
+
+    _show(
+        queries.errors,
+        ["created_at", "correlation_id", "operation", "kind", "code", "application_number", "message"],
+        as_json,
+    )
+
+
+# --- actions ---------------------------------------------------------------------------------------------
+def _request_answer(request: Any, created: bool) -> dict[str, Any]:
+    return {"request_id": request.id if request else None, "created": created}
+
+
+@sep.command("request-applications")
+@click.option("--organization", help="ИНН of our organisation (default: every one with SEP settings)")
+@click.option("--from", "period_from", type=click.DateTime(["%Y-%m-%d"]))
+@click.option("--to", "period_to", type=click.DateTime(["%Y-%m-%d"]))
+def request_applications(organization: str | None, period_from: Any, period_to: Any) -> None:
+    """Ask SEP for the applications of a period."""
+    from tasks.sep import actions
+
+    def act(session: Session) -> list[dict[str, Any]]:
+        found = actions.ask_applications(
+            session,
+            organization,
+            period_from.date() if period_from else None,
+            period_to.date() if period_to else None,
+            source="ops",
+        )
+        return [_request_answer(r, c) for r, c in found]
+
+    _act(act)
+
+
+@sep.command()
+@click.argument("application_number")
+def refresh(application_number: str) -> None:
+    """Refresh an application's data from SEP (before confirming, say)."""
+    from tasks.sep import actions
+
+    _act(
+        lambda s: _request_answer(
+            *actions.ask_application_data(s, application_number, source="ops", refresh=True)
+        )
+    )
+
+
+def _status(reject: bool) -> Any:
+    from integrations.sep.messages import PartyStatus
+
+    return PartyStatus.REJECTED if reject else PartyStatus.CONFIRMED
+
+
+@sep.command()
+@click.argument("application_number")
+@click.option("--code", help="the code from the letter, when it went to another mailbox")
+@click.option("--reject", is_flag=True, help="reject the ownership change instead")
+def confirm(application_number: str, code: str | None, reject: bool) -> None:
+    """Confirm an ownership change to us (Confirmed with the register's code, or --code)."""
+    from tasks.sep import actions
+
+    _act(
+        lambda s: _request_answer(
+            *actions.confirm_ownership(
+                s, application_number, party_status=_status(reject), code=code, source="ops"
+            )
+        )
+    )
+
+
+@sep.command("submit-lease")
+@click.argument("lease_contract")
+@click.option(
+    "--lessee-email", is_flag=True, help="send the lessee's code to the lessee, not the technical mailbox"
+)
+@click.option("--confirm-by", type=click.DateTime(["%Y-%m-%d"]))
+def submit_lease(lease_contract: str, lessee_email: bool, confirm_by: Any) -> None:
+    """Submit the lease application of a lease contract appendix."""
+    from tasks.sep import actions
+
+    def act(session: Session) -> dict[str, Any]:
+        lease_row, request, created = actions.submit_lease(
+            session,
+            lease_contract,
+            use_technical_mailbox=not lessee_email,
+            confirm_by=confirm_by.date() if confirm_by else None,
+            source="ops",
+        )
+        return {"lease_application_id": lease_row.id, **_request_answer(request, created)}
+
+    _act(act)
+
+
+@sep.command("confirm-lease")
+@click.argument("application_number")
+@click.option("--code", help="the lessee's code from the letter")
+@click.option("--reject", is_flag=True)
+def confirm_lease(application_number: str, code: str | None, reject: bool) -> None:
+    """Confirm a lease application as the lessee, with the lessee's code."""
+    from tasks.sep import actions
+
+    _act(
+        lambda s: _request_answer(
+            *actions.confirm_lease(
+                s, application_number, lessee_status=_status(reject), code=code, source="ops"
+            )
+        )
+    )
