@@ -6,21 +6,17 @@ changes costs one message (and one Bitrix24 ``batch`` call) per 50 rows instead 
 
 from __future__ import annotations
 
-from collections import Counter
-
 from pydantic import BaseModel, ConfigDict, Field, StrictInt
 from sqlalchemy.orm import Session
 
 from models.db import db_now
-from tasks.acts.chain import DEADLINE_FIRE, DEADLINES_FIRE_BATCH, MOVE_STAGES
+from tasks.acts.chain import MOVE_STAGES
 from tasks.acts.crm import claim_stage_rows, move_deals
-from tasks.acts.deadlines import CHUNK
+from tasks.acts.deadlines import DEADLINES
 from tasks.acts.register import STAGE_BATCH
-from tasks.acts.steps import fire_deadline
 from tasks.machinery.bitrix24 import bitrix24_client
-from tasks.machinery.outbox import enqueue
-from tasks.machinery.policy import countdown
-from tasks.machinery.steps import Outcome, entry, run_step
+from tasks.machinery.deadlines import batch_entry
+from tasks.machinery.steps import entry
 
 
 class StageRows(BaseModel):
@@ -41,25 +37,4 @@ def move_stages(session: Session, args: StageRows) -> int:
     return len(rows)
 
 
-class DeadlineRows(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    ids: list[StrictInt] = Field(min_length=1, max_length=CHUNK)
-
-
-@entry(DEADLINES_FIRE_BATCH, args=DeadlineRows)
-def fire_batch(session: Session, args: DeadlineRows) -> dict[str, int]:
-    """Run ``acts.deadline.fire`` for each of up to 50 deadlines the sweep found due (one message
-    instead of 50); a row whose step must be retried gets a message of its own."""
-    outcomes: Counter[str] = Counter()
-    for deadline_id in args.ids:
-        outcome = run_step(fire_deadline.spec, deadline_id)
-        outcomes[outcome.value] += 1
-        if outcome is Outcome.RETRY:
-            enqueue(
-                session,
-                DEADLINE_FIRE,
-                {"id": deadline_id},
-                delay_s=countdown(1),
-                business_key=f"deadline:{deadline_id}",
-            )
-    return dict(outcomes)
+fire_batch = batch_entry(DEADLINES)

@@ -13,20 +13,21 @@ from __future__ import annotations
 from datetime import date, datetime, timedelta
 
 import structlog
-from sqlalchemy import select
+from sqlalchemy import exists, select
 from sqlalchemy.orm import Session
 
 from config.settings import get_settings
 from integrations.errors import PermanentError
-from models.db import db_now, session_scope
 from models.master import Subscriber, Tariff
 from models.payments import (
     Accrual,
     BillingDeadline,
     Payment,
 )
+from tasks.machinery import deadlines
+from tasks.machinery.deadlines import CANCELLED, DeadlineRegister
 from tasks.machinery.outbox import enqueue
-from tasks.payments.chain import FIRE_DEADLINE, START_REMINDER
+from tasks.payments.chain import FIRE_DEADLINE, FIRE_DEADLINES_BATCH, START_REMINDER
 from tasks.payments.register import allocate, lock_balance
 
 log = structlog.get_logger(__name__)
@@ -85,33 +86,19 @@ def deal_of(session: Session, inn: str, what: str) -> tuple[Subscriber, int]:
     return subscriber, subscriber.bitrix24_deal_id
 
 
+# A deadline of an accrual paid meanwhile is cancelled by the sweep instead of fired.
+DEADLINES = DeadlineRegister(
+    BillingDeadline,
+    fire=FIRE_DEADLINE,
+    fire_batch=FIRE_DEADLINES_BATCH,
+    moot=lambda: exists().where(Accrual.id == BillingDeadline.accrual_id, Accrual.status == "paid"),
+)
+
+
 def escalate(limit: int = 500) -> dict[str, int]:
     """Fire the deadlines that came due; cancel those whose accrual was paid meanwhile."""
-    fired = cancelled = 0
-    with session_scope() as session:
-        now = db_now(session)
-        rows = session.execute(
-            select(BillingDeadline, Accrual.status)
-            .join(Accrual, Accrual.id == BillingDeadline.accrual_id)
-            .where(BillingDeadline.status == "waiting", BillingDeadline.due_at <= now)
-            .order_by(BillingDeadline.due_at)
-            .limit(limit)
-            .with_for_update(skip_locked=True, of=BillingDeadline)
-        ).all()
-        for deadline, accrual_status in rows:
-            if accrual_status == "paid":
-                deadline.status = "cancelled"
-                cancelled += 1
-            else:
-                deadline.status = "due"
-                enqueue(
-                    session,
-                    FIRE_DEADLINE,
-                    {"id": deadline.id},
-                    business_key=f"billing_deadlines:{deadline.id}",
-                )
-                fired += 1
-    return {"fired": fired, "cancelled": cancelled}
+    swept = deadlines.sweep(DEADLINES, limit)
+    return {"fired": swept.total() - swept[CANCELLED], "cancelled": swept[CANCELLED]}
 
 
 def process_template(kind: str) -> int:

@@ -3,7 +3,8 @@
     bank API / OSMP ──accept──▶ payments (received) ──payments.post──▶ posted
                                     └─ debt cleared ──▶ crm_deal_marks (pending) ──crm.mark_deal_paid──▶ done
     billing.accrue ──▶ accruals (new) ──billing.start_reminder──▶ unpaid
-                       └─ billing_deadlines (waiting ─sweep─▶ due) ──billing.fire_deadline──▶ done
+                       └─ billing_deadlines (waiting ─billing.escalate─▶ due)
+                              ──billing.deadlines.fire_batch / billing.fire_deadline──▶ done
     billing.submit_request ──▶ subscriber_requests (new) ──billing.start_request_process──▶ process_started
 
 Each arrow is a step on the row's register, enqueued through the outbox in the transaction that
@@ -16,4 +17,5 @@ POST = "payments.post"
 MARK_DEAL_PAID = "crm.mark_deal_paid"
 START_REMINDER = "billing.start_reminder"
 FIRE_DEADLINE = "billing.fire_deadline"
+FIRE_DEADLINES_BATCH = "billing.deadlines.fire_batch"
 START_REQUEST = "billing.start_request_process"

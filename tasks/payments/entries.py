@@ -1,4 +1,5 @@
-"""The billing tasks other services enqueue by name (docs/tasks.md): accruals and subscriber requests."""
+"""The billing tasks other services enqueue by name (docs/tasks.md): accruals and subscriber requests;
+and the batch of deadlines one sweep found due."""
 
 from __future__ import annotations
 
@@ -19,9 +20,10 @@ from models.payments import (
     SubscriberRequest,
     insert_ignoring_duplicates,
 )
+from tasks.machinery.deadlines import batch_entry
 from tasks.machinery.outbox import enqueue
 from tasks.machinery.steps import entry
-from tasks.payments.billing import create_accrual
+from tasks.payments.billing import DEADLINES, create_accrual
 from tasks.payments.chain import START_REQUEST
 
 log = structlog.get_logger(__name__)
@@ -98,3 +100,6 @@ def submit_request(session: Session, args: RequestArgs) -> int:
         )
     enqueue(session, START_REQUEST, {"id": inserted}, business_key=f"subscriber_requests:{args.number}")
     return int(inserted)
+
+
+fire_deadlines_batch = batch_entry(DEADLINES)

@@ -27,9 +27,10 @@ from sandbox.server import Sandbox
 from tasks.acts import machine
 from tasks.acts.deadlines import sweep_deadlines
 from tasks.acts.deals import deal_changed, reconcile_deals
-from tasks.acts.entries import DeadlineRows, StageRows, fire_batch, move_stages
+from tasks.acts.entries import StageRows, fire_batch, move_stages
 from tasks.acts.register import Effects, change_status, lock_act
 from tasks.machinery.bitrix24 import forget_clients
+from tasks.machinery.deadlines import DeadlineRows
 from tasks.machinery.outbox import set_dispatch_mode
 from tasks.machinery.steps import STEPS, Outcome, run_step
 from tasks.machinery.workdays import MOSCOW

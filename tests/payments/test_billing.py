@@ -28,7 +28,7 @@ from sandbox.bitrix24 import Bitrix24Emulator
 from sandbox.harness import SandboxClock
 from sandbox.server import Sandbox
 from tasks.machinery.steps import STEPS, Outcome, run_step
-from tasks.payments.billing import escalate
+from tasks.payments.billing import DEADLINES, escalate
 from tasks.payments.entries import AccrueArgs, RequestArgs, accrue, submit_request
 from tasks.payments.register import accept_payment
 from tests.harness.bank import bank_settings, seed_subscribers
@@ -81,12 +81,18 @@ def pay(inn: str, amount: str, tid: str) -> int:
 
 
 def run_pending(task: str) -> list[Outcome]:
-    """Run the steps the outbox holds for ``task`` (what the relay and a worker would do)."""
+    """Run the steps the outbox holds for ``task`` (what the relay and a worker would do), also those
+    handed out 50 to a message by the deadline sweep."""
+    names = [task, DEADLINES.fire_batch] if task == DEADLINES.fire else [task]
     with session_scope() as s:
-        rows = s.scalars(select(Outbox).where(Outbox.task_name == task, Outbox.published_at.is_(None))).all()
-        ids = [(r.id, r.kwargs["kwargs"]["id"]) for r in rows]
-        s.execute(update(Outbox).where(Outbox.id.in_([i for i, _ in ids])).values(published_at=PAID_AT))
-    return [run_step(STEPS[task], row_id) for _, row_id in ids]
+        rows = s.scalars(
+            select(Outbox)
+            .where(Outbox.task_name.in_(names), Outbox.published_at.is_(None))
+            .order_by(Outbox.id)
+        ).all()
+        row_ids = [i for r in rows for i in r.kwargs["kwargs"].get("ids") or [r.kwargs["kwargs"]["id"]]]
+        s.execute(update(Outbox).where(Outbox.id.in_([r.id for r in rows])).values(published_at=PAID_AT))
+    return [run_step(STEPS[task], row_id) for row_id in row_ids]
 
 
 def balance(inn: str) -> tuple[Decimal, Decimal]:
@@ -200,12 +206,7 @@ def test_subscriber_requests_start_their_process_once(b24: str) -> None:
             s, RequestArgs(number="З-2", kind="change_tariff", inn=inn, tariff="PRO")
         )
     with session_scope() as s:
-        assert (
-            submit_request.plain(
-                s, RequestArgs(number="З-1", kind="connect", inn="500100732259")
-            )
-            == first
-        )
+        assert submit_request.plain(s, RequestArgs(number="З-1", kind="connect", inn="500100732259")) == first
     assert run_pending("billing.start_request_process") == [Outcome.DONE, Outcome.DONE]
     with session_scope() as s:
         rows = {r.id: r for r in s.scalars(select(SubscriberRequest))}
