@@ -33,7 +33,7 @@ def cpu_s(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def master_data(assets: int, rng: random.Random) -> dict:  # type: ignore[type-arg]
+def master_data(assets: int, rng: random.Random) -> dict:
     employees = [
         {"id": f"B{i}", "name": f"Сотрудник {i}", "email": f"e{i}@bench.example.ru"} for i in range(20)
     ]
@@ -59,7 +59,7 @@ def master_data(assets: int, rng: random.Random) -> dict:  # type: ignore[type-a
     }
 
 
-def letters(count: int, master: dict, rng: random.Random) -> list[bytes]:  # type: ignore[type-arg]
+def letters(count: int, master: dict, rng: random.Random) -> list[bytes]:
     from tests.mail.corpus import sep_letter
 
     out = []

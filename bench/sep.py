@@ -231,13 +231,18 @@ def _run(
             select(SepRequest.queue_number, SepRequest.applied_at).where(SepRequest.source == "bench")
         ).all()
         busiest = _busiest(session)
-    latency, steady, first_delays, per_number, early = [], [], [], {}, 0
+    latency: list[float] = []
+    steady: list[float] = []
+    first_delays: list[float] = []
+    per_number: dict[int, int] = {}  # polls per queue number -> how many queue numbers
+    early = 0
     for queue_number, applied_at in rows:
         item = sep_log[queue_number]
         accepted, ready = (
             datetime.fromisoformat(item["accepted_at"]),
             datetime.fromisoformat(item["ready_at"]),
         )
+        assert applied_at is not None, f"queue number {queue_number} was never applied"
         latency.append((applied_at - ready).total_seconds())
         if ready > burst_over:  # ready once every submission was through: no backlog in front of it
             steady.append(latency[-1])

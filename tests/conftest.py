@@ -60,7 +60,7 @@ def clean_stores() -> Iterator[None]:
 
 
 @pytest.fixture(scope="session")
-def obmen_app():  # type: ignore[no-untyped-def]
+def obmen_app():
     """The configured app, so that in-process publishing (the outbox relay) reaches the test broker."""
     from workers.app import app
 

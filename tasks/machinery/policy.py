@@ -1,9 +1,31 @@
-"""The one retry policy, declared once.
+"""The one retry policy, declared once, and the ways work comes back after a failure.
 
 Everything a step raises is retried with capped exponential backoff, except the errors listed in
 ``NEVER_RETRY``: retrying a wrong request or a programming error only repeats it. A retry never
 comes sooner than its computed delay (jitter only adds), and never later than the cap, which the
 self-check keeps below the visibility timeout.
+
+Work comes back by exactly one of these paths; a new flow uses them and adds none:
+
+=====================  ==========================================  =====================================
+path                   when                                        how
+=====================  ==========================================  =====================================
+task retry             a step or entry raised a retryable error    ``task.retry(countdown=countdown(n))``
+                       (timeout, 5xx, a database blip)             (``steps._failed``); the attempt is
+                                                                   counted in the row; parked at
+                                                                   ``OBMEN_MAX_ATTEMPTS``
+outbox, delayed        the step itself knows when to come back:    ``enqueue(..., delay_s=…)`` or
+                       a throttled portal (``RateLimited``: the    ``not_before`` in the step's own
+                       attempt is given back), a SEP poll before   transaction; near delays become
+                       its time, an uncertain SEP send             countdowns, far ones wait as rows
+next beat run          a beat job failed (mail fetch, the СБИС      nothing: its cursor did not move,
+                       feed, a reconciliation)                     the next period reads from there
+sweeper                a message was lost (worker killed, Redis    ``ops.sweep`` re-drives rows left in
+                       restarted without its data)                 a step's statuses past its
+                                                                   ``stale_after_s``
+re-drive (a person)    a row was parked: its error needs a fix     ``obmen redrive`` / ``POST
+                       (master data, a rejected request)           /ops/redrive`` un-parks and enqueues
+=====================  ==========================================  =====================================
 """
 
 from __future__ import annotations

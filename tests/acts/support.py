@@ -102,7 +102,7 @@ class SmtpSink:
 
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
         self.messages.append(
-            message_from_bytes(envelope.original_content or envelope.content, policy=policy.default)  # type: ignore[arg-type]
+            message_from_bytes(envelope.original_content or envelope.content, policy=policy.default)
         )
         return "250 OK"
 

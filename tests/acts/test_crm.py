@@ -177,7 +177,7 @@ def test_approval_sends_the_form_letter_and_the_answer_fills_the_acts(
     link = f"https://obmen.example/acts/forms/{form.token}"
     assert link in letter.get_content()
     assert [(d.kind, d.status) for d in deadlines()] == [("form_answer", "waiting")]
-    assert deadlines()[0].due_at == form.sent_at + timedelta(days=3)
+    assert form.sent_at is not None and deadlines()[0].due_at == form.sent_at + timedelta(days=3)
 
     # Further events of the same deal send nothing more.
     manager_moves(box, 101, APPROVED)

@@ -54,7 +54,7 @@ LEGAL = {
 
 
 @pytest.fixture(autouse=True)
-def _no_publish(obmen_app) -> Iterator[None]:  # type: ignore[no-untyped-def]
+def _no_publish(obmen_app) -> Iterator[None]:
     set_dispatch_mode("off")
     yield
     set_dispatch_mode("inline")

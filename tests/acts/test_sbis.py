@@ -25,7 +25,7 @@ from tests.acts.support import act, clock, deadlines, draft, history, sandbox_se
 
 
 @pytest.fixture(autouse=True)
-def _no_publish(obmen_app) -> Iterator[None]:  # type: ignore[no-untyped-def]
+def _no_publish(obmen_app) -> Iterator[None]:
     set_dispatch_mode("off")
     yield
     set_dispatch_mode("inline")

@@ -273,7 +273,7 @@ def test_the_limit_holds_across_processes(box: Sandbox, webhook: str) -> None:
     assert elapsed >= 2.6
 
 
-def test_redis_limiter_reservations_are_shared(obmen_app) -> None:  # type: ignore[no-untyped-def]
+def test_redis_limiter_reservations_are_shared(obmen_app) -> None:
     bucket = Bucket(rate_per_s=1, burst=2)
     a, b = (
         RedisRateLimiter(redis.Redis.from_url(os.environ["OBMEN_BROKER_URL"]), "t", bucket) for _ in range(2)

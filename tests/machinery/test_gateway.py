@@ -19,7 +19,7 @@ READ = {"Authorization": "Bearer test-read-token"}
 
 
 @pytest.fixture
-def gateway(obmen_app) -> Iterator[GatewayThread]:  # type: ignore[no-untyped-def]
+def gateway(obmen_app) -> Iterator[GatewayThread]:
     with GatewayThread() as gw:
         yield gw
     set_dispatch_mode("inline")

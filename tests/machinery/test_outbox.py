@@ -18,7 +18,7 @@ from tasks.machinery.outbox import enqueue, relay, set_dispatch_mode
 
 
 @pytest.fixture(autouse=True)
-def _no_publish_on_commit(obmen_app):  # type: ignore[no-untyped-def]
+def _no_publish_on_commit(obmen_app):
     set_dispatch_mode("off")
     yield
     set_dispatch_mode("inline")

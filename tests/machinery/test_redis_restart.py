@@ -26,7 +26,7 @@ def own_redis() -> Iterator[RedisServer]:
 
 
 @pytest.fixture(autouse=True)
-def _relay_only_from_subprocesses(obmen_app):  # type: ignore[no-untyped-def]
+def _relay_only_from_subprocesses(obmen_app):
     # This process publishes to the session's Redis; here only `obmen sweep` on the test's own Redis may.
     set_dispatch_mode("off")
     yield

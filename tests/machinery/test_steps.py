@@ -18,7 +18,7 @@ from tasks.machinery.steps import Outcome, entry, run_step
 
 
 @pytest.fixture(autouse=True)
-def _no_publish(obmen_app):  # type: ignore[no-untyped-def]
+def _no_publish(obmen_app):
     set_dispatch_mode("off")
     yield
     set_dispatch_mode("inline")

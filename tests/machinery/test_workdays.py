@@ -19,8 +19,8 @@ from tasks.machinery.workdays import (
 )
 
 
-def msk(*args: int) -> datetime:
-    return datetime(*args, tzinfo=MOSCOW)  # type: ignore[misc]
+def msk(year: int, month: int, day: int, hour: int = 0, minute: int = 0) -> datetime:
+    return datetime(year, month, day, hour, minute, tzinfo=MOSCOW)
 
 
 @pytest.mark.parametrize(

@@ -18,7 +18,7 @@ from tests.harness.waiting import wait_for
 
 
 @pytest.fixture(autouse=True)
-def _publish_inline(obmen_app):  # type: ignore[no-untyped-def]
+def _publish_inline(obmen_app):
     set_dispatch_mode("inline")
 
 

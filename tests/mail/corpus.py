@@ -51,7 +51,7 @@ def _headers(
     name, _, address = sender.rpartition(" <")
     msg["From"] = formataddr((name, address.rstrip(">")), charset="utf-8") if name else sender
     msg["To"] = to
-    msg["Subject"] = Header(subject, "utf-8")
+    msg["Subject"] = Header(subject, "utf-8").encode()
     msg["Date"] = formatdate(usegmt=True)
     msg["Message-ID"] = message_id or f"<sep-{next(_ids)}@sep.elpts.ru>"
 

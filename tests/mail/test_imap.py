@@ -22,7 +22,7 @@ from tests.mail import corpus
 
 
 @pytest.fixture
-def dovecot(obmen_app) -> Iterator[DovecotServer]:  # type: ignore[no-untyped-def]
+def dovecot(obmen_app) -> Iterator[DovecotServer]:
     set_dispatch_mode("off")
     with DovecotServer() as server, settings_env(OBMEN_IMAP_URL=server.url(), OBMEN_MAIL_FETCH_BATCH="2"):
         yield server
@@ -65,7 +65,7 @@ def test_flags_change_only_after_the_commit(dovecot: DovecotServer, monkeypatch:
     real = tasks.mail.intake.store_batch
     calls = []
 
-    def fail_second(*args, **kwargs):  # type: ignore[no-untyped-def]
+    def fail_second(*args, **kwargs):
         calls.append(1)
         if len(calls) == 2:
             raise RuntimeError("the database went away")
@@ -121,7 +121,7 @@ def test_a_30_mb_letter_is_an_error_and_is_never_downloaded(dovecot: DovecotServ
     assert (fetch_mail().duplicates, [m.status for m in messages()][2:]) == (2, ["ignored", "ignored"])
 
 
-def test_imaps_verifies_the_server_certificate(obmen_app) -> None:  # type: ignore[no-untyped-def]
+def test_imaps_verifies_the_server_certificate(obmen_app) -> None:
     set_dispatch_mode("off")
     with DovecotServer(tls=True) as server:
         server.append([corpus.sep_letter()])

@@ -8,6 +8,7 @@ import json
 import os
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -27,7 +28,7 @@ from tests.mail import corpus
 
 
 @pytest.fixture
-def mailroom(tmp_path: Path, obmen_app) -> Iterator[Mailroom]:  # type: ignore[no-untyped-def]
+def mailroom(tmp_path: Path, obmen_app) -> Iterator[Mailroom]:
     """A Maildir the sandbox mailbox delivers into and obmen reads; nothing is published."""
     set_dispatch_mode("off")
     room = Mailroom()
@@ -142,7 +143,7 @@ def test_letters_are_stored_once_processed_and_acted_on(mailroom: Mailroom, tmp_
     ],
 )
 def test_matching(
-    mailroom: Mailroom, fields: dict[str, str | None], asset: str | None, responsible: str, reason: str
+    mailroom: Mailroom, fields: dict[str, Any], asset: str | None, responsible: str, reason: str
 ) -> None:
     load_master()
     deliver(mailroom, corpus.sep_letter(**fields))

@@ -14,7 +14,7 @@ from tests.mail import corpus
 SENDERS = ["@elpts.ru"]
 
 
-def notice_of(raw: bytes):  # type: ignore[no-untyped-def]
+def notice_of(raw: bytes):
     letter = parse_letter(raw)
     verdict = recognise(letter, SENDERS)
     assert verdict.notice is not None, (verdict.reason, letter)
@@ -60,7 +60,7 @@ def notice_of(raw: bytes):  # type: ignore[no-untyped-def]
         "sep-emulator",
     ],
 )
-def test_every_encoding_and_layout_gives_the_same_fields(build, number: str, code: str) -> None:  # type: ignore[no-untyped-def]
+def test_every_encoding_and_layout_gives_the_same_fields(build, number: str, code: str) -> None:
     _, notice = notice_of(build())
     assert notice.application_number == number
     assert notice.code == code

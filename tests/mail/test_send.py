@@ -23,7 +23,7 @@ SUBJECT = "СЭП: код 482913, заявление на смену собст�
 
 
 @pytest.fixture
-def sink(obmen_app) -> Iterator[SmtpSink]:  # type: ignore[no-untyped-def]
+def sink(obmen_app) -> Iterator[SmtpSink]:
     set_dispatch_mode("off")
     smtp = SmtpSink(SandboxClock())
     settings = smtp.client_settings("http://127.0.0.1:1")
@@ -36,7 +36,7 @@ def sink(obmen_app) -> Iterator[SmtpSink]:  # type: ignore[no-untyped-def]
         set_dispatch_mode("inline")
 
 
-def queue(key: str = "notice-1", **extra) -> int | None:  # type: ignore[no-untyped-def]
+def queue(key: str = "notice-1", **extra) -> int | None:
     with session_scope() as session:
         return queue_letter(
             session,
@@ -123,7 +123,7 @@ def test_an_accepted_letter_is_not_sent_again_when_the_commit_was_lost(
     assert letter_id is not None
     real = SmtpSender.send
 
-    def accepted_then_lost(self, message, **kwargs):  # type: ignore[no-untyped-def]
+    def accepted_then_lost(self, message, **kwargs):
         real(self, message, **kwargs)
         raise ConnectionError("the database connection dropped before the commit")
 

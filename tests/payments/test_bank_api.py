@@ -7,6 +7,7 @@ import threading
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
 import httpx
 import pytest
@@ -25,7 +26,7 @@ UNKNOWN_INN = "7707083893"  # valid, but nobody's
 
 
 @pytest.fixture
-def bank(obmen_app, monkeypatch: pytest.MonkeyPatch) -> Iterator[Bank]:  # type: ignore[no-untyped-def]
+def bank(obmen_app, monkeypatch: pytest.MonkeyPatch) -> Iterator[Bank]:
     with bank_settings(monkeypatch), GatewayThread() as gateway:
         # Publishing is not what these tests are about: the rows stay for the assertions.
         set_dispatch_mode("off")
@@ -91,7 +92,7 @@ def test_bad_amounts_are_422_naming_the_field(bank: Bank, amount: object) -> Non
         ({"surprise": True}, "surprise"),
     ],
 )
-def test_other_bad_fields_are_named(bank: Bank, change: dict[str, object], field: str) -> None:
+def test_other_bad_fields_are_named(bank: Bank, change: dict[str, Any], field: str) -> None:
     answer = bank.pay(payment(inn12(1), **change))
     assert answer.status_code == 422
     assert field in [e["field"] for e in answer.json()["errors"]]
@@ -192,7 +193,7 @@ def test_duplicate_storm_gives_one_payment_and_identical_answers(bank: Bank) -> 
     assert count(Outbox) == 1
 
 
-def test_an_unknown_inn_is_accepted_kept_unallocated_and_assignable(bank: Bank, obmen_app) -> None:  # type: ignore[no-untyped-def]
+def test_an_unknown_inn_is_accepted_kept_unallocated_and_assignable(bank: Bank, obmen_app) -> None:
     inn = seed_subscribers(1)[0]
     answer = bank.pay(payment(UNKNOWN_INN, transaction_id="LOST-1"))
     assert answer.status_code == 201

@@ -43,7 +43,7 @@ def box() -> Iterator[Sandbox]:
 
 
 @pytest.fixture
-def b24(box: Sandbox, obmen_app, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:  # type: ignore[no-untyped-def]
+def b24(box: Sandbox, obmen_app, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
     from tasks.machinery.outbox import set_dispatch_mode
 
     emulator = box.emulator("bitrix24")
@@ -102,7 +102,7 @@ def balance(inn: str) -> tuple[Decimal, Decimal]:
         return row.debt, row.advance
 
 
-def deal(b24: str, deal_id: int) -> dict:  # type: ignore[type-arg]
+def deal(b24: str, deal_id: int) -> dict:
     return httpx.get(f"{b24}/deals/{deal_id}").json()
 
 

@@ -53,7 +53,7 @@ def count(*where: object, model: type = Payment) -> int:
 def test_kill_9_of_a_worker_during_a_burst_of_1000_payments(
     box: Sandbox,
     obmen_app,
-    monkeypatch: pytest.MonkeyPatch,  # type: ignore[no-untyped-def]
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     n = 1000
     portal = f"{box.url}/_sandbox/bitrix24"

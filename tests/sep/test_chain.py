@@ -24,7 +24,7 @@ def test_every_operation_has_its_chain_of_registered_tasks() -> None:
         assert {chain.submit, chain.poll, chain.apply, *chain.follow_ups} <= set(app.tasks)
 
 
-def test_submissions_are_published_behind_polls_and_applications(sep_box, master) -> None:  # type: ignore[no-untyped-def]
+def test_submissions_are_published_behind_polls_and_applications(sep_box, master) -> None:
     add_vehicle(sep_box)
     number = start_ownership_change(sep_box)["application_number"]
     call("sep.request_application_data", application_number=number)

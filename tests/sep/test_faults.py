@@ -25,7 +25,7 @@ def _request(request_id: int) -> SepRequest:
         return row
 
 
-def _ask(box, number: str = "2026-000001") -> int:  # type: ignore[no-untyped-def]
+def _ask(box, number: str = "2026-000001") -> int:
     from tests.sep.conftest import add_vehicle, start_ownership_change
 
     add_vehicle(box)
@@ -35,7 +35,7 @@ def _ask(box, number: str = "2026-000001") -> int:  # type: ignore[no-untyped-de
     )
 
 
-def test_an_unknown_enum_parks_the_row_with_the_xml_read_error(sep_box, master) -> None:  # type: ignore[no-untyped-def]
+def test_an_unknown_enum_parks_the_row_with_the_xml_read_error(sep_box, master) -> None:
     request_id = _ask(sep_box)
     run_due(until=lambda: _request(request_id).status == "queued")
     sep(sep_box).knobs.update({"fault": "unknown_enum", "fault_next": 1})
@@ -49,7 +49,7 @@ def test_an_unknown_enum_parks_the_row_with_the_xml_read_error(sep_box, master) 
     assert _request(request_id).status == "applied"
 
 
-def test_a_hostile_answer_to_a_poll_parks_it_and_fetches_nothing(sep_box, master) -> None:  # type: ignore[no-untyped-def]
+def test_a_hostile_answer_to_a_poll_parks_it_and_fetches_nothing(sep_box, master) -> None:
     request_id = _ask(sep_box)
     run_due(until=lambda: _request(request_id).status == "queued")
     sep(sep_box).knobs.update({"fault": "xxe_file", "fault_next": 1})
@@ -60,7 +60,7 @@ def test_a_hostile_answer_to_a_poll_parks_it_and_fetches_nothing(sep_box, master
 
 def test_a_result_that_is_never_ready_is_parked_after_the_maximum_then_redriven(
     sep_box, master, monkeypatch
-) -> None:  # type: ignore[no-untyped-def]
+) -> None:
     set_env(monkeypatch, OBMEN_SEP_MAX_POLLS="2")
     sep(sep_box).knobs.update({"extra": {"min_delay_s": 0, "never_ready": True}})
     request_id = _ask(sep_box)
@@ -76,7 +76,7 @@ def test_a_result_that_is_never_ready_is_parked_after_the_maximum_then_redriven(
     assert (row.polls, row.status, row.parked_at) == (3, "applied", None)
 
 
-def test_a_transient_fault_while_polling_is_retried(sep_box, master) -> None:  # type: ignore[no-untyped-def]
+def test_a_transient_fault_while_polling_is_retried(sep_box, master) -> None:
     request_id = _ask(sep_box)
     run_due(until=lambda: _request(request_id).status == "queued")
     sep(sep_box).knobs.update({"fault": "soap_fault", "fault_next": 1})
@@ -90,7 +90,7 @@ def test_a_transient_fault_while_polling_is_retried(sep_box, master) -> None:  #
 @pytest.mark.parametrize("fault", ["slow", "html_500", "empty_200", "truncated"])
 def test_a_submission_that_may_have_reached_sep_is_sent_again_as_the_same_request(
     sep_box, master, fault: str
-) -> None:  # type: ignore[no-untyped-def]
+) -> None:
     own_vehicle(sep_box)
     sep(sep_box).knobs.update({"fault": fault, "fault_next": 1, "extra": {"slow_s": 2.5}})
     call("sep.submit_lease_application", lease_contract="ДЛ-1/1")
@@ -116,7 +116,7 @@ def test_a_submission_that_may_have_reached_sep_is_sent_again_as_the_same_reques
     assert sent == [None, row.queue_number]
 
 
-def test_a_submission_that_keeps_failing_uncertainly_is_parked(sep_box, master) -> None:  # type: ignore[no-untyped-def]
+def test_a_submission_that_keeps_failing_uncertainly_is_parked(sep_box, master) -> None:
     sep(sep_box).knobs.update({"fault": "html_500", "fault_next": 10})
     request_id = _ask(sep_box)
     run_due()
@@ -127,7 +127,7 @@ def test_a_submission_that_keeps_failing_uncertainly_is_parked(sep_box, master) 
 
 def test_an_early_poll_waits_by_the_database_clock_even_if_the_worker_clock_runs_ahead(
     sep_box, master, monkeypatch
-) -> None:  # type: ignore[no-untyped-def]
+) -> None:
     set_env(monkeypatch, OBMEN_SEP_MIN_POLL_DELAY_S="2")
     request_id = _ask(sep_box)
     assert run_step(submit_request.spec, request_id) is Outcome.DONE

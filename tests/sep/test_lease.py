@@ -21,7 +21,7 @@ def _statuses() -> list[tuple[str, str]]:
         return [(r.epts, r.status) for r in rows]
 
 
-def test_lease_application_through_every_status(sep_box, master) -> None:  # type: ignore[no-untyped-def]
+def test_lease_application_through_every_status(sep_box, master) -> None:
     with pytest.raises(PermanentError, match="only vehicles «В собственности» can be leased"):
         call("sep.submit_lease_application", lease_contract="ДЛ-1/1")
     own_vehicle(sep_box)
@@ -72,7 +72,7 @@ def test_lease_application_through_every_status(sep_box, master) -> None:  # typ
     assert [world.kind for world in sep(sep_box).world.applications.values()] == ["OwnershipChange", "Lease"]
 
 
-def test_lessee_email_instead_of_the_technical_mailbox(sep_box, master) -> None:  # type: ignore[no-untyped-def]
+def test_lessee_email_instead_of_the_technical_mailbox(sep_box, master) -> None:
     own_vehicle(sep_box)
     call("sep.submit_lease_application", lease_contract="ДЛ-1/1", use_technical_mailbox=False)
     run_due()
@@ -80,7 +80,7 @@ def test_lessee_email_instead_of_the_technical_mailbox(sep_box, master) -> None:
     assert sep(sep_box).mailroom.letters[-1].to == "edo@partner.example.ru"
 
 
-def test_a_refused_lease_application_shows_the_error_and_may_be_submitted_again(sep_box, master) -> None:  # type: ignore[no-untyped-def]
+def test_a_refused_lease_application_shows_the_error_and_may_be_submitted_again(sep_box, master) -> None:
     own_vehicle(sep_box)
     sep(sep_box).knobs.update({"fault": "soap_fault_client", "fault_next": 1})
     call("sep.submit_lease_application", lease_contract="ДЛ-1/1")
@@ -98,7 +98,7 @@ def test_a_refused_lease_application_shows_the_error_and_may_be_submitted_again(
     assert lease().status == "Зарегистрировано"
 
 
-def test_a_lease_the_lessee_does_not_get_in_time(sep_box, master) -> None:  # type: ignore[no-untyped-def]
+def test_a_lease_the_lessee_does_not_get_in_time(sep_box, master) -> None:
     """SEP refuses the lessee's confirmation after the confirm-by date; the lease waits for another try."""
     own_vehicle(sep_box)
     call("sep.submit_lease_application", lease_contract="ДЛ-1/1")

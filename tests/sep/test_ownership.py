@@ -38,7 +38,7 @@ def _errors() -> list[tuple[str, str | None, str | None]]:
         ]
 
 
-def test_letter_code_data_confirmation_owned(sep_box, master) -> None:  # type: ignore[no-untyped-def]
+def test_letter_code_data_confirmation_owned(sep_box, master) -> None:
     add_vehicle(sep_box)
     started = start_ownership_change(sep_box)
     number = started["application_number"]
@@ -86,7 +86,7 @@ def test_letter_code_data_confirmation_owned(sep_box, master) -> None:  # type: 
     assert {r.status for r in requests_of()} == {"applied"}
 
 
-def test_a_wrong_code_is_refused_and_recorded_then_the_letters_code_works(sep_box, master) -> None:  # type: ignore[no-untyped-def]
+def test_a_wrong_code_is_refused_and_recorded_then_the_letters_code_works(sep_box, master) -> None:
     add_vehicle(sep_box)
     started = start_ownership_change(sep_box)
     number = started["application_number"]
@@ -121,7 +121,7 @@ def test_a_wrong_code_is_refused_and_recorded_then_the_letters_code_works(sep_bo
     assert codes[started["code"]].used_at is not None and not codes[started["code"]].entered_by_hand
 
 
-def test_an_expired_code_is_refused(sep_box, master) -> None:  # type: ignore[no-untyped-def]
+def test_an_expired_code_is_refused(sep_box, master) -> None:
     add_vehicle(sep_box)
     number = start_ownership_change(sep_box, confirm_by_days=-1)["application_number"]
     intake()
@@ -135,7 +135,7 @@ def test_an_expired_code_is_refused(sep_box, master) -> None:  # type: ignore[no
         assert session.scalars(select(SepAssetStatus)).all() == []
 
 
-def test_confirming_without_any_code_is_a_clear_error(sep_box, master) -> None:  # type: ignore[no-untyped-def]
+def test_confirming_without_any_code_is_a_clear_error(sep_box, master) -> None:
     with pytest.raises(PermanentError, match="enter the one from the letter by hand"):
         call("sep.confirm_ownership_change", application_number="2026-424242")
     assert requests_of() == []
@@ -143,7 +143,7 @@ def test_confirming_without_any_code_is_a_clear_error(sep_box, master) -> None: 
 
 def test_with_auto_confirm_a_known_asset_is_confirmed_when_its_letter_arrives(
     sep_box, master, monkeypatch
-) -> None:  # type: ignore[no-untyped-def]
+) -> None:
     set_env(monkeypatch, OBMEN_SEP_AUTO_CONFIRM="true")
     add_vehicle(sep_box)
     number = start_ownership_change(sep_box)["application_number"]
@@ -157,7 +157,7 @@ def test_with_auto_confirm_a_known_asset_is_confirmed_when_its_letter_arrives(
     assert application(number).status == "Исполнен"
 
 
-def test_with_auto_confirm_an_unknown_vehicle_still_waits_for_a_person(sep_box, master, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+def test_with_auto_confirm_an_unknown_vehicle_still_waits_for_a_person(sep_box, master, monkeypatch) -> None:
     set_env(monkeypatch, OBMEN_SEP_AUTO_CONFIRM="true")
     add_vehicle(sep_box, epts=EPTS_UNKNOWN, vin=None)
     number = start_ownership_change(sep_box, epts=EPTS_UNKNOWN)["application_number"]
@@ -168,7 +168,7 @@ def test_with_auto_confirm_an_unknown_vehicle_still_waits_for_a_person(sep_box, 
     assert [r.operation for r in requests_of()] == ["RequestApplicationData"]
 
 
-def test_refresh_asks_again_even_when_fresh(sep_box, master) -> None:  # type: ignore[no-untyped-def]
+def test_refresh_asks_again_even_when_fresh(sep_box, master) -> None:
     add_vehicle(sep_box)
     number = start_ownership_change(sep_box)["application_number"]
     call("sep.request_application_data", application_number=number)
@@ -179,7 +179,7 @@ def test_refresh_asks_again_even_when_fresh(sep_box, master) -> None:  # type: i
     assert [r.status for r in requests_of()] == ["applied", "applied"]
 
 
-def test_the_periodic_request_keeps_the_applications_current(sep_box, master) -> None:  # type: ignore[no-untyped-def]
+def test_the_periodic_request_keeps_the_applications_current(sep_box, master) -> None:
     add_vehicle(sep_box)
     add_vehicle(sep_box, epts=EPTS_OTHER, vin=None)
     first = start_ownership_change(sep_box)["application_number"]
