@@ -15,8 +15,6 @@ from sqlalchemy.orm import Mapped, mapped_column
 from models.base import Base, BigId, UTCDateTime, utcnow
 from models.steps import StepMixin
 
-FAULTS = ("transient", "permanent", "hold")
-
 
 class Canary(StepMixin, Base):
     __tablename__ = "canaries"

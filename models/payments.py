@@ -148,7 +148,6 @@ class BillingDeadline(StepMixin, Base):
 
     __tablename__ = "billing_deadlines"
     TERMINAL: ClassVar[frozenset[str]] = frozenset({"done", "cancelled"})
-    KINDS: ClassVar[tuple[str, ...]] = ("reminder", "disconnect")
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     accrual_id: Mapped[int] = mapped_column(ForeignKey("accruals.id"), nullable=False)
@@ -176,7 +175,6 @@ class SubscriberRequest(StepMixin, Base):
 
     __tablename__ = "subscriber_requests"
     TERMINAL: ClassVar[frozenset[str]] = frozenset({"process_started"})
-    KINDS: ClassVar[tuple[str, ...]] = ("connect", "disconnect", "change_tariff")
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     number: Mapped[str] = mapped_column(String(64), nullable=False, unique=True)  # 1C's request number

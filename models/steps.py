@@ -39,10 +39,6 @@ class StepMixin:
     def is_parked(self) -> bool:
         return self.parked_at is not None
 
-    @property
-    def is_terminal(self) -> bool:
-        return self.status in self.TERMINAL
-
     def record_error(self, error: str) -> None:
         self.last_error = error[:ERROR_LIMIT]
 

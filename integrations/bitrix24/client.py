@@ -31,7 +31,6 @@ from integrations.exchange import Exchange, Recorder, discard, send
 from integrations.ratelimit import RateLimiter, Slot
 
 SYSTEM = "bitrix24"
-PAGE_SIZE = 50
 BATCH_LIMIT = 50
 _SECRET_PATH = re.compile(r"(/rest/[^/]+/)[^/]+/")
 

@@ -51,7 +51,6 @@ _CYR_UPPER = re.compile("[А-ЯЁ]")
 class Letter:
     subject: str = ""
     sender: str | None = None
-    sender_name: str | None = None
     to: list[str] = field(default_factory=list)
     message_id: str | None = None
     date: datetime | None = None
@@ -374,7 +373,7 @@ def _letter_of(msg: Message, depth: int = 0) -> Letter:
     letter.subject = _header(msg, "subject", defects) or ""
     senders = _addresses(_header(msg, "from", defects))
     if senders:
-        letter.sender_name, letter.sender = senders[0][0] or None, senders[0][1]
+        letter.sender = senders[0][1]
     letter.to = [addr for _, addr in _addresses(_header(msg, "to", defects))]
     message_id = _header(msg, "message-id", defects)
     letter.message_id = message_id.strip() if message_id else None

@@ -19,7 +19,6 @@ EXECUTED = "Исполнен"
 REJECTED = "Отклонено"
 EXPIRED = "Срок истёк"
 
-PARTY_STATUSES = ("Confirmed", "NotApplicable", "Rejected")
 
 
 class ClientFault(Exception):
@@ -59,7 +58,6 @@ class Application:
     parties: list[Party]
     # The code the confirming party must give, and who that party is (role).
     code: str
-    code_role: str
     notify_email: str | None = None
     lease_document: dict[str, Any] | None = None
 
@@ -144,7 +142,6 @@ class World:
                 Party("NewOwner", new_owner_inn, new_owner_name, "NotApplicable"),
             ],
             code=_code(),
-            code_role="NewOwner",
             notify_email=notify_email,
         )
         self.applications[application.number] = application
@@ -276,7 +273,6 @@ class World:
                 Party("Lessee", lesseeInn, "", lesseeStatus),
             ],
             code=_code(),
-            code_role="Lessee",
             notify_email=notificationEmail,
             lease_document=leaseDocument,
         )
