@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import yaml
@@ -57,3 +58,31 @@ def test_compose_runs_the_obmen_commands() -> None:
 def test_readme_shows_the_two_commands() -> None:
     text = (ROOT / "README.md").read_text()
     assert "make demo" in text and "make test" in text
+
+
+def test_every_path_the_docs_name_exists() -> None:
+    """A file or folder named in backticks in README.md or docs/ is there (moves update the docs)."""
+    pattern = re.compile(
+        r"`((?:config|models|integrations|tasks|workers|sandbox|bench|tests|docs)/[\w/.-]*)`"
+    )
+    named = {
+        (doc.name, path)
+        for doc in [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+        for path in pattern.findall(doc.read_text())
+    }
+    assert named, "the pattern finds nothing: the test would pass vacuously"
+    assert sorted((doc, path) for doc, path in named if not (ROOT / path.rstrip("/")).exists()) == []
+
+
+def test_tasks_holds_one_package_per_flow_with_the_same_roles() -> None:
+    """No flat module in tasks/; every flow package names its modules by the roles in architecture.md."""
+    tasks = ROOT / "tasks"
+    assert sorted(p.name for p in tasks.glob("*.py")) == ["__init__.py"]
+    roles = {"__init__.py", "chain.py", "entries.py", "steps.py", "jobs.py", "queries.py", "clients.py"}
+    text = (ROOT / "docs/architecture.md").read_text()
+    assert all(f"`{role}`" in text for role in roles - {"__init__.py"})
+    for flow in sorted(
+        p for p in tasks.iterdir() if p.is_dir() and p.name not in ("machinery", "__pycache__")
+    ):
+        modules = {p.name for p in flow.glob("*.py")}
+        assert {"__init__.py", "chain.py", "steps.py"} <= modules, flow.name
