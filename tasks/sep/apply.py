@@ -23,6 +23,7 @@ from integrations.sep.messages import (
 from models.db import db_clock
 from models.sep import (
     AWAITING_CONFIRMATION,
+    ERROR,
     EXECUTED,
     LEASE_ERROR,
     LEASE_EXECUTED,
@@ -182,15 +183,12 @@ def _application_error(session: Session, request: SepRequest) -> None:
 
 
 # --- per operation --------------------------------------------------------------------------------------
-def _request_applications(session: Session, request: SepRequest) -> None:
-    now = db_clock(session)
-    for application in _applications(request):
-        row = upsert_application(session, application, request, now)
-        auto_confirm(session, row, application)
+def _fetched_applications(session: Session, request: SepRequest) -> None:
+    """Запрос заявлений за период, Запрос данных заявления: keep every application SEP returned.
 
-
-def _request_application_data(session: Session, request: SepRequest) -> None:
-    if request.status == "error":
+    An error answer to a request about one application is shown on that application.
+    """
+    if request.status == ERROR and request.application_number is not None:
         _application_error(session, request)
         return
     now = db_clock(session)
@@ -200,7 +198,7 @@ def _request_application_data(session: Session, request: SepRequest) -> None:
 
 
 def _confirm_ownership_change(session: Session, request: SepRequest) -> None:
-    if request.status == "error":
+    if request.status == ERROR:
         _application_error(session, request)
         _refuse_code(session, request, db_clock(session))
         return
@@ -216,7 +214,7 @@ def _submit_lease_application(session: Session, request: SepRequest) -> None:
     lease = session.get(SepLeaseApplication, request.lease_application_id, with_for_update=True)
     if lease is None:
         raise LookupError(f"sep_lease_applications row {request.lease_application_id} is gone")
-    if request.status == "error":
+    if request.status == ERROR:
         lease.status = LEASE_ERROR
         lease.last_error = _errors(request)
         return
@@ -232,7 +230,7 @@ def _confirm_lease_application(session: Session, request: SepRequest) -> None:
     lease = session.get(SepLeaseApplication, request.lease_application_id, with_for_update=True)
     if lease is None:
         raise LookupError(f"sep_lease_applications row {request.lease_application_id} is gone")
-    if request.status == "error":
+    if request.status == ERROR:
         lease.status = LEASE_REGISTERED  # still waiting for a confirmation that works
         lease.last_error = _errors(request)
         _application_error(session, request)
@@ -252,8 +250,8 @@ def _confirm_lease_application(session: Session, request: SepRequest) -> None:
 
 
 _APPLIERS: dict[str, Callable[[Session, SepRequest], None]] = {
-    "RequestApplications": _request_applications,
-    "RequestApplicationData": _request_application_data,
+    "RequestApplications": _fetched_applications,
+    "RequestApplicationData": _fetched_applications,
     "ConfirmOwnershipChange": _confirm_ownership_change,
     "SubmitLeaseApplication": _submit_lease_application,
     "ConfirmLeaseApplication": _confirm_lease_application,
