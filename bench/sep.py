@@ -132,7 +132,7 @@ def _run(
     from sqlalchemy import func, select
 
     from models.db import session_scope
-    from models.sep import SepRequest
+    from models.sep import APPLIED, PENDING, QUEUED, UNCERTAIN, SepRequest
     from tasks.machinery.master_data import import_master_data
     from tasks.machinery.outbox import relay, set_dispatch_mode
     from tasks.sep.actions import ask_application_data
@@ -163,7 +163,7 @@ def _run(
         with session_scope() as session:
             return (
                 session.scalar(
-                    select(func.count()).where(SepRequest.source == source, SepRequest.status == "applied")
+                    select(func.count()).where(SepRequest.source == source, SepRequest.status == APPLIED)
                 )
                 or 0
             )
@@ -211,14 +211,14 @@ def _run(
                     .group_by(SepRequest.status)
                 ).all()
             )
-        if counts.get("queued", 0) > waiting_max:
+        if counts.get(QUEUED, 0) > waiting_max:
             waiting_max, peak_waiting = (
-                counts.get("queued", 0),
+                counts.get(QUEUED, 0),
                 (round(rss / 1024, 1), round(used / 2**20, 1)),
             )
-        if submitted_at is None and not counts.get("pending") and not counts.get("uncertain"):
+        if submitted_at is None and not counts.get(PENDING) and not counts.get(UNCERTAIN):
             submitted_at, burst_over = time.monotonic(), datetime.now(UTC)
-        if counts.get("applied", 0) == args.n:
+        if counts.get(APPLIED, 0) == args.n:
             applied_all_at = time.monotonic()
             break
         if time.monotonic() - started > 3600:

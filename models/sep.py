@@ -55,9 +55,17 @@ LEASE_EXECUTED = EXECUTED
 LEASE_REJECTED = "Отклонено"
 LEASE_ERROR = "Ошибка"
 
-# Queue row statuses (machinery: the step each one waits for is in tasks/sep/).
-OPEN_STATUSES = ("pending", "uncertain", "queued", "done", "error")
-_OPEN_SQL = "status IN ('pending', 'uncertain', 'queued', 'done', 'error')"
+# Statuses of a request (sep_exchange_queue.status); the step each open one waits for is in
+# tasks/sep/chain.py (NEXT_STEP).
+PENDING = "pending"  # asked for, not sent yet
+UNCERTAIN = "uncertain"  # may have reached SEP, but no queue number came back: to be sent again
+QUEUED = "queued"  # has its queue number; polled until SEP is done
+DONE = "done"  # SEP answered Done; the result waits to be applied
+ERROR = "error"  # SEP answered Error or refused the request; the error waits to be applied
+APPLIED = "applied"  # the result is in the registers: nothing left to do
+
+OPEN_STATUSES = (PENDING, UNCERTAIN, QUEUED, DONE, ERROR)
+_OPEN_SQL = "status IN (" + ", ".join(f"'{status}'" for status in OPEN_STATUSES) + ")"
 
 
 class SepRequest(StepMixin, Base):
@@ -69,7 +77,7 @@ class SepRequest(StepMixin, Base):
     """
 
     __tablename__ = "sep_exchange_queue"
-    TERMINAL: ClassVar[frozenset[str]] = frozenset({"applied"})
+    TERMINAL: ClassVar[frozenset[str]] = frozenset({APPLIED})
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     operation: Mapped[str] = mapped_column(String(40), nullable=False)
@@ -85,7 +93,7 @@ class SepRequest(StepMixin, Base):
     lease_application_id: Mapped[int | None] = mapped_column(ForeignKey("sep_lease_applications.id"))
     # Who asked: "mail:<mail_messages.id>", "ops", "beat", "auto" ...
     source: Mapped[str | None] = mapped_column(String(120))
-    status: Mapped[str] = mapped_column(String(20), default="pending", nullable=False)
+    status: Mapped[str] = mapped_column(String(20), default=PENDING, nullable=False)
     request_status: Mapped[str | None] = mapped_column(String(40))
     queue_number: Mapped[str | None] = mapped_column(String(64), unique=True)
     sends: Mapped[int] = mapped_column(Integer, default=0, server_default="0", nullable=False)

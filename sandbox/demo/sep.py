@@ -17,6 +17,7 @@ from sqlalchemy import func, select
 from models.db import session_scope
 from models.mail import MailMessage
 from models.sep import (
+    APPLIED,
     OPEN_STATUSES,
     SepApplication,
     SepAssetStatus,
@@ -110,7 +111,7 @@ def _request_statuses(ctx: DemoContext, operation: str, after_id: int) -> SepReq
             return None
         return f"{row.status}" + (f" «{row.request_status}»" if row.request_status else "")
 
-    _follow(ctx, f"  {operation}", read, lambda v: v.startswith("applied"))
+    _follow(ctx, f"  {operation}", read, lambda v: v.startswith(APPLIED))
     row = _one(
         select(SepRequest)
         .where(SepRequest.operation == operation, SepRequest.id > after_id)

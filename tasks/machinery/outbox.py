@@ -87,6 +87,11 @@ def enqueue_many(
     return ids
 
 
+def task_id_for(row_id: int) -> str:
+    """The Celery task id the outbox publishes row ``row_id`` under (a step can tell its own delivery)."""
+    return f"outbox-{row_id}"
+
+
 def _first_task_name(payload: dict[str, Any]) -> str:
     if payload.get("task") == "celery.chain":
         return str(payload["kwargs"]["tasks"][0]["task"])
@@ -244,7 +249,7 @@ def _publish(row_id: int, payload: dict[str, Any], producer: Any, countdown: flo
         return
     # send_task needs no local registration; the stable id ties the Flower entry to the row.
     app.send_task(
-        sig.task, args=sig.args, kwargs=sig.kwargs, task_id=f"outbox-{row_id}", **{**sig.options, **options}
+        sig.task, args=sig.args, kwargs=sig.kwargs, task_id=task_id_for(row_id), **{**sig.options, **options}
     )
 
 

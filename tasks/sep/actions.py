@@ -26,6 +26,7 @@ from integrations.sep.messages import (
 from models.db import db_now
 from models.master import Asset, Counterparty, LeaseContract, SepSettings
 from models.sep import (
+    APPLIED,
     LEASE_CONFIRMING,
     LEASE_ERROR,
     LEASE_REJECTED,
@@ -111,7 +112,7 @@ def ask_application_data(
         recent = session.scalars(
             select(SepRequest)
             .where(SepRequest.business_key == key)
-            .where(SepRequest.status == "applied")
+            .where(SepRequest.status == APPLIED)
             .where(SepRequest.applied_at >= fresh_after)
             .order_by(SepRequest.applied_at.desc())
             .limit(1)

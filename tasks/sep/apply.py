@@ -23,6 +23,7 @@ from integrations.sep.messages import (
 from models.db import db_clock
 from models.sep import (
     AWAITING_CONFIRMATION,
+    ERROR,
     EXECUTED,
     LEASE_ERROR,
     LEASE_EXECUTED,
@@ -182,41 +183,55 @@ def _application_error(session: Session, request: SepRequest) -> None:
 
 
 # --- per operation --------------------------------------------------------------------------------------
-def _request_applications(session: Session, request: SepRequest) -> None:
-    now = db_clock(session)
-    for application in _applications(request):
-        row = upsert_application(session, application, request, now)
-        auto_confirm(session, row, application)
+def _fetched_applications(session: Session, request: SepRequest) -> None:
+    """Запрос заявлений за период, Запрос данных заявления: keep every application SEP returned.
 
-
-def _request_application_data(session: Session, request: SepRequest) -> None:
-    if request.status == "error":
+    An error answer to a request about one application is shown on that application.
+    """
+    if request.status == ERROR and request.application_number is not None:
         _application_error(session, request)
         return
     now = db_clock(session)
     for application in _applications(request):
         row = upsert_application(session, application, request, now)
         auto_confirm(session, row, application)
+
+
+def _confirmation(session: Session, request: SepRequest, role: PartyRole, asked: str) -> list[Application]:
+    """A confirmation for the party in ``role``, with the status in ``request.payload[asked]``.
+
+    An error is shown on the application, and a code SEP refused is never offered again. Otherwise
+    what SEP said is kept, and the code is used once the party's status is the one asked for.
+    Returns the applications SEP returned (none after an error).
+    """
+    if request.status == ERROR:
+        _application_error(session, request)
+        _refuse_code(session, request, db_clock(session))
+        return []
+    now = db_clock(session)
+    applications = _applications(request)
+    for application in applications:
+        upsert_application(session, application, request, now)
+        party = application.party(role)
+        if party is not None and party.status.value == request.payload[asked]:
+            _mark_code_used(session, application.number, request.payload.get("confirmation_code"), now)
+    return applications
 
 
 def _confirm_ownership_change(session: Session, request: SepRequest) -> None:
-    if request.status == "error":
-        _application_error(session, request)
-        _refuse_code(session, request, db_clock(session))
-        return
-    now = db_clock(session)
-    for application in _applications(request):
-        upsert_application(session, application, request, now)
-        party = application.party(PartyRole.NEW_OWNER)
-        if party is not None and party.status.value == request.payload["party_status"]:
-            _mark_code_used(session, application.number, request.payload.get("confirmation_code"), now)
+    _confirmation(session, request, PartyRole.NEW_OWNER, "party_status")
 
 
-def _submit_lease_application(session: Session, request: SepRequest) -> None:
+def _lease_of(session: Session, request: SepRequest) -> SepLeaseApplication:
     lease = session.get(SepLeaseApplication, request.lease_application_id, with_for_update=True)
     if lease is None:
         raise LookupError(f"sep_lease_applications row {request.lease_application_id} is gone")
-    if request.status == "error":
+    return lease
+
+
+def _submit_lease_application(session: Session, request: SepRequest) -> None:
+    lease = _lease_of(session, request)
+    if request.status == ERROR:
         lease.status = LEASE_ERROR
         lease.last_error = _errors(request)
         return
@@ -229,21 +244,12 @@ def _submit_lease_application(session: Session, request: SepRequest) -> None:
 
 
 def _confirm_lease_application(session: Session, request: SepRequest) -> None:
-    lease = session.get(SepLeaseApplication, request.lease_application_id, with_for_update=True)
-    if lease is None:
-        raise LookupError(f"sep_lease_applications row {request.lease_application_id} is gone")
-    if request.status == "error":
+    lease = _lease_of(session, request)
+    if request.status == ERROR:
         lease.status = LEASE_REGISTERED  # still waiting for a confirmation that works
         lease.last_error = _errors(request)
-        _application_error(session, request)
-        _refuse_code(session, request, db_clock(session))
-        return
-    now = db_clock(session)
-    for application in _applications(request):
-        upsert_application(session, application, request, now)
+    for application in _confirmation(session, request, PartyRole.LESSEE, "lessee_status"):
         lessee = application.party(PartyRole.LESSEE)
-        if lessee is not None and lessee.status.value == request.payload["lessee_status"]:
-            _mark_code_used(session, application.number, request.payload.get("confirmation_code"), now)
         lease.lessee_status = lessee.status.value if lessee else lease.lessee_status
         lease.status = {EXECUTED: LEASE_EXECUTED, "Отклонено": LEASE_REJECTED}.get(
             application.status, LEASE_REGISTERED
@@ -252,8 +258,8 @@ def _confirm_lease_application(session: Session, request: SepRequest) -> None:
 
 
 _APPLIERS: dict[str, Callable[[Session, SepRequest], None]] = {
-    "RequestApplications": _request_applications,
-    "RequestApplicationData": _request_application_data,
+    "RequestApplications": _fetched_applications,
+    "RequestApplicationData": _fetched_applications,
     "ConfirmOwnershipChange": _confirm_ownership_change,
     "SubmitLeaseApplication": _submit_lease_application,
     "ConfirmLeaseApplication": _confirm_lease_application,

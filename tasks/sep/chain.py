@@ -1,16 +1,21 @@
-"""The chain of every SEP operation, built in one place: submit → poll → apply (→ follow-up).
+"""The SEP flow's tasks by name, and which follows which: one map from a request's status to its step.
 
-Each link is a step on the operation's ``sep_exchange_queue`` row, enqueued through the outbox in
-the same transaction as the status change that makes it due (:func:`advance`). The links are not a
-Celery ``chain`` canvas: the poll waits by re-scheduling itself with a countdown until SEP is done,
-and a canvas would fire the next link as soon as one poll returned; the sweeper and ``obmen
-redrive`` also re-drive a single link, which then carries the chain on just the same.
+    an entry ──open_request──▶ pending ──sep.submit_request──▶ queued
+        (answer lost: uncertain ──sep.submit_request, same message id──▶ queued; refused: error)
+    queued ──sep.poll_queue at next_poll_at, again until SEP is done──▶ done | error
+    done | error ──sep.apply_result──▶ applied (with OBMEN_SEP_AUTO_CONFIRM, maybe a confirmation entry)
+
+Each arrow is a step on the request's row, enqueued by :func:`enqueue_next` through the outbox in
+the transaction of the status change that makes it due; a step due later (the next poll, a resend
+after a lost answer) is an outbox row whose ``not_before`` is that time. The links are not a
+Celery ``chain`` canvas: the poll waits by re-scheduling itself until SEP is done, and a canvas
+would fire the next link as soon as one poll returned; the sweeper and ``obmen redrive`` also
+re-drive a single link, which then carries the chain on just the same.
 """
 
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
 from datetime import datetime
 
 from celery import current_app
@@ -19,70 +24,59 @@ from sqlalchemy.orm import Session
 
 from integrations.sep.messages import SepRequestArgs
 from models.outbox import Outbox
-from models.sep import OPEN_STATUSES, SepApplication, SepLeaseApplication, SepRequest
-from tasks.machinery.outbox import enqueue
+from models.sep import (
+    DONE,
+    ERROR,
+    OPEN_STATUSES,
+    PENDING,
+    QUEUED,
+    UNCERTAIN,
+    SepApplication,
+    SepLeaseApplication,
+    SepRequest,
+)
+from tasks.machinery.outbox import enqueue, task_id_for
 
 SUBMIT = "sep.submit_request"
 POLL = "sep.poll_queue"
 APPLY = "sep.apply_result"
+
+# The step each open status waits for; the step declarations (steps.py) take their statuses from it.
+NEXT_STEP: dict[str, str] = {PENDING: SUBMIT, UNCERTAIN: SUBMIT, QUEUED: POLL, DONE: APPLY, ERROR: APPLY}
+
+# New submissions go behind the polls and applications of requests already in SEP (kombu's Redis
+# transport serves lower numbers first), so a burst of new requests does not hold up the results
+# of those before it.
 SUBMIT_PRIORITY = 9
 
-# Follow-ups the apply step may start (they are entries, with their own requests and chains).
-_FOLLOW_UPS: dict[str, tuple[str, ...]] = {
-    # With OBMEN_SEP_AUTO_CONFIRM, fresh data of an application waiting for our confirmation, for
-    # a known asset with a code in the register, is confirmed at once.
-    "RequestApplications": ("sep.confirm_ownership_change", "sep.confirm_lease_application"),
-    "RequestApplicationData": ("sep.confirm_ownership_change", "sep.confirm_lease_application"),
-    "ConfirmOwnershipChange": (),
-    # The lessee's code comes by letter; mail intake then asks for the application's data.
-    "SubmitLeaseApplication": (),
-    "ConfirmLeaseApplication": (),
-}
+
+def statuses_of(task: str) -> frozenset[str]:
+    """The statuses in which a request waits for ``task``."""
+    return frozenset(status for status, step in NEXT_STEP.items() if step == task)
 
 
-@dataclass(frozen=True)
-class Chain:
-    operation: str
-    submit: str
-    poll: str
-    apply: str
-    follow_ups: tuple[str, ...]
-
-    def link_for(self, status: str) -> str:
-        """The link a request in ``status`` waits for."""
-        return {"pending": self.submit, "uncertain": self.submit, "queued": self.poll}.get(status, self.apply)
-
-
-def sep_chain(operation: str) -> Chain:
-    """The chain of ``operation`` (a SEP request operation of the WSDL)."""
-    return Chain(operation, SUBMIT, POLL, APPLY, _FOLLOW_UPS[operation])
-
-
-def advance(session: Session, request: SepRequest, *, at: datetime | None = None) -> Outbox:
-    """Enqueue the link ``request``'s status waits for, no earlier than ``at`` (database clock).
-
-    New submissions go behind the polls and applications of requests already in SEP (a lower
-    priority: kombu's Redis transport serves lower numbers first), so a burst of new requests
-    does not hold up the results of those before it.
-    """
-    task = sep_chain(request.operation).link_for(request.status)
-    key = f"sep:{request.queue_number or request.message_id}"
-    priority = SUBMIT_PRIORITY if task == SUBMIT else 0
+def enqueue_next(session: Session, request: SepRequest, *, at: datetime | None = None) -> Outbox:
+    """Enqueue the step ``request``'s status waits for, no earlier than ``at`` (database clock)."""
+    task = NEXT_STEP[request.status]
     row = enqueue(
-        session, current_app.signature(task, kwargs={"id": request.id}, priority=priority), business_key=key
+        session,
+        current_app.signature(
+            task, kwargs={"id": request.id}, priority=SUBMIT_PRIORITY if task == SUBMIT else 0
+        ),
+        business_key=f"sep:{request.queue_number or request.message_id}",
     )
     if at is not None:
-        row.not_before = at  # the outbox turns the rest of the wait into a countdown
+        row.not_before = at  # published as a countdown once within the outbox horizon
     return row
 
 
 def schedule_poll(session: Session, request: SepRequest, at: datetime) -> None:
-    """The one poll message of a queued request, due at ``at``; its id is the row's poll token."""
+    """The one poll message of a queued request, due at ``at``; its task id is the row's poll token."""
     request.next_poll_at = at
-    row = advance(session, request, at=at)
+    row = enqueue_next(session, request, at=at)
     session.flush()
-    # The outbox publishes the message under this id; a poll arriving with any other id is a duplicate.
-    request.poll_task_id = f"outbox-{row.id}"
+    # A poll delivered early with any other task id is a copy (see steps.poll_queue).
+    request.poll_task_id = task_id_for(row.id)
 
 
 def open_request(
@@ -110,11 +104,11 @@ def open_request(
         application_number=application_number,
         lease_application_id=lease_application_id,
         source=source,
-        status="pending",
+        status=PENDING,
     )
     session.add(request)
     session.flush()
-    advance(session, request)
+    enqueue_next(session, request)
     return request, True
 
 

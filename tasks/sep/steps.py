@@ -1,7 +1,8 @@
 """The machinery of every SEP request: send it, poll its queue number, apply its result.
 
-Each is a step on the ``sep_exchange_queue`` row (``{"id": ...}``); see ``chain.py`` for how they
-follow each other and ``apply.py`` for what a result changes.
+Each is a step on the ``sep_exchange_queue`` row (``{"id": ...}``), taking the statuses
+``chain.NEXT_STEP`` gives it; see ``chain.py`` for how they follow each other and ``apply.py`` for
+what a result changes.
 """
 
 from __future__ import annotations
@@ -17,17 +18,17 @@ from integrations.errors import PermanentError, TransientError
 from integrations.sep.messages import REQUESTS, QueueState
 from integrations.sep.outcomes import QueueNumberReceived, RequestError, ResponseReceived, XmlReadError
 from models.db import db_clock, db_now
-from models.sep import SepRequest
+from models.sep import APPLIED, DONE, ERROR, QUEUED, UNCERTAIN, SepRequest
 from tasks.machinery.policy import countdown
 from tasks.machinery.steps import step
 from tasks.sep.apply import apply_request
-from tasks.sep.chain import APPLY, POLL, SUBMIT, advance, mirror, schedule_poll
+from tasks.sep.chain import APPLY, POLL, SUBMIT, enqueue_next, mirror, schedule_poll, statuses_of
 from tasks.sep.clients import sep_client
 
 log = structlog.get_logger(__name__)
 
 
-@step(SUBMIT, model=SepRequest, statuses={"pending", "uncertain"})
+@step(SUBMIT, model=SepRequest, statuses=statuses_of(SUBMIT))
 def submit_request(session: Session, request: SepRequest) -> None:
     """Send the request to SEP under its fixed message id; keep the queue number and schedule the first poll.
 
@@ -37,7 +38,7 @@ def submit_request(session: Session, request: SepRequest) -> None:
     """
     settings = get_settings()
     args = REQUESTS[request.operation].model_validate(request.payload)
-    if request.status == "uncertain" or request.attempts > 1:
+    if request.status == UNCERTAIN or request.attempts > 1:
         log.warning(
             "sep.resend_same_message_id",
             request_id=request.id,
@@ -56,19 +57,19 @@ def submit_request(session: Session, request: SepRequest) -> None:
         request.queue_number = outcome.ticket.queue_number
         request.sep_accepted_at = outcome.ticket.accepted_at
         request.submitted_at = submitted
-        request.status = "queued"
+        request.status = QUEUED
         request.max_polls = request.polls + settings.sep_max_polls
         schedule_poll(session, request, submitted + timedelta(seconds=settings.sep_min_poll_delay_s))
     elif isinstance(outcome, ResponseReceived):
         raise PermanentError(f"SEP answered {request.operation} with a queue result")
     elif outcome.delivery == "refused" and not outcome.retryable:
-        request.status = "error"
+        request.status = ERROR
         request.outcome = "Refused"
         code = outcome.fault_code if isinstance(outcome, RequestError) else None
         request.errors = [{"code": code, "message": outcome.detail}]
-        advance(session, request)
+        enqueue_next(session, request)
     elif outcome.delivery == "maybe":
-        request.status = "uncertain"
+        request.status = UNCERTAIN
         request.record_error(f"{type(outcome).__name__}: {outcome.detail}")
         if not outcome.retryable:
             request.park(
@@ -77,7 +78,7 @@ def submit_request(session: Session, request: SepRequest) -> None:
         elif request.sends >= settings.max_attempts:
             request.park(f"no answer after {request.sends} sends: {outcome.detail}", db_now(session))
         else:
-            advance(
+            enqueue_next(
                 session, request, at=db_now(session) + timedelta(seconds=countdown(request.sends, settings))
             )
     else:  # it never left, or SEP said it could not take it now: plain retry
@@ -85,7 +86,7 @@ def submit_request(session: Session, request: SepRequest) -> None:
     mirror(session, request)
 
 
-@step(POLL, model=SepRequest, statuses={"queued"})
+@step(POLL, model=SepRequest, statuses=statuses_of(POLL))
 def poll_queue(session: Session, request: SepRequest, *, task_id: str | None) -> None:
     """Ask SEP for the queue number's result, never before its time; re-schedule until it is ready.
 
@@ -137,14 +138,14 @@ def poll_queue(session: Session, request: SepRequest, *, task_id: str | None) ->
     changed = request.request_status != outcome.request_status.value
     request.request_status = outcome.request_status.value
     if result.state in (QueueState.DONE, QueueState.ERROR):
-        request.status = "done" if result.state is QueueState.DONE else "error"
+        request.status = DONE if result.state is QueueState.DONE else ERROR
         request.outcome = result.state.value
         request.result = result.result_json()
         request.errors = [{"code": e.code, "message": e.message} for e in result.errors] or None
         request.completed_at = result.completed_at
         request.poll_task_id = None
         request.next_poll_at = None
-        advance(session, request)
+        enqueue_next(session, request)
     elif request.polls >= request.max_polls:
         request.park(
             f"no result after {request.polls} polls (SEP says {result.state.value}); re-drive to poll again",
@@ -156,7 +157,7 @@ def poll_queue(session: Session, request: SepRequest, *, task_id: str | None) ->
             # SEP's clock and minimum may differ from ours; its own "not before" wins.
             wait = max(1.0, (result.not_before - result.server_time).total_seconds())
         schedule_poll(session, request, polled + timedelta(seconds=wait))
-    if changed or request.status != "queued":
+    if changed or request.status != QUEUED:
         mirror(session, request)
 
 
@@ -168,10 +169,10 @@ def _is_the_scheduled_poll(request: SepRequest, task_id: str | None) -> bool:
     return task_id is None or request.poll_task_id in (None, task_id)
 
 
-@step(APPLY, model=SepRequest, statuses={"done", "error"})
+@step(APPLY, model=SepRequest, statuses=statuses_of(APPLY))
 def apply_result(session: Session, request: SepRequest) -> None:
     """Apply what SEP answered to the registers (applications, lease applications, asset statuses, codes)."""
     apply_request(session, request)
-    request.status = "applied"
+    request.status = APPLIED
     request.applied_at = db_clock(session)
     mirror(session, request)

@@ -1,27 +1,28 @@
-"""The chain of every SEP operation, in one place; new submissions queue behind work in flight."""
+"""The chain of every SEP request, in one place; new submissions queue behind work in flight."""
 
 from __future__ import annotations
 
 from sqlalchemy import select
 
-from integrations.sep.messages import REQUESTS
 from models.db import session_scope
 from models.outbox import Outbox
-from tasks.sep.chain import APPLY, POLL, SUBMIT, SUBMIT_PRIORITY, sep_chain
+from models.sep import OPEN_STATUSES, SepRequest
+from tasks.machinery.steps import STEPS
+from tasks.sep.chain import APPLY, NEXT_STEP, POLL, SUBMIT, SUBMIT_PRIORITY
 from tests.sep.conftest import add_vehicle, run_due, start_ownership_change
 from tests.sep.flows import call
 from workers.app import app
 
 
-def test_every_operation_has_its_chain_of_registered_tasks() -> None:
-    for operation in REQUESTS:
-        chain = sep_chain(operation)
-        assert (chain.link_for("pending"), chain.link_for("queued"), chain.link_for("done")) == (
-            SUBMIT,
-            POLL,
-            APPLY,
-        )
-        assert {chain.submit, chain.poll, chain.apply, *chain.follow_ups} <= set(app.tasks)
+def test_every_open_status_waits_for_a_registered_step_that_takes_it() -> None:
+    assert set(NEXT_STEP) == set(OPEN_STATUSES)
+    assert not SepRequest.TERMINAL & set(NEXT_STEP)
+    declared = {name: spec.statuses for name, spec in STEPS.items() if spec.model is SepRequest}
+    assert set(declared) == {SUBMIT, POLL, APPLY}
+    assert set(declared) <= set(app.tasks)
+    for name, statuses in declared.items():
+        # A step takes exactly the statuses that wait for it: no status has two steps, none has none.
+        assert statuses == {status for status, task in NEXT_STEP.items() if task == name}, name
 
 
 def test_submissions_are_published_behind_polls_and_applications(sep_box, master) -> None:

@@ -10,7 +10,7 @@ from sqlalchemy import select
 
 from models.db import session_scope
 from models.outbox import Outbox
-from models.sep import SepExchangeHistory, SepRequest
+from models.sep import APPLIED, QUEUED, UNCERTAIN, SepExchangeHistory, SepRequest
 from tasks.machinery.steps import Outcome, run_step
 from tasks.machinery.sweeper import redrive
 from tasks.sep.steps import poll_queue, submit_request
@@ -37,21 +37,21 @@ def _ask(box, number: str = "2026-000001") -> int:
 
 def test_an_unknown_enum_parks_the_row_with_the_xml_read_error(sep_box, master) -> None:
     request_id = _ask(sep_box)
-    run_due(until=lambda: _request(request_id).status == "queued")
+    run_due(until=lambda: _request(request_id).status == QUEUED)
     sep(sep_box).knobs.update({"fault": "unknown_enum", "fault_next": 1})
     run_due()
     row = _request(request_id)
-    assert row.parked_at is not None and row.status == "queued"
+    assert row.parked_at is not None and row.status == QUEUED
     assert row.request_status == "Ошибка чтения XML"
     assert "unknown queue state 'Postponed'" in (row.last_error or "")
     redrive("sep_exchange_queue", [request_id])  # SEP fixed its answer
     run_due()
-    assert _request(request_id).status == "applied"
+    assert _request(request_id).status == APPLIED
 
 
 def test_a_hostile_answer_to_a_poll_parks_it_and_fetches_nothing(sep_box, master) -> None:
     request_id = _ask(sep_box)
-    run_due(until=lambda: _request(request_id).status == "queued")
+    run_due(until=lambda: _request(request_id).status == QUEUED)
     sep(sep_box).knobs.update({"fault": "xxe_file", "fault_next": 1})
     run_due()
     row = _request(request_id)
@@ -66,25 +66,25 @@ def test_a_result_that_is_never_ready_is_parked_after_the_maximum_then_redriven(
     request_id = _ask(sep_box)
     run_due()
     row = _request(request_id)
-    assert (row.polls, row.sep_state, row.status) == (2, "Processing", "queued")
+    assert (row.polls, row.sep_state, row.status) == (2, "Processing", QUEUED)
     assert row.parked_at is not None and "no result after 2 polls" in (row.last_error or "")
 
     sep(sep_box).knobs.update({"extra": {"never_ready": False}})
     redrive("sep_exchange_queue", [request_id])
     run_due()
     row = _request(request_id)
-    assert (row.polls, row.status, row.parked_at) == (3, "applied", None)
+    assert (row.polls, row.status, row.parked_at) == (3, APPLIED, None)
 
 
 def test_a_transient_fault_while_polling_is_retried(sep_box, master) -> None:
     request_id = _ask(sep_box)
-    run_due(until=lambda: _request(request_id).status == "queued")
+    run_due(until=lambda: _request(request_id).status == QUEUED)
     sep(sep_box).knobs.update({"fault": "soap_fault", "fault_next": 1})
     assert run_step(poll_queue.spec, request_id) is Outcome.RETRY  # Celery's retry would carry it on
     assert "SEP failed: InternalError" in (_request(request_id).last_error or "")
     assert run_step(poll_queue.spec, request_id) is Outcome.DONE
     run_due()
-    assert _request(request_id).status == "applied"
+    assert _request(request_id).status == APPLIED
 
 
 @pytest.mark.parametrize("fault", ["slow", "html_500", "empty_200", "truncated"])
@@ -97,11 +97,11 @@ def test_a_submission_that_may_have_reached_sep_is_sent_again_as_the_same_reques
     [request] = requests_of("SubmitLeaseApplication")
     assert run_step(submit_request.spec, request.id) is Outcome.DONE
     row = _request(request.id)
-    assert (row.status, row.sends, row.queue_number) == ("uncertain", 1, None)
+    assert (row.status, row.sends, row.queue_number) == (UNCERTAIN, 1, None)
     assert row.request_status in ("Ошибка запроса", "Ошибка чтения XML")
     run_due()
     row = _request(request.id)
-    assert (row.status, row.sends) == ("applied", 2)
+    assert (row.status, row.sends) == (APPLIED, 2)
     # SEP saw the lease application twice under one message id, and made one application of it.
     assert soap_requests(sep_box, "SubmitLeaseApplication") == ["SubmitLeaseApplication"] * 2
     leases = [a for a in sep(sep_box).world.applications.values() if a.kind == "Lease"]
@@ -121,7 +121,7 @@ def test_a_submission_that_keeps_failing_uncertainly_is_parked(sep_box, master) 
     request_id = _ask(sep_box)
     run_due()
     row = _request(request_id)
-    assert (row.status, row.sends) == ("uncertain", 3)  # OBMEN_MAX_ATTEMPTS in tests
+    assert (row.status, row.sends) == (UNCERTAIN, 3)  # OBMEN_MAX_ATTEMPTS in tests
     assert row.parked_at is not None and "no answer after 3 sends" in (row.last_error or "")
 
 
@@ -143,6 +143,6 @@ def test_an_early_poll_waits_by_the_database_clock_even_if_the_worker_clock_runs
         polls = session.scalars(select(Outbox).where(Outbox.task_name == "sep.poll_queue")).all()
         assert polls and all(p.not_before >= queued.submitted_at + timedelta(seconds=1.9) for p in polls)
     run_due()
-    assert _request(request_id).status == "applied"
+    assert _request(request_id).status == APPLIED
     [item] = [i for i in sep(sep_box).world.queue.values() if i.operation == "RequestApplicationData"]
     assert [(at - item.accepted_at).total_seconds() >= 2 for at, _ in item.polls] == [True]

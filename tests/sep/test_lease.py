@@ -8,7 +8,7 @@ from sqlalchemy import select
 
 from integrations.errors import PermanentError
 from models.db import session_scope
-from models.sep import LEASED, OWNED, SepAssetStatus
+from models.sep import APPLIED, LEASED, OWNED, SepAssetStatus
 from models.sep_codes import SepConfirmationCode
 from tasks.sep.actions import lease_candidates
 from tests.sep.conftest import EPTS, ORG, intake, read_letter, requests_of, run_due, sep
@@ -89,7 +89,7 @@ def test_a_refused_lease_application_shows_the_error_and_may_be_submitted_again(
     assert row.status == "Ошибка" and "ValidationError" in (row.last_error or "")
     [refused] = requests_of("SubmitLeaseApplication")
     assert (refused.status, refused.outcome, refused.request_status) == (
-        "applied",
+        APPLIED,
         "Refused",
         "Ошибка запроса",
     )

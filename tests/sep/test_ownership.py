@@ -8,7 +8,7 @@ from sqlalchemy import select
 
 from integrations.errors import PermanentError
 from models.db import session_scope
-from models.sep import OWNED, SepApplication, SepAssetStatus, SepExchangeError, SepExchangeHistory
+from models.sep import APPLIED, OWNED, SepApplication, SepAssetStatus, SepExchangeError, SepExchangeHistory
 from models.sep_codes import SepConfirmationCode
 from tests.sep.conftest import (
     EPTS,
@@ -59,7 +59,7 @@ def test_letter_code_data_confirmation_owned(sep_box, master) -> None:
     assert (data.operation, data.source, data.status) == (
         "RequestApplicationData",
         f"mail:{mail_id}",
-        "applied",
+        APPLIED,
     )
     # Auto-confirmation is off by default: the application waits for a person. Asking for its data
     # again so soon returns the answer just applied.
@@ -83,7 +83,7 @@ def test_letter_code_data_confirmation_owned(sep_box, master) -> None:
         "RequestApplicationData", "GetQueueResult", "ConfirmOwnershipChange", "GetQueueResult"
     ]  # fmt: skip
     assert sep(sep_box).world.vehicles[EPTS].owner_inn == ORG
-    assert {r.status for r in requests_of()} == {"applied"}
+    assert {r.status for r in requests_of()} == {APPLIED}
 
 
 def test_a_wrong_code_is_refused_and_recorded_then_the_letters_code_works(sep_box, master) -> None:
@@ -101,7 +101,7 @@ def test_a_wrong_code_is_refused_and_recorded_then_the_letters_code_works(sep_bo
     assert row.last_error is not None and "WrongConfirmationCode" in row.last_error
     assert _errors() == [("sep", "WrongConfirmationCode", number)]
     [refused] = requests_of("ConfirmOwnershipChange")
-    assert (refused.status, refused.outcome, refused.request_status) == ("applied", "Error", "Получен ответ")
+    assert (refused.status, refused.outcome, refused.request_status) == (APPLIED, "Error", "Получен ответ")
     with session_scope() as session:
         [typed] = session.scalars(select(SepConfirmationCode)).all()
         assert typed.entered_by_hand and typed.refused_at is not None
@@ -151,8 +151,8 @@ def test_with_auto_confirm_a_known_asset_is_confirmed_when_its_letter_arrives(
     run_due()
     [mail_id] = mail_ids()
     assert [(r.operation, r.source, r.status) for r in requests_of()] == [
-        ("RequestApplicationData", f"mail:{mail_id}", "applied"),
-        ("ConfirmOwnershipChange", "auto", "applied"),
+        ("RequestApplicationData", f"mail:{mail_id}", APPLIED),
+        ("ConfirmOwnershipChange", "auto", APPLIED),
     ]
     assert application(number).status == "Исполнен"
 
@@ -176,7 +176,7 @@ def test_refresh_asks_again_even_when_fresh(sep_box, master) -> None:
     assert call("sep.request_application_data", application_number=number)["created"] is False
     assert call("sep.request_application_data", application_number=number, refresh=True)["created"] is True
     run_due()
-    assert [r.status for r in requests_of()] == ["applied", "applied"]
+    assert [r.status for r in requests_of()] == [APPLIED, APPLIED]
 
 
 def test_the_periodic_request_keeps_the_applications_current(sep_box, master) -> None:

@@ -12,7 +12,7 @@ import pytest
 from sqlalchemy import update
 
 from models.db import session_scope
-from models.sep import OWNED, SepAssetStatus, SepRequest
+from models.sep import APPLIED, OWNED, PENDING, SepAssetStatus, SepRequest
 from sandbox.server import Sandbox
 from tasks.machinery.outbox import enqueue, set_dispatch_mode
 from tests.harness.processes import obmen, start_worker
@@ -64,7 +64,7 @@ def test_letter_to_applied_data_with_no_poll_before_the_minimum_delay_even_with_
         app.send_task("sep.poll_queue", kwargs={"id": queued.id})
         app.send_task("sep.poll_queue", kwargs={"id": queued.id})
         wait_for(
-            lambda: (r := _request("RequestApplicationData")) is not None and r.status == "applied",
+            lambda: (r := _request("RequestApplicationData")) is not None and r.status == APPLIED,
             timeout=40,
             what="the result to be applied",
         )
@@ -105,7 +105,7 @@ def test_a_worker_killed_between_submit_and_storing_the_queue_number_gives_one_s
     finally:
         worker.stop()
     row = _request("SubmitLeaseApplication")
-    assert row is not None and (row.status, row.queue_number, row.attempts) == ("pending", None, 1)
+    assert row is not None and (row.status, row.queue_number, row.attempts) == (PENDING, None, 1)
     assert len([a for a in sep(sep_box).world.applications.values() if a.kind == "Lease"]) == 1
 
     # The message died with the worker; the sweeper finds the row stale and re-drives it.

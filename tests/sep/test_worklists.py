@@ -9,6 +9,7 @@ import httpx
 import pytest
 from click.testing import CliRunner
 
+from models.sep import QUEUED
 from sandbox.server import Sandbox
 from tasks.machinery.outbox import set_dispatch_mode
 from tests.harness.gateway import GatewayThread
@@ -47,7 +48,7 @@ def _scene(box: Sandbox) -> tuple[str, str]:
     run_due()
     sep(box).knobs.update({"extra": {"never_ready": True}})
     call("sep.confirm_ownership_change", application_number=other, code="999999")
-    run_due(until=lambda: requests_of("ConfirmOwnershipChange")[0].status == "queued")
+    run_due(until=lambda: requests_of("ConfirmOwnershipChange")[0].status == QUEUED)
     return known, other
 
 
