@@ -20,7 +20,6 @@ REJECTED = "Отклонено"
 EXPIRED = "Срок истёк"
 
 
-
 class ClientFault(Exception):
     """The request itself is wrong: answered with a soap:Client fault, nothing is queued."""
 
