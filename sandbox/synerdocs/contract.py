@@ -100,9 +100,9 @@ def contract() -> Contract:
             for element in schema.iterfind(f"{{{XS}}}element"):
                 name = element.get("name", "")
                 if not name.endswith("Response"):
-                    request = members(element.find(f"{{{XS}}}complexType"))  # type: ignore[arg-type]
+                    request = members(element.find(f"{{{XS}}}complexType"))
                     result = members(
-                        schema.find(f"{{{XS}}}element[@name='{name}Response']/{{{XS}}}complexType")  # type: ignore[arg-type]
+                        schema.find(f"{{{XS}}}element[@name='{name}Response']/{{{XS}}}complexType")
                     )[0]
                     operations[name] = (request, result)
     return Contract(types, enums, operations)
@@ -125,7 +125,9 @@ def is_subtype(derived: etree.QName, base: etree.QName) -> bool:
 
 
 # --- reading a request --------------------------------------------------------------------------
-def read_members(element: etree._Element, members: list[Member], namespace: str, where: str) -> dict[str, Any]:
+def read_members(
+    element: etree._Element, members: list[Member], namespace: str, where: str
+) -> dict[str, Any]:
     """The children of ``element`` as ``members`` in ``namespace``, in the declared order."""
     values: dict[str, Any] = {}
     position = 0
@@ -171,7 +173,7 @@ def read_value(element: etree._Element, member: Member, where: str) -> Any:
     complex_type = contract().types[actual.text]
     if complex_type.is_array:
         item = complex_type.members[0]
-        items = []
+        items: list[Any] = []
         for child in element:
             if not isinstance(child.tag, str):
                 continue
@@ -224,7 +226,9 @@ def write_value(parent: etree._Element, name: etree.QName, member_type: etree.QN
     if isinstance(value, dict) and TYPE_KEY in value:
         actual = etree.QName(member_type.namespace, value[TYPE_KEY])
         assert is_subtype(actual, member_type), (actual, member_type)
-        element.set(f"{{{XSI}}}type", f"{element.prefix or _prefix(element, actual.namespace)}:{actual.localname}")
+        element.set(
+            f"{{{XSI}}}type", f"{element.prefix or _prefix(element, actual.namespace)}:{actual.localname}"
+        )
     complex_type = contract().types[actual.text]
     if complex_type.is_array:
         item = complex_type.members[0]
@@ -233,7 +237,9 @@ def write_value(parent: etree._Element, name: etree.QName, member_type: etree.QN
         return
     for member in all_members(actual):
         if member.name in value or member.nillable:
-            write_value(element, etree.QName(actual.namespace, member.name), member.type, value.get(member.name))
+            write_value(
+                element, etree.QName(actual.namespace, member.name), member.type, value.get(member.name)
+            )
 
 
 def _prefix(element: etree._Element, namespace: str | None) -> str:

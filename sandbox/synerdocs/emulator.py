@@ -176,9 +176,6 @@ class SynerdocsEmulator(Emulator):
             "OBMEN_SYNERDOCS_PASSWORD": COMPANY["password"],
             "OBMEN_SYNERDOCS_APPLICATION_ID": APPLICATION_ID,
             "OBMEN_SYNERDOCS_BOX": COMPANY["box"],
-            "OBMEN_SYNERDOCS_SANDBOX_CUSTOMER_LOGIN": CUSTOMER["login"],
-            "OBMEN_SYNERDOCS_SANDBOX_CUSTOMER_PASSWORD": CUSTOMER["password"],
-            "OBMEN_SYNERDOCS_SANDBOX_CUSTOMER_BOX": CUSTOMER["box"],
         }
 
     def start(self, host: str) -> None:
@@ -191,7 +188,9 @@ class SynerdocsEmulator(Emulator):
     def routes(self) -> Iterable[BaseRoute]:
         async def wsdl(request: Request) -> Response:
             if request.url.query.lower() != "wsdl":
-                return PlainTextResponse("Synerdocs sandbox ExchangeService: POST SOAP 1.1 here; the WSDL is at ?wsdl")
+                return PlainTextResponse(
+                    "Synerdocs sandbox ExchangeService: POST SOAP 1.1 here; the WSDL is at ?wsdl"
+                )
             return Response(self.wsdl(str(request.url.replace(query=""))), media_type=XML)
 
         async def endpoint(request: Request) -> Response:
@@ -218,7 +217,9 @@ class SynerdocsEmulator(Emulator):
     def _dispatch(self, operation: str, args: dict[str, Any]) -> Any:
         world, timing = self.world, self.timing()
         if operation == "Authenticate":
-            return world.authenticate(args.get("login"), args.get("password"), args.get("applicationId"), timing.token_ttl_s)
+            return world.authenticate(
+                args.get("login"), args.get("password"), args.get("applicationId"), timing.token_ttl_s
+            )
         if operation == "PrintDocument":
             credentials, request = args.get("credentials") or {}, args.get("request") or {}
             account = world.account(credentials.get("AuthToken"))

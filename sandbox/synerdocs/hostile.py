@@ -76,7 +76,9 @@ class HostileAnswer(Response):
             await _start(send, real.status_code)
             interval = float(extra.get("drip_interval_s", 0.5))
             for i in range(0, len(real.body), 16):
-                await send({"type": "http.response.body", "body": bytes(real.body[i : i + 16]), "more_body": True})
+                await send(
+                    {"type": "http.response.body", "body": bytes(real.body[i : i + 16]), "more_body": True}
+                )
                 await asyncio.sleep(interval)
             await send({"type": "http.response.body", "body": b"", "more_body": False})
             return
@@ -97,7 +99,9 @@ class HostileAnswer(Response):
         if kind == "dtd":
             response = Response(BILLION_LAUGHS, media_type=XML)
         elif kind == "entity":
-            response = Response(external_entity(str(extra.get("entity_target", "file:///etc/passwd"))), media_type=XML)
+            response = Response(
+                external_entity(str(extra.get("entity_target", "file:///etc/passwd"))), media_type=XML
+            )
         elif kind == "gzip_bomb":
             response = Response(
                 gzip_bomb(int(extra.get("bomb_bytes", 200 << 20))),
@@ -130,7 +134,9 @@ class HostileAnswer(Response):
 
 
 async def _start(send: Send, status: int) -> None:
-    await send({"type": "http.response.start", "status": status, "headers": [(b"content-type", XML.encode())]})
+    await send(
+        {"type": "http.response.start", "status": status, "headers": [(b"content-type", XML.encode())]}
+    )
 
 
 class DripServer:
@@ -173,7 +179,12 @@ class DripServer:
         extra = self.emulator.knobs.extra
         interval = float(extra.get("drip_interval_s", 0.5))
         give_up = time.monotonic() + float(extra.get("drip_total_s", 60.0))
-        head = b"HTTP/1.1 200 OK\r\nContent-Type: text/xml; charset=utf-8\r\n" + b"X-Padding: " + b"." * 400 + b"\r\n\r\n"
+        head = (
+            b"HTTP/1.1 200 OK\r\nContent-Type: text/xml; charset=utf-8\r\n"
+            + b"X-Padding: "
+            + b"." * 400
+            + b"\r\n\r\n"
+        )
         with connection:
             connection.settimeout(5)
             try:

@@ -59,7 +59,9 @@ def _font() -> str:
         if path.exists():
             pdfmetrics.registerFont(TTFont(FONT, str(path)))
             return FONT
-    raise RuntimeError(f"no Cyrillic TrueType font for the print form; install fonts-dejavu-core ({FONT_PATHS[0]})")
+    raise RuntimeError(
+        f"no Cyrillic TrueType font for the print form; install fonts-dejavu-core ({FONT_PATHS[0]})"
+    )
 
 
 def _when(value: datetime) -> str:

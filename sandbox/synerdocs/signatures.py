@@ -71,7 +71,9 @@ def signer(raw: bytes) -> Signer | None:
             return None
         certificate = certificates[0].chosen
         subject = certificate.subject.native
-        attributes = {a["type"].native: a["values"][0].native for a in signed["signer_infos"][0]["signed_attrs"]}
+        attributes = {
+            a["type"].native: a["values"][0].native for a in signed["signer_infos"][0]["signed_attrs"]
+        }
         validity = certificate["tbs_certificate"]["validity"]
         return Signer(
             subject=subject.get("common_name", certificate.subject.human_friendly),

@@ -98,7 +98,11 @@ def fault(code: str, message: str, field: str | None = None) -> bytes:
     faultstring = etree.SubElement(element, "faultstring")
     faultstring.set("{http://www.w3.org/XML/1998/namespace}lang", "ru-RU")
     faultstring.text = message
-    detail = etree.SubElement(etree.SubElement(element, "detail"), f"{{{FAULTS}}}ServiceErrorFaultContract", nsmap={None: FAULTS, "i": XSI})
+    detail = etree.SubElement(
+        etree.SubElement(element, "detail"),
+        f"{{{FAULTS}}}ServiceErrorFaultContract",
+        nsmap={None: FAULTS, "i": XSI},
+    )
     for name, value in (("Code", code), ("Field", field), ("Message", message), ("StackTrace", None)):
         child = etree.SubElement(detail, f"{{{FAULTS}}}{name}")
         if value is None:
@@ -110,7 +114,9 @@ def fault(code: str, message: str, field: str | None = None) -> bytes:
 
 def bad_request(error: BadRequest) -> bytes:
     """A fault without a ServiceErrorFaultContract: what WCF says when it cannot dispatch or read."""
-    element = etree.Element(f"{{{SOAP_ENV}}}Fault", nsmap={"a": "http://schemas.microsoft.com/ws/2005/05/addressing/none"})
+    element = etree.Element(
+        f"{{{SOAP_ENV}}}Fault", nsmap={"a": "http://schemas.microsoft.com/ws/2005/05/addressing/none"}
+    )
     etree.SubElement(element, "faultcode").text = error.faultcode
     faultstring = etree.SubElement(element, "faultstring")
     faultstring.set("{http://www.w3.org/XML/1998/namespace}lang", "ru-RU")

@@ -180,7 +180,9 @@ class World:
     def organization_by_box(self, box: str) -> Organization | None:
         return next((o for o in self.organizations.values() if o.box == box), None)
 
-    def authenticate(self, login: str | None, password: str | None, application_id: str | None, ttl_s: float) -> str:
+    def authenticate(
+        self, login: str | None, password: str | None, application_id: str | None, ttl_s: float
+    ) -> str:
         if not application_id:
             raise Fault("NotFilledRequiredField", "не указан идентификатор приложения", "applicationId")
         with self.lock:
@@ -227,7 +229,9 @@ class World:
                 if o.inn == inn and (not kpp or o.kpp == kpp)
             ]
 
-    def create_subscriber(self, account: Account, request: dict[str, Any]) -> tuple[Organization | None, list[str]]:
+    def create_subscriber(
+        self, account: Account, request: dict[str, Any]
+    ) -> tuple[Organization | None, list[str]]:
         """A non-active subscriber's box, created by the account's organisation; or why not."""
         org_type = (request.get("OrganizationType") or {}).get("Name") or "LegalEntity"
         inn, kpp = request.get("Inn") or "", request.get("Kpp") or None
@@ -296,7 +300,9 @@ class World:
                 raise Fault("NotFilledRequiredField", f"нет подписи документа {document['Id']}", "Signs")
             reason = signatures.check(sign["Raw"], content)
             if reason is not None:
-                raise Fault("SignIsNotValid", f"подпись документа {document['Id']} недействительна: {reason}", "Signs")
+                raise Fault(
+                    "SignIsNotValid", f"подпись документа {document['Id']} недействительна: {reason}", "Signs"
+                )
         if set(signs) - set(local_ids):
             raise Fault("InvalidDocumentReference", "подпись ссылается на документ не из сообщения", "Signs")
         return self._accept(from_box, recipient, documents, signs, timing)
@@ -335,7 +341,9 @@ class World:
                 stored.sender_sign = StoredSign(str(uuid.uuid4()), stored.id, sign["Raw"], from_box, now)
                 if stored.need_sign and recipient.answers_by_itself and timing.recipient_answer != "none":
                     at = delivered + timedelta(seconds=timing.answer_after_s)
-                    comment = "Отказано в подписи (песочница)" if timing.recipient_answer == "reject" else None
+                    comment = (
+                        "Отказано в подписи (песочница)" if timing.recipient_answer == "reject" else None
+                    )
                     stored.answer = (timing.recipient_answer, at, comment)
                 self.documents[stored.id] = stored
                 message.document_ids.append(stored.id)
@@ -346,7 +354,13 @@ class World:
             self.messages[message.id] = message
             self.order.append(message.id)
             self.send_calls += 1
-        return {"DocumentIds": document_ids, "Log": [], "MessageId": message.id, "SentDate": now, "SignIds": sign_ids}
+        return {
+            "DocumentIds": document_ids,
+            "Log": [],
+            "MessageId": message.id,
+            "SentDate": now,
+            "SignIds": sign_ids,
+        }
 
     # --- reading --------------------------------------------------------------------------------------
     def messages_after(
@@ -479,7 +493,11 @@ def organization_contract(organization: Organization) -> dict[str, Any]:
     }
 
 
-ORGANIZATION_TYPES = {"LegalEntity": (0, "Юридическое лицо"), "IndividualEntrepreneur": (1, "ИП"), "Individual": (2, "Физическое лицо")}
+ORGANIZATION_TYPES = {
+    "LegalEntity": (0, "Юридическое лицо"),
+    "IndividualEntrepreneur": (1, "ИП"),
+    "Individual": (2, "Физическое лицо"),
+}
 
 
 def subscriber_contract(organization: Organization) -> dict[str, Any]:
