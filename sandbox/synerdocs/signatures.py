@@ -120,5 +120,5 @@ def sign_detached(name: str, inn: str, content: bytes) -> bytes:
         pkcs7.PKCS7SignatureBuilder()
         .set_data(content)
         .add_signer(certificate, key, hashes.SHA256())
-        .sign(serialization.Encoding.DER, [pkcs7.PKCS7Options.DetachedSignature])
+        .sign(serialization.Encoding.DER, [pkcs7.PKCS7Options.DetachedSignature, pkcs7.PKCS7Options.Binary])
     )
