@@ -41,9 +41,20 @@ def url(box: Sandbox) -> str:
 
 
 def make_client(
-    box: Sandbox, recorded: list[Exchange], *, login: str = COMPANY["login"], password: str = COMPANY["password"], **config: object
+    box: Sandbox,
+    recorded: list[Exchange],
+    *,
+    login: str = COMPANY["login"],
+    password: str = COMPANY["password"],
+    **config: object,
 ) -> SynerdocsClient:
-    settings = {"url": url(box), "application_id": APPLICATION_ID, "deadline_s": 3.0, "connect_timeout_s": 2.0, **config}
+    settings = {
+        "url": url(box),
+        "application_id": APPLICATION_ID,
+        "deadline_s": 3.0,
+        "connect_timeout_s": 2.0,
+        **config,
+    }
     return SynerdocsClient(
         SynerdocsConfig(**settings),  # type: ignore[arg-type]
         Credentials(login, password),

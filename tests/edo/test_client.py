@@ -79,7 +79,9 @@ def test_lookup_lists_a_subscriber_once_however_many_operators_list_it(
     assert found[0].status is OrganizationStatus.ACTIVE
     assert found[0].organization_type is OrganizationType.INDIVIDUAL_ENTREPRENEUR
     # The operator listed it twice (Synerdocs and a roaming operator): the answer is kept as it came.
-    assert recorded[-1].response_body is not None and recorded[-1].response_body.count("<a:Organization>") == 2
+    assert (
+        recorded[-1].response_body is not None and recorded[-1].response_body.count("<a:Organization>") == 2
+    )
     company = client.find_organizations(COMPANY["inn"], COMPANY["kpp"])
     assert [o.box_address for o in company] == [COMPANY["box"]]
     assert client.find_organizations("7707083893") == []
@@ -102,7 +104,9 @@ def test_registering_a_subscriber_gives_a_box_the_company_may_send_from(
     created = client.create_subscriber(ROMASHKA)
     assert created.box_address.endswith("@synerdocs.ru") and created.kpp == ROMASHKA.kpp
     listed = client.find_organizations(ROMASHKA.inn, ROMASHKA.kpp)
-    assert [(o.box_address, o.status) for o in listed] == [(created.box_address, OrganizationStatus.NON_ACTIVE)]
+    assert [(o.box_address, o.status) for o in listed] == [
+        (created.box_address, OrganizationStatus.NON_ACTIVE)
+    ]
     with pytest.raises(SubscriberRejected, match="уже зарегистрирована"):
         client.create_subscriber(ROMASHKA)
     sole_trader = client.create_subscriber(
@@ -117,7 +121,9 @@ def test_registering_a_subscriber_gives_a_box_the_company_may_send_from(
     with pytest.raises(InvalidRequest, match="no КПП"):
         client.create_subscriber(
             NewSubscriber(
-                inn="352501234518", organization_type=OrganizationType.INDIVIDUAL_ENTREPRENEUR, kpp="352501001"
+                inn="352501234518",
+                organization_type=OrganizationType.INDIVIDUAL_ENTREPRENEUR,
+                kpp="352501001",
             )
         )
 
@@ -131,7 +137,9 @@ def test_send_read_status_and_print_a_package(box: Sandbox, client: SynerdocsCli
     assert emulator(box).world.send_calls == 1
 
     page = client.messages(to_box=COMPANY["box"])
-    assert [(m.message_id, m.from_box, m.to_boxes) for m in page] == [(sent.message_id, from_box, (COMPANY["box"],))]
+    assert [(m.message_id, m.from_box, m.to_boxes) for m in page] == [
+        (sent.message_id, from_box, (COMPANY["box"],))
+    ]
     assert client.messages(after_message_id=sent.message_id, to_box=COMPANY["box"]) == []
 
     message = client.message(COMPANY["box"], sent.message_id)
@@ -146,7 +154,9 @@ def test_send_read_status_and_print_a_package(box: Sandbox, client: SynerdocsCli
     assert (status.delivery, status.sign) == (DeliveryStatus.SENT_TO_RECIPIENT, SignStatus.WAITING_FOR_SIGN)
     assert status.sent_at == sent.sent_at and status.message_id == sent.message_id
     emulator(box).clock.advance(5)
-    assert client.document_status(COMPANY["box"], document_id).delivery is DeliveryStatus.DELIVERED_TO_RECIPIENT
+    assert (
+        client.document_status(COMPANY["box"], document_id).delivery is DeliveryStatus.DELIVERED_TO_RECIPIENT
+    )
 
     form = client.print_document(COMPANY["box"], document_id)
     text = PdfReader(io.BytesIO(form.content)).pages[0].extract_text()
@@ -154,10 +164,15 @@ def test_send_read_status_and_print_a_package(box: Sandbox, client: SynerdocsCli
     assert "ДОКУМЕНТ ПОДПИСАН ЭЛЕКТРОННОЙ ПОДПИСЬЮ" in text
     assert f"Сертификат: {signer.serial}" in text and "Иванова Анна" in text
     legacy = client.download_pdf(COMPANY["box"], document_id)
-    assert legacy.content.startswith(b"%PDF-") and "ПОДПИСАН" in PdfReader(io.BytesIO(legacy.content)).pages[0].extract_text()
+    assert (
+        legacy.content.startswith(b"%PDF-")
+        and "ПОДПИСАН" in PdfReader(io.BytesIO(legacy.content)).pages[0].extract_text()
+    )
 
 
-def test_an_answer_is_signed_or_refused_by_the_customer_over_time(box: Sandbox, client: SynerdocsClient) -> None:
+def test_an_answer_is_signed_or_refused_by_the_customer_over_time(
+    box: Sandbox, client: SynerdocsClient
+) -> None:
     company_signer = pki.signer("Сидоров С. С.", "352500000193", organization_inn=COMPANY["inn"])
     emulator(box).knobs.update({"extra": {"delivery_s": 1, "answer_after_s": 60}})
     signed = client.send_message(COMPANY["box"], CUSTOMER["box"], _documents(company_signer, "answer-1", 1))
@@ -174,17 +189,25 @@ def test_an_answer_is_signed_or_refused_by_the_customer_over_time(box: Sandbox, 
     no = client.document_status(COMPANY["box"], refused_id)
     assert no.sign is SignStatus.SIGN_REJECTED and no.rejected_at is not None and no.comment
     # The print form now carries both stamps: the company's and the customer's.
-    text = PdfReader(io.BytesIO(client.print_document(COMPANY["box"], signed_id).content)).pages[0].extract_text()
+    text = (
+        PdfReader(io.BytesIO(client.print_document(COMPANY["box"], signed_id).content))
+        .pages[0]
+        .extract_text()
+    )
     assert text.count("ДОКУМЕНТ ПОДПИСАН ЭЛЕКТРОННОЙ ПОДПИСЬЮ") == 2 and CUSTOMER["name"] in text
 
 
-def test_a_message_sent_before_a_crash_is_found_by_its_key_not_sent_again(box: Sandbox, client: SynerdocsClient) -> None:
+def test_a_message_sent_before_a_crash_is_found_by_its_key_not_sent_again(
+    box: Sandbox, client: SynerdocsClient
+) -> None:
     from_box, signer = _romashka(client)
     before = client.messages(from_box=from_box, to_box=COMPANY["box"])
     other = client.send_message(from_box, COMPANY["box"], _documents(signer, "pkg-other", 1))
     sent = client.send_message(from_box, COMPANY["box"], _documents(signer, "pkg-1"))
     # The worker died before committing `sent`; the next attempt looks before sending.
-    found = client.find_sent(from_box, COMPANY["box"], "pkg-1", after_message_id=before[-1].message_id if before else None)
+    found = client.find_sent(
+        from_box, COMPANY["box"], "pkg-1", after_message_id=before[-1].message_id if before else None
+    )
     assert found is not None and found.message_id == sent.message_id
     assert {d.id for d in found.documents} == set(sent.document_ids.values())
     assert client.find_sent(from_box, COMPANY["box"], "pkg-never-sent") is None
@@ -192,7 +215,9 @@ def test_a_message_sent_before_a_crash_is_found_by_its_key_not_sent_again(box: S
     assert other.message_id != sent.message_id and emulator(box).world.send_calls == 2
 
 
-def test_an_expired_token_is_renewed_once_and_the_call_repeated(box: Sandbox, client: SynerdocsClient, recorded: list[Exchange]) -> None:
+def test_an_expired_token_is_renewed_once_and_the_call_repeated(
+    box: Sandbox, client: SynerdocsClient, recorded: list[Exchange]
+) -> None:
     client.find_organizations(CUSTOMER["inn"])
     httpx.post(box.url + "/_sandbox/synerdocs/tokens/expire").raise_for_status()
     assert len(client.find_organizations(CUSTOMER["inn"])) == 1
@@ -212,7 +237,9 @@ def test_an_expired_token_is_renewed_once_and_the_call_repeated(box: Sandbox, cl
     assert [e.operation for e in recorded[-3:]] == ["GetMessages", "Authenticate", "GetMessages"]
 
 
-def test_unauthorized_twice_is_an_error_not_a_loop(box: Sandbox, client: SynerdocsClient, recorded: list[Exchange]) -> None:
+def test_unauthorized_twice_is_an_error_not_a_loop(
+    box: Sandbox, client: SynerdocsClient, recorded: list[Exchange]
+) -> None:
     client.authenticate()
     emulator(box).knobs.update({"fault": "Unauthorized", "fault_next": 2})
     with pytest.raises(Unauthorized) as caught:
@@ -243,7 +270,9 @@ def test_contract_faults_are_typed_errors(
         client.send_message(from_box, COMPANY["box"], _documents(signer, "pkg-f"))
     assert type(caught.value) is error
     assert caught.value.code == fault and caught.value.delivery == "refused"  # type: ignore[attr-defined]
-    assert recorded[-1].response_status == 500 and "ServiceErrorFaultContract" in (recorded[-1].response_body or "")
+    assert recorded[-1].response_status == 500 and "ServiceErrorFaultContract" in (
+        recorded[-1].response_body or ""
+    )
     assert emulator(box).world.send_calls == 0
 
 
@@ -265,7 +294,9 @@ def test_the_operator_refuses_a_signature_of_another_document_and_unknown_docume
     assert emulator(box).world.send_calls == 0
 
 
-def test_files_over_the_cap_and_incomplete_documents_never_leave(box: Sandbox, recorded: list[Exchange]) -> None:
+def test_files_over_the_cap_and_incomplete_documents_never_leave(
+    box: Sandbox, recorded: list[Exchange]
+) -> None:
     small = make_client(box, recorded, max_file_bytes=1024)
     signer = pki.signer("Иванова Анна", "352500000193")
     big = OutgoingDocument("d", "big.pdf", b"x" * 1025, b"sig", custom_field="k")
@@ -296,7 +327,9 @@ def test_exchanges_are_recorded_with_secrets_and_files_summarized(
     assert f"[{len(documents[0].content)} bytes, sha256 " in (send.request_body or "")
     assert (send.operation, send.business_key, send.response_status) == ("SendMessage", "pkg-log", 200)
     assert send.request_headers["SOAPAction"] == '"http://synerdocs.ru/IExchangeService/SendMessage"'
-    assert all(e.duration_ms is not None and e.url and e.url.endswith("/ExchangeService.svc") for e in recorded)
+    assert all(
+        e.duration_ms is not None and e.url and e.url.endswith("/ExchangeService.svc") for e in recorded
+    )
 
 
 def test_an_operator_that_is_not_there(box: Sandbox, recorded: list[Exchange]) -> None:

@@ -27,7 +27,9 @@ from tests.edo.conftest import emulator, make_client
 DEADLINE = 1.5
 
 
-def _ask_with_fault(box: Sandbox, recorded: list[Exchange], fault: str, **extra: object) -> tuple[SynerdocsError, float]:
+def _ask_with_fault(
+    box: Sandbox, recorded: list[Exchange], fault: str, **extra: object
+) -> tuple[SynerdocsError, float]:
     client = make_client(box, recorded, deadline_s=DEADLINE, max_answer_bytes=1_000_000)
     client.authenticate()
     emulator(box).knobs.update({"fault": fault, "fault_next": 1, "extra": extra})
@@ -78,7 +80,9 @@ def test_an_external_entity_is_refused_without_reading_the_file(
     assert secret.as_uri() in (recorded[-1].response_body or "")  # the hostile answer is kept as it came
 
 
-def test_headers_that_trickle_byte_by_byte_are_cut_at_the_deadline(box: Sandbox, recorded: list[Exchange]) -> None:
+def test_headers_that_trickle_byte_by_byte_are_cut_at_the_deadline(
+    box: Sandbox, recorded: list[Exchange]
+) -> None:
     drip_url = httpx.get(box.url + "/_sandbox/synerdocs/drip").json()["url"]
     emulator(box).knobs.update({"extra": {"drip_interval_s": 0.1}})
     client = make_client(box, recorded, url=drip_url, deadline_s=DEADLINE)

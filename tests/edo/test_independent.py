@@ -33,7 +33,9 @@ def test_the_served_wsdl_is_the_one_the_client_pins(box: Sandbox) -> None:
 
 def test_zeep_from_the_emulators_own_wsdl(box: Sandbox) -> None:
     service = zeep.Client(url(box) + "?wsdl").service
-    token = service.Authenticate(login=COMPANY["login"], password=COMPANY["password"], applicationId=APPLICATION_ID)
+    token = service.Authenticate(
+        login=COMPANY["login"], password=COMPANY["password"], applicationId=APPLICATION_ID
+    )
     listed = service.GetOrganizationListByInnKpp(authToken=token, inn=CUSTOMER["inn"], kpp=None)
     assert {o.OperatorCode for o in listed} == {"2IG", "2BE"}
     assert {o.OrganizationStatus for o in listed} == {"Active"}
@@ -62,9 +64,10 @@ def test_zeep_from_the_emulators_own_wsdl(box: Sandbox) -> None:
     )
     assert sent.DocumentIds.LocalServerId[0].LocalId == "local-1"
     document_id = sent.DocumentIds.LocalServerId[0].ServiceId
-    assert [m.Id for m in service.GetMessages(authToken=token, afterMessageId=None, fromBox=COMPANY["box"], toBox=None)] == [
-        sent.MessageId
-    ]
+    assert [
+        m.Id
+        for m in service.GetMessages(authToken=token, afterMessageId=None, fromBox=COMPANY["box"], toBox=None)
+    ] == [sent.MessageId]
     info = service.GetFlowDocumentInfo(
         authToken=token, boxId=COMPANY["box"], documentId=document_id, requestParams={"GetSigns": True}
     )
@@ -91,7 +94,10 @@ def _post(box: Sandbox, operation: str, body: str) -> httpx.Response:
     return httpx.post(
         url(box),
         content=_envelope(body),
-        headers={"Content-Type": "text/xml; charset=utf-8", "SOAPAction": f'"http://synerdocs.ru/IExchangeService/{operation}"'},
+        headers={
+            "Content-Type": "text/xml; charset=utf-8",
+            "SOAPAction": f'"http://synerdocs.ru/IExchangeService/{operation}"',
+        },
     )
 
 
@@ -100,7 +106,7 @@ def test_a_hand_written_envelope(box: Sandbox) -> None:
         box,
         "Authenticate",
         f'<Authenticate xmlns="http://synerdocs.ru"><login>{COMPANY["login"]}</login>'
-        f'<password>{COMPANY["password"]}</password><applicationId>by-hand</applicationId></Authenticate>',
+        f"<password>{COMPANY['password']}</password><applicationId>by-hand</applicationId></Authenticate>",
     )
     assert (auth.status_code, auth.headers["content-type"]) == (200, "text/xml; charset=utf-8")
     token = etree.fromstring(auth.content).findtext(".//{http://synerdocs.ru}AuthenticateResult")
@@ -110,10 +116,12 @@ def test_a_hand_written_envelope(box: Sandbox) -> None:
         box,
         "GetOrganizationListByInnKpp",
         f'<GetOrganizationListByInnKpp xmlns="http://synerdocs.ru"><authToken>{token}</authToken>'
-        f'<inn>{COMPANY["inn"]}</inn><kpp>{COMPANY["kpp"]}</kpp></GetOrganizationListByInnKpp>',
+        f"<inn>{COMPANY['inn']}</inn><kpp>{COMPANY['kpp']}</kpp></GetOrganizationListByInnKpp>",
     )
     root = etree.fromstring(found.content)
-    result = root.find(f"{{{SOAP}}}Body/{{http://synerdocs.ru}}GetOrganizationListByInnKppResponse/{{http://synerdocs.ru}}GetOrganizationListByInnKppResult")
+    result = root.find(
+        f"{{{SOAP}}}Body/{{http://synerdocs.ru}}GetOrganizationListByInnKppResponse/{{http://synerdocs.ru}}GetOrganizationListByInnKppResult"
+    )
     assert result is not None
     organization = result.find(f"{{{MODEL}}}Organization")
     assert organization is not None
@@ -121,7 +129,7 @@ def test_a_hand_written_envelope(box: Sandbox) -> None:
     names = [etree.QName(c).localname for c in organization]
     assert names == sorted(names) and names[0] == "BoxAddress" and "OrganizationStatus" in names
     assert organization.findtext(f"{{{MODEL}}}BoxAddress") == COMPANY["box"]
-    assert organization.find(f"{{{MODEL}}}Ogrn").text == "1023500000000"  # type: ignore[union-attr]
+    assert organization.find(f"{{{MODEL}}}Ogrn").text == "1023500000000"
     assert organization.findtext(f"{{{MODEL}}}OrganizationStatus") == "Active"  # an enum, by name
 
     refused = _post(
@@ -135,7 +143,7 @@ def test_a_hand_written_envelope(box: Sandbox) -> None:
     assert fault is not None and fault.findtext("faultcode") == "s:Client"
     contract = fault.find(f"detail/{{{FAULTS}}}ServiceErrorFaultContract")
     assert contract is not None and contract.findtext(f"{{{FAULTS}}}Code") == "Unauthorized"
-    assert contract.find(f"{{{FAULTS}}}StackTrace").get(f"{{{XSI}}}nil") == "true"  # type: ignore[union-attr]
+    assert contract.find(f"{{{FAULTS}}}StackTrace").get(f"{{{XSI}}}nil") == "true"
 
 
 def test_members_out_of_order_and_a_wrong_soap_action_are_refused(box: Sandbox) -> None:

@@ -24,7 +24,9 @@ def test_a_good_signature_names_its_signer() -> None:
     assert info.digest_algorithm == "sha256" and info.serial == SOLE_TRADER.serial
     assert info.subject == "Петров Пётр Петрович" and info.inns == ("352501234518",)
     assert info.signing_time is not None and abs(info.signing_time - datetime.now(UTC)) < timedelta(minutes=1)
-    employee = check_detached(EMPLOYEE.sign(DOCUMENT), DOCUMENT, sender_inn="3525001232", sender_ogrn="1023500000000")
+    employee = check_detached(
+        EMPLOYEE.sign(DOCUMENT), DOCUMENT, sender_inn="3525001232", sender_ogrn="1023500000000"
+    )
     assert employee.inns == ("3525001232", PERSON_INN) and employee.ogrn == "1023500000000"
 
 
@@ -62,7 +64,9 @@ def test_a_certificate_must_be_valid_at_the_signing_time() -> None:
 
 def test_the_ogrn_of_another_organisation_is_refused() -> None:
     with pytest.raises(SignatureRefused) as caught:
-        check_detached(EMPLOYEE.sign(DOCUMENT), DOCUMENT, sender_inn="3525001232", sender_ogrn="1023500000011")
+        check_detached(
+            EMPLOYEE.sign(DOCUMENT), DOCUMENT, sender_inn="3525001232", sender_ogrn="1023500000011"
+        )
     assert caught.value.reason == "wrong_ogrn"
 
 
@@ -82,7 +86,9 @@ def _gost_cms(content_digest: bytes, signer: pki.Signer) -> bytes:
     attributes = cms.CMSAttributes(
         [
             cms.CMSAttribute({"type": "content_type", "values": ["data"]}),
-            cms.CMSAttribute({"type": "signing_time", "values": [cms.Time(name="utc_time", value=datetime.now(UTC))]}),
+            cms.CMSAttribute(
+                {"type": "signing_time", "values": [cms.Time(name="utc_time", value=datetime.now(UTC))]}
+            ),
             cms.CMSAttribute({"type": "message_digest", "values": [content_digest]}),
         ]
     )
