@@ -90,8 +90,10 @@ class SynerdocsClient:
         self._transport = Transport(
             Limits(config.connect_timeout_s, config.deadline_s, config.max_answer_bytes)
         )
+        # Not strict: the WSDL declares a subset of each type's members and the operator sends them
+        # all; zeep skips the ones it does not know. Well-formedness was checked by the transport.
         settings = zeep.Settings(
-            strict=True, forbid_dtd=True, forbid_entities=True, forbid_external=True, xml_huge_tree=False
+            strict=False, forbid_dtd=True, forbid_entities=True, forbid_external=True, xml_huge_tree=False
         )
         client = zeep.Client(str(WSDL), transport=self._transport, settings=settings)
         self._service = client.create_service(BINDING, config.url)

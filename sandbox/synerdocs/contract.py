@@ -210,7 +210,11 @@ def _read_simple(text: str, kind: str, where: str) -> Any:
 
 # --- writing an answer --------------------------------------------------------------------------
 def write_value(parent: etree._Element, name: etree.QName, member_type: etree.QName, value: Any) -> None:
-    element = etree.SubElement(parent, name)
+    fill(etree.SubElement(parent, name), member_type, value)
+
+
+def fill(element: etree._Element, member_type: etree.QName, value: Any) -> None:
+    """Write ``value`` of ``member_type`` as the content (and i:nil / i:type) of ``element``."""
     if value is None:
         element.set(f"{{{XSI}}}nil", "true")
         return

@@ -1,7 +1,8 @@
 """Answers a careful client must survive: DTDs and entities, huge or compressed-bomb bodies, a server
 that holds its headers or trickles its body, a status line and headers that trickle byte by byte.
 
-The kinds that need a real answer (``truncated``, ``unknown_enum``, ``drip_body``, ``slow_headers``)
+The kinds that need a real answer (``truncated``, ``unknown_enum``, ``extra_members``, ``drip_body``,
+``slow_headers``)
 execute the request first, as an operator that did the work but whose answer went wrong would have.
 """
 
@@ -110,11 +111,16 @@ class HostileAnswer(Response):
             )
         elif kind == "empty_200":
             response = Response(b"", media_type=XML)
-        elif kind in ("truncated", "unknown_enum"):
+        elif kind in ("truncated", "unknown_enum", "extra_members"):
             real = await self._real()
             content = bytes(real.body)
             if kind == "truncated":
                 content = content[: len(content) // 2]
+            elif kind == "extra_members":
+                # The full contract: members the subset WSDL does not declare, before and after.
+                content = content.replace(
+                    b"<a:BoxAddress>", b'<a:Addresses i:nil="true"/><a:Bank>Bank</a:Bank><a:BoxAddress>'
+                ).replace(b"</a:OrganizationType>", b"</a:OrganizationType><a:Version>7</a:Version>")
             else:
                 content = content.replace(b">DeliveredToRecipient<", b">Teleported<").replace(
                     b">SentToRecipient<", b">Teleported<"

@@ -17,8 +17,8 @@ from sandbox.synerdocs.contract import (
     XSI,
     ContractError,
     contract,
+    fill,
     read_members,
-    write_value,
 )
 
 SOAP_ENV = "http://schemas.xmlsoap.org/soap/envelope/"
@@ -85,9 +85,11 @@ def answer(operation: str, result: Any) -> bytes:
     """``<{Operation}Response><{Operation}Result>…`` with the data contract's prefixes, as WCF writes them."""
     _, member = contract().operations[operation]
     wrapper = etree.Element(f"{{{SERVICE}}}{operation}Response", nsmap={None: SERVICE})
-    holder = etree.Element("holder", nsmap={"a": MODEL, "i": XSI, "b": ARRAYS})
-    write_value(holder, etree.QName(SERVICE, member.name), member.type, result)
-    wrapper.append(holder[0])
+    # WCF declares the data contract's prefixes on the result element, used or not.
+    element = etree.SubElement(
+        wrapper, f"{{{SERVICE}}}{member.name}", nsmap={"a": MODEL, "i": XSI, "b": ARRAYS}
+    )
+    fill(element, member.type, result)
     return _envelope(wrapper)
 
 

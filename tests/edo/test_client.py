@@ -87,6 +87,18 @@ def test_lookup_lists_a_subscriber_once_however_many_operators_list_it(
     assert client.find_organizations("7707083893") == []
 
 
+def test_members_of_the_full_contract_that_the_subset_omits_are_skipped(
+    box: Sandbox, client: SynerdocsClient
+) -> None:
+    client.authenticate()
+    emulator(box).knobs.update({"fault": "extra_members", "fault_next": 1})
+    found = client.find_organizations(COMPANY["inn"], COMPANY["kpp"])
+    assert [(o.box_address, o.organization_type) for o in found] == [
+        (COMPANY["box"], OrganizationType.LEGAL_ENTITY)
+    ]
+    assert emulator(box).log.since()[-1].fault == "extra_members"
+
+
 def test_a_sole_trader_is_looked_up_without_kpp_and_bad_identifiers_never_leave(
     box: Sandbox, client: SynerdocsClient, recorded: list[Exchange]
 ) -> None:
