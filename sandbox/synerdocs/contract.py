@@ -25,7 +25,13 @@ SERVICE = "http://synerdocs.ru"
 MODEL = "http://schemas.datacontract.org/2004/07/Midway.ObjectModel"
 ARRAYS = "http://schemas.microsoft.com/2003/10/Serialization/Arrays"
 FAULTS = "http://schemas.datacontract.org/2004/07/Midway.ObjectModel.Exceptions"
-TYPE_KEY = "__type__"  # in a value dict: the derived type to name with i:type
+TYPE_KEY = "__type__"
+VALUE_DEFAULTS: dict[str, Any] = {
+    f"{{{XS}}}boolean": False,
+    f"{{{XS}}}int": 0,
+    f"{{{XS}}}long": 0,
+    f"{{{XS}}}decimal": 0,
+}  # in a value dict: the derived type to name with i:type
 
 
 class ContractError(Exception):
@@ -240,10 +246,12 @@ def fill(element: etree._Element, member_type: etree.QName, value: Any) -> None:
             write_value(element, etree.QName(actual.namespace, item.name), item.type, entry)
         return
     for member in all_members(actual):
+        name = etree.QName(actual.namespace, member.name)
         if member.name in value or member.nillable:
-            write_value(
-                element, etree.QName(actual.namespace, member.name), member.type, value.get(member.name)
-            )
+            write_value(element, name, member.type, value.get(member.name))
+        elif member.type.text in VALUE_DEFAULTS:
+            # A value-typed member is always written (WCF's EmitDefaultValue), as its default.
+            write_value(element, name, member.type, VALUE_DEFAULTS[member.type.text])
 
 
 def _prefix(element: etree._Element, namespace: str | None) -> str:

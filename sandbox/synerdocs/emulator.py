@@ -14,7 +14,7 @@
 * Faults on demand (``fault`` + ``fault_next`` or ``error_rate``): a contract fault by its code
   (``Unauthorized``, ``SignIsNotValid``, ``ContragentIsNotAuthorized``, ``DocumentNotFound``,
   ``UnexpectedError`` …), ``html_500``, ``empty_200``, ``truncated``, ``unknown_enum``, ``extra_members``
-  (the answer carries members of the full contract that the subset does not declare) and the hostile
+  (an organisation carries a member the contract does not know yet, as a newer service would) and the hostile
   answers of :mod:`sandbox.synerdocs.hostile` (``dtd``, ``entity``, ``huge``, ``gzip_bomb``,
   ``slow_headers``, ``drip_body``); a status line and headers that trickle come from a side port
   (``GET /_sandbox/synerdocs/drip``): an ASGI server cannot trickle its own.

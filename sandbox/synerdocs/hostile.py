@@ -117,10 +117,10 @@ class HostileAnswer(Response):
             if kind == "truncated":
                 content = content[: len(content) // 2]
             elif kind == "extra_members":
-                # The full contract: members the subset WSDL does not declare, before and after.
+                # A newer service: a member the published contract does not have yet, after the known ones.
                 content = content.replace(
-                    b"<a:BoxAddress>", b'<a:Addresses i:nil="true"/><a:Bank>Bank</a:Bank><a:BoxAddress>'
-                ).replace(b"</a:OrganizationType>", b"</a:OrganizationType><a:Version>7</a:Version>")
+                    b"</a:Organization>", b"<a:ZNewMember>1</a:ZNewMember></a:Organization>"
+                )
             else:
                 content = content.replace(b">DeliveredToRecipient<", b">Teleported<").replace(
                     b">SentToRecipient<", b">Teleported<"

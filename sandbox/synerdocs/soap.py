@@ -14,6 +14,7 @@ from sandbox.synerdocs.contract import (
     FAULTS,
     MODEL,
     SERVICE,
+    XS,
     XSI,
     ContractError,
     contract,
@@ -85,10 +86,9 @@ def answer(operation: str, result: Any) -> bytes:
     """``<{Operation}Response><{Operation}Result>…`` with the data contract's prefixes, as WCF writes them."""
     _, member = contract().operations[operation]
     wrapper = etree.Element(f"{{{SERVICE}}}{operation}Response", nsmap={None: SERVICE})
-    # WCF declares the data contract's prefixes on the result element, used or not.
-    element = etree.SubElement(
-        wrapper, f"{{{SERVICE}}}{member.name}", nsmap={"a": MODEL, "i": XSI, "b": ARRAYS}
-    )
+    # WCF declares the data contract's prefixes on a data contract result, used or not.
+    prefixes = {} if member.type.namespace == XS else {"a": MODEL, "i": XSI, "b": ARRAYS}
+    element = etree.SubElement(wrapper, f"{{{SERVICE}}}{member.name}", nsmap=prefixes)
     fill(element, member.type, result)
     return _envelope(wrapper)
 

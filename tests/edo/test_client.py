@@ -87,9 +87,7 @@ def test_lookup_lists_a_subscriber_once_however_many_operators_list_it(
     assert client.find_organizations("7707083893") == []
 
 
-def test_members_of_the_full_contract_that_the_subset_omits_are_skipped(
-    box: Sandbox, client: SynerdocsClient
-) -> None:
+def test_a_member_a_newer_service_added_is_skipped(box: Sandbox, client: SynerdocsClient) -> None:
     client.authenticate()
     emulator(box).knobs.update({"fault": "extra_members", "fault_next": 1})
     found = client.find_organizations(COMPANY["inn"], COMPANY["kpp"])
