@@ -12,6 +12,7 @@ from decimal import Decimal
 from email.utils import parseaddr
 from functools import lru_cache
 
+from cryptography.fernet import Fernet
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -144,6 +145,23 @@ class Settings(BaseSettings):
     sbis_organization_inn: str = ""
     sbis_organization_kpp: str = ""
 
+    # --- legally significant EDO through Synerdocs (seed 002) -------------------------------------
+    synerdocs_url: str = "http://127.0.0.1:8700/synerdocs/ExchangeService.svc"
+    # The company's account at the operator and its default box (``<guid>@synerdocs.ru``).
+    synerdocs_login: str | None = None
+    synerdocs_password: SecretStr | None = None
+    synerdocs_application_id: str = ""
+    synerdocs_box: str = ""
+    # Synerdocs' own operator code: of a counterparty listed by several operators, its entry is kept.
+    synerdocs_operator_code: str = "2IG"
+    # Fernet key (``Fernet.generate_key()``) encrypting box passwords in ``edo_boxes``.
+    synerdocs_credentials_key: SecretStr | None = None
+    synerdocs_connect_timeout_s: float = Field(5.0, gt=0)
+    # One request from connecting to the last byte of the answer, whatever trickles.
+    synerdocs_deadline_s: float = Field(60.0, gt=0)
+    synerdocs_max_answer_bytes: int = Field(60_000_000, ge=65_536)
+    synerdocs_max_file_bytes: int = Field(20_000_000, ge=1024)
+
     # --- acts of completed work (seed 003) --------------------------------------------------------
     acts_track_interval_s: int = Field(60, ge=1)
     acts_deadline_sweep_interval_s: int = Field(60, ge=1)
@@ -162,6 +180,16 @@ class Settings(BaseSettings):
     @classmethod
     def _driver(cls, value: str) -> str:
         return normalize_database_url(value)
+
+    @field_validator("synerdocs_credentials_key")
+    @classmethod
+    def _fernet_key(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and value.get_secret_value():
+            try:
+                Fernet(value.get_secret_value().encode("ascii"))
+            except (ValueError, UnicodeEncodeError) as exc:
+                raise ValueError("a Fernet key: 32 bytes, url-safe base64 (Fernet.generate_key())") from exc
+        return value
 
     @field_validator("mail_from")
     @classmethod

@@ -8,6 +8,7 @@ from models import (  # noqa: F401
     acts,
     canary,
     dead_letters,
+    edo,
     exchange_log,
     gauges,
     mail,

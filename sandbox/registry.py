@@ -7,5 +7,13 @@ from sandbox.harness import Emulator
 from sandbox.mail import SandboxMailbox, SmtpSink
 from sandbox.sbis import SbisEmulator
 from sandbox.sep.emulator import SepEmulator
+from sandbox.synerdocs.emulator import SynerdocsEmulator
 
-EMULATORS: list[type[Emulator]] = [SmtpSink, SandboxMailbox, SepEmulator, Bitrix24Emulator, SbisEmulator]
+EMULATORS: list[type[Emulator]] = [
+    SmtpSink,
+    SandboxMailbox,
+    SepEmulator,
+    Bitrix24Emulator,
+    SbisEmulator,
+    SynerdocsEmulator,
+]

@@ -1,0 +1,1 @@
+"""The Synerdocs (Directum EDO operator) emulator."""
