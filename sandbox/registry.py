@@ -5,7 +5,15 @@ from __future__ import annotations
 from sandbox.bitrix24 import Bitrix24Emulator
 from sandbox.harness import Emulator
 from sandbox.mail import SandboxMailbox, SmtpSink
+from sandbox.onec import OnecEmulator
 from sandbox.sbis import SbisEmulator
 from sandbox.sep.emulator import SepEmulator
 
-EMULATORS: list[type[Emulator]] = [SmtpSink, SandboxMailbox, SepEmulator, Bitrix24Emulator, SbisEmulator]
+EMULATORS: list[type[Emulator]] = [
+    SmtpSink,
+    SandboxMailbox,
+    SepEmulator,
+    Bitrix24Emulator,
+    SbisEmulator,
+    OnecEmulator,
+]
