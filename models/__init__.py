@@ -10,6 +10,7 @@ from models import (  # noqa: F401
     dead_letters,
     exchange_log,
     gauges,
+    invoices,
     mail,
     master,
     outbox,
