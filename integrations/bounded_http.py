@@ -132,6 +132,9 @@ class BoundedClient:
     def close(self) -> None:
         self.http.close()
 
+    def build_request(self, method: str, url: str, **kwargs: Any) -> httpx.Request:
+        return self.http.build_request(method, url, **kwargs)
+
     def send(
         self,
         request: httpx.Request,

@@ -143,7 +143,7 @@ class OnecClient:
         if json_body is not None:
             content = json.dumps(json_body, ensure_ascii=False).encode()
             headers["Content-Type"] = "application/json; charset=utf-8"
-        request = self._http.http.build_request(
+        request = self._http.build_request(
             method, self.url + path, params=params, content=content, headers=headers
         )
         ttl_s = self.deadline_s + LEASE_MARGIN_S

@@ -64,7 +64,7 @@ def fetch(url: str, *, deadline_s: float = 1.0, max_bytes: int = 1_000_000) -> t
     start = time.monotonic()
     try:
         client.send(
-            client.http.build_request("GET", url), recorder=recorded.append, system="test", operation="get"
+            client.build_request("GET", url), recorder=recorded.append, system="test", operation="get"
         )
     finally:
         client.close()
@@ -115,9 +115,7 @@ def test_a_gzip_bomb_stops_at_the_cap(server: Callable[[Serve], str]) -> None:
     recorded: list[Exchange] = []
     client = BoundedClient(deadline_s=5, max_bytes=1_000_000)
     with pytest.raises(AnswerTooLarge, match="1000000 bytes"):
-        client.send(
-            client.http.build_request("GET", url), recorder=recorded.append, system="t", operation="get"
-        )
+        client.send(client.build_request("GET", url), recorder=recorded.append, system="t", operation="get")
     assert recorded[0].error and recorded[0].response_status == 200
     client.close()
 
@@ -132,9 +130,7 @@ def test_a_small_gzip_answer_is_read(server: Callable[[Serve], str]) -> None:
 
     url = server(serve)
     client = BoundedClient(deadline_s=5, max_bytes=1_000_000)
-    answer = client.send(
-        client.http.build_request("GET", url), recorder=lambda e: None, system="t", operation="g"
-    )
+    answer = client.send(client.build_request("GET", url), recorder=lambda e: None, system="t", operation="g")
     assert answer.content == "привет".encode() * 1000
     client.close()
 
@@ -163,7 +159,7 @@ def test_connection_refused_is_try_later_and_recorded() -> None:
     client = BoundedClient(deadline_s=2, max_bytes=1000)
     with pytest.raises(TransientError, match="ConnectError"):
         client.send(
-            client.http.build_request("GET", f"http://127.0.0.1:{port}/"),
+            client.build_request("GET", f"http://127.0.0.1:{port}/"),
             recorder=recorded.append,
             system="t",
             operation="g",
@@ -179,7 +175,7 @@ def test_requests_ask_for_identity(server: Callable[[Serve], str]) -> None:
     recorded: list[Exchange] = []
     client = BoundedClient(deadline_s=5, max_bytes=1000)
     answer = client.send(
-        client.http.build_request("GET", server(serve)), recorder=recorded.append, system="t", operation="g"
+        client.build_request("GET", server(serve)), recorder=recorded.append, system="t", operation="g"
     )
     assert answer.content == b"ok"
     assert recorded[0].request_headers["accept-encoding"] == "identity"
