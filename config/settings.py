@@ -176,6 +176,19 @@ class Settings(BaseSettings):
     acts_stage_done: str = "WON"
     acts_stage_remarks: str = "UC_REMARKS"
 
+    # --- invoices from 1C (seed 004) -----------------------------------------------------------------
+    onec_url: str = "http://127.0.0.1:8700/onec/hs/obmen"
+    onec_user: str | None = None
+    onec_password: SecretStr | None = None
+    # 1C's licences are few: at most this many calls at once, across every worker and machine.
+    onec_max_sessions: int = Field(4, ge=1)
+    onec_timeout_s: float = Field(30.0, gt=0)
+    # A call waits this long at most for a free session; past it, its step is deferred.
+    onec_max_wait_s: float = Field(0.1, ge=0)
+    onec_busy_retry_s: float = Field(5.0, gt=0)
+    onec_changes_page_size: int = Field(100, ge=1, le=1000)
+    invoice_max_file_bytes: int = Field(5 * 1024 * 1024, ge=1024)
+
     @field_validator("database_url")
     @classmethod
     def _driver(cls, value: str) -> str:

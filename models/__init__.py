@@ -11,6 +11,7 @@ from models import (  # noqa: F401
     edo,
     exchange_log,
     gauges,
+    invoices,
     mail,
     master,
     outbox,

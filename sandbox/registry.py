@@ -5,6 +5,7 @@ from __future__ import annotations
 from sandbox.bitrix24 import Bitrix24Emulator
 from sandbox.harness import Emulator
 from sandbox.mail import SandboxMailbox, SmtpSink
+from sandbox.onec import OnecEmulator
 from sandbox.sbis import SbisEmulator
 from sandbox.sep.emulator import SepEmulator
 from sandbox.synerdocs.emulator import SynerdocsEmulator
@@ -16,4 +17,5 @@ EMULATORS: list[type[Emulator]] = [
     Bitrix24Emulator,
     SbisEmulator,
     SynerdocsEmulator,
+    OnecEmulator,
 ]
