@@ -23,6 +23,8 @@ app = Celery("obmen", set_as_current=True)
 # Threads (the gateway's publisher, the demo) must find this app, not a default amqp one.
 app.set_default()
 app.conf.update(celery_config(settings))
+# Every message no task can run becomes a dead letter (Celery would log it, or crash on it).
+app.conf.worker_consumer = "workers.consumer:DeadLetteringConsumer"
 
 
 def _flower_auth() -> None:

@@ -18,19 +18,20 @@ import enum
 import inspect
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Generic, TypeVar, cast
+from typing import Annotated, Any, Generic, TypeVar, cast
 
 import structlog
 from celery import Task, shared_task
-from pydantic import BaseModel, ConfigDict, StrictInt, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, StrictInt
 
 from config.settings import get_settings
 from integrations.errors import RateLimited
 from models.db import db_now, session_scope
-from models.dead_letters import DeadLetter
 from models.steps import StepMixin
+from tasks.machinery.dead_letters import record_dead_letter
 from tasks.machinery.outbox import enqueue
 from tasks.machinery.policy import countdown, describe, is_retryable
+from tasks.machinery.storable import BIGINT_MAX, refuse_unstorable
 
 log = structlog.get_logger(__name__)
 
@@ -53,7 +54,8 @@ class RowRef(BaseModel):
     """The arguments of every step task: the id of its row, nothing else."""
 
     model_config = ConfigDict(extra="forbid")
-    id: StrictInt
+    # A row id is a bigint: beyond 64 bits it is a bad argument, not a database error.
+    id: Annotated[StrictInt, Field(ge=1, le=BIGINT_MAX)]
 
 
 @dataclass(frozen=True)
@@ -76,10 +78,17 @@ def steps_for(model: type[Any], status: str) -> list[StepSpec[Any]]:
     return [spec for spec in STEPS.values() if spec.model is model and status in spec.statuses]
 
 
-def _dead_letter(task_name: str, task_id: str | None, payload: dict[str, Any], error: str) -> None:
-    with session_scope() as session:
-        session.add(DeadLetter(task_name=task_name, task_id=task_id, payload=payload, error=error[:4000]))
-    log.error("task.rejected", task=task_name, error=error)
+def _arguments(task: Task, model: type[ArgsT], args: tuple[Any, ...], kwargs: dict[str, Any]) -> ArgsT | None:
+    """The task's keyword arguments validated by ``model``; None, and a dead letter, when they are bad."""
+    try:
+        if args:
+            raise TypeError(f"{task.name} takes keyword arguments only, got {len(args)} positional")
+        parsed = model.model_validate(kwargs)
+        refuse_unstorable(kwargs)
+    except (TypeError, ValueError) as exc:  # a pydantic ValidationError is a ValueError
+        record_dead_letter(task.name, task.request.id, {"args": list(args), "kwargs": kwargs}, describe(exc))
+        return None
+    return parsed
 
 
 def run_step(spec: StepSpec[Any], row_id: int, task: Task | None = None) -> Outcome:
@@ -233,12 +242,8 @@ def step(
         STEPS[name] = spec
 
         def step_task(self: Task, *args: Any, **kwargs: Any) -> str:
-            try:
-                if args:
-                    raise TypeError(f"{name} takes keyword arguments only, got {len(args)} positional")
-                ref = RowRef.model_validate(kwargs)
-            except (ValidationError, TypeError) as exc:
-                _dead_letter(name, self.request.id, {"args": list(args), "kwargs": kwargs}, describe(exc))
+            ref = _arguments(self, RowRef, args, kwargs)
+            if ref is None:
                 return Outcome.REJECTED.value
             return run_step(spec, ref.id, self).value
 
@@ -279,12 +284,8 @@ def entry(
             raise RuntimeError(f"entry {name} declared twice")
 
         def entry_task(self: Task, *pos: Any, **kwargs: Any) -> Any:
-            try:
-                if pos:
-                    raise TypeError(f"{name} takes keyword arguments only, got {len(pos)} positional")
-                parsed = args.model_validate(kwargs)
-            except (ValidationError, TypeError) as exc:
-                _dead_letter(name, self.request.id, {"args": list(pos), "kwargs": kwargs}, describe(exc))
+            parsed = _arguments(self, args, pos, kwargs)
+            if parsed is None:
                 return Outcome.REJECTED.value
             attempt = self.request.retries + 1
             try:
@@ -292,7 +293,7 @@ def entry(
                     return fn(session, parsed)
             except Exception as exc:
                 if not is_retryable(exc) or attempt >= get_settings().max_attempts:
-                    _dead_letter(name, self.request.id, {"kwargs": kwargs}, describe(exc))
+                    record_dead_letter(name, self.request.id, {"kwargs": kwargs}, describe(exc))
                     return Outcome.REJECTED.value
                 raise self.retry(countdown=countdown(attempt), exc=exc, max_retries=None) from exc
 
