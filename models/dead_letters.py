@@ -1,4 +1,4 @@
-"""Messages that could not even be read: a bad argument is recorded here, never crash-looped."""
+"""Messages no task could run, each recorded once with the reason (``tasks/machinery/dead_letters.py``)."""
 
 from __future__ import annotations
 

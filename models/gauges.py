@@ -60,7 +60,7 @@ def _parked(session: Session) -> Iterable[Sample]:
         yield {"register": model.__tablename__}, count
 
 
-@register_gauge("obmen_dead_letters", "Messages rejected for bad arguments")
+@register_gauge("obmen_dead_letters", "Messages no task could run, recorded in dead_letters")
 def _dead_letters(session: Session) -> Iterable[Sample]:
     yield {}, session.scalar(select(func.count()).select_from(DeadLetter)) or 0
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections import deque
 from typing import Any
 
 BIGINT_MIN, BIGINT_MAX = -(2**63), 2**63 - 1
@@ -23,30 +24,35 @@ JSON_LIMIT = 64_000
 
 
 def refuse_unstorable(value: Any, path: str = "kwargs") -> None:
-    """Raise ``ValueError`` naming the first part of ``value`` the register store cannot hold."""
-    if isinstance(value, str):
-        if "\x00" in value:
-            raise ValueError(f"{path}: text holds a NUL character")
-        if not value.isascii():
-            try:
-                value.encode("utf-8")
-            except UnicodeEncodeError:
-                raise ValueError(f"{path}: text holds a lone surrogate, not a character") from None
-    elif isinstance(value, bool):
-        return
-    elif isinstance(value, int):
-        if not BIGINT_MIN <= value <= BIGINT_MAX:
-            raise ValueError(f"{path}: integer beyond 64 bits")
-    elif isinstance(value, float):
-        if not math.isfinite(value):
-            raise ValueError(f"{path}: {value} is not a number JSON can hold")
-    elif isinstance(value, dict):
-        for key, item in value.items():
-            refuse_unstorable(key, f"{path} key")
-            refuse_unstorable(item, f"{path}.{escaped_text(str(key), 100)}")
-    elif isinstance(value, list | tuple):
-        for index, item in enumerate(value):
-            refuse_unstorable(item, f"{path}[{index}]")
+    """Raise ``ValueError`` naming a part of ``value`` the register store cannot hold.
+
+    Iterative, so that JSON nested as deep as a decoder allows cannot exhaust the stack.
+    """
+    pending: deque[tuple[str, Any]] = deque([(path, value)])
+    while pending:
+        where, item = pending.popleft()
+        if isinstance(item, str):
+            if "\x00" in item:
+                raise ValueError(f"{where}: text holds a NUL character")
+            if not item.isascii():
+                try:
+                    item.encode("utf-8")
+                except UnicodeEncodeError:
+                    raise ValueError(f"{where}: text holds a lone surrogate, not a character") from None
+        elif isinstance(item, bool):
+            continue
+        elif isinstance(item, int):
+            if not BIGINT_MIN <= item <= BIGINT_MAX:
+                raise ValueError(f"{where}: integer beyond 64 bits")
+        elif isinstance(item, float):
+            if not math.isfinite(item):
+                raise ValueError(f"{where}: {item} is not a number JSON can hold")
+        elif isinstance(item, dict):
+            for key, inner in item.items():
+                pending.append((f"{where} key", key))
+                pending.append((f"{where}.{escaped_text(str(key), 100)}", inner))
+        elif isinstance(item, list | tuple):
+            pending.extend((f"{where}[{index}]", inner) for index, inner in enumerate(item))
 
 
 def escaped_text(value: str | bytes, limit: int = TEXT_LIMIT) -> str:

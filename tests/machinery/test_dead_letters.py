@@ -78,7 +78,12 @@ BAD = [
         reason="kwargs.number: text holds a NUL character",
         task_name="billing.submit_request",
     ),
-    Bad("NUL as a row id", _body({"id": "\x00"}), _headers("ops.canary.run"), reason="validation error for RowRef"),
+    Bad(
+        "NUL as a row id",
+        _body({"id": "\x00"}),
+        _headers("ops.canary.run"),
+        reason="validation error for RowRef",
+    ),
     Bad(
         "a lone surrogate in an entry's text argument",
         b'[[], {"number": "\\ud800", "kind": "connect", "inn": "500100732259"}, {}]',
@@ -124,7 +129,9 @@ BAD = [
         content_type="application/data",
         reason="body is not [args, kwargs, embed]",
     ),
-    Bad("a body that is not a task body", b'{"id": 1}', _headers("ops.canary.run"), reason="body is not [args"),
+    Bad(
+        "a body that is not a task body", b'{"id": 1}', _headers("ops.canary.run"), reason="body is not [args"
+    ),
     Bad(
         "a compression kombu cannot undo",
         b"not gzip",
@@ -139,19 +146,32 @@ BAD = [
         task_name="ops.noop",
     ),
     Bad("an eta that is no time", _body({"id": 1}), _headers("ops.canary.run", eta="tomorrow"), reason="eta"),
-    Bad("retries that are no number", _body({"id": 1}), _headers("ops.canary.run", retries="x"), reason="retries"),
+    Bad(
+        "retries that are no number",
+        _body({"id": 1}),
+        _headers("ops.canary.run", retries="x"),
+        reason="retries",
+    ),
 ]
 
 
 def _publish(bad: Bad) -> None:
     with Connection(os.environ["OBMEN_BROKER_URL"]) as conn:
         producer = Producer(conn.channel(), exchange=Exchange("obmen", type="direct"), routing_key="ops")
-        producer.publish(bad.body, headers=bad.headers, content_type=bad.content_type, content_encoding="utf-8")
+        producer.publish(
+            bad.body, headers=bad.headers, content_type=bad.content_type, content_encoding="utf-8"
+        )
 
 
 def _letters() -> list[DeadLetter]:
     with session_scope() as s:
         return list(s.scalars(select(DeadLetter).order_by(DeadLetter.id)))
+
+
+def _wait_for_letter(count: int, kind: str) -> DeadLetter:
+    """The ``count``-th dead letter, once it is there."""
+    letters = wait_for(lambda: (found := _letters()) and len(found) >= count and found, timeout=20, what=kind)
+    return letters[count - 1]
 
 
 def _gauge(name: str) -> float:
@@ -168,8 +188,7 @@ def test_every_bad_message_is_one_dead_letter_and_the_worker_runs_on(obmen_app) 
     try:
         for count, bad in enumerate(BAD, start=1):
             _publish(bad)
-            wait_for(lambda n=count: len(_letters()) >= n, timeout=20, what=f"the dead letter of {bad.kind}")
-            letter = _letters()[-1]
+            letter = _wait_for_letter(count, bad.kind)
             assert bad.reason in letter.error, (bad.kind, letter.error)
             assert letter.task_name == bad.task_name, bad.kind
             assert len(json.dumps(letter.payload)) < JSON_LIMIT + 1000, bad.kind
@@ -222,25 +241,31 @@ def test_a_step_refuses_an_id_beyond_64_bits_and_text_the_store_cannot_hold() ->
     assert "greater than or equal to 1" in zero.error
 
 
+def _nested(depth: int, leaf: Any) -> Any:
+    value = leaf
+    for _ in range(depth):
+        value = [value]
+    return value
+
+
 @pytest.mark.parametrize(
     ("value", "named"),
     [
-        ({"a": ["ok", "b\x00"]}, "kwargs.a[1]: text holds a NUL character"),
+        ({"a": ["ok", "b\x00"]}, r"kwargs.a\[1\]: text holds a NUL character"),
         ({"a": "\udc80"}, "kwargs.a: text holds a lone surrogate"),
-        ({"ids": [1, -(2**63) - 1]}, "kwargs.ids[1]: integer beyond 64 bits"),
+        ({"ids": [1, -(2**63) - 1]}, r"kwargs.ids\[1\]: integer beyond 64 bits"),
         ({"x\x00": 1}, "kwargs key: text holds a NUL character"),
         ({"amount": math.inf}, "kwargs.amount: inf is not a number"),
+        ({"deep": _nested(5000, "\x00")}, r"kwargs.deep(\[0\]){5000}: text holds a NUL character"),
     ],
 )
 def test_arguments_the_register_store_cannot_hold_are_named(value: dict[str, Any], named: str) -> None:
-    with pytest.raises(ValueError, match=named.replace("[", r"\[").replace("]", r"\]")):
+    with pytest.raises(ValueError, match=named):
         refuse_unstorable(value)
 
 
 def test_the_record_is_written_whatever_the_message_held() -> None:
-    deep: list[Any] = []
-    for _ in range(200):
-        deep = [deep]
+    deep = _nested(5000, [])
     payload = {
         "text": "a\x00b\ud800c",
         "nan": math.nan,
@@ -270,3 +295,20 @@ def test_the_record_is_written_whatever_the_message_held() -> None:
     assert inner == ["… nested deeper than 16 levels"]
     with session_scope() as s:
         assert s.scalar(select(func.count()).select_from(DeadLetter)) == 1
+
+
+def test_with_the_register_store_away_the_message_is_logged_and_refused_not_looped() -> None:
+    """A record that cannot be written must not become a crash or an endless redelivery."""
+    broker = redis.Redis.from_url(os.environ["OBMEN_BROKER_URL"])
+    nowhere = "postgresql+psycopg://postgres@127.0.0.1:9/nowhere"
+    worker = start_worker(concurrency=1, env={"OBMEN_DATABASE_URL": nowhere})
+    try:
+        _publish(Bad("unknown", _body({"note": "kept in the log"}), _headers("nobody.registered", "lost-1")))
+        worker.wait_for_output("dead_letter.not_recorded")
+        wait_for(lambda: broker.hlen("unacked") == 0 and broker.llen("ops") == 0, what="the message refused")
+        [line] = [line for line in worker.text().splitlines() if "dead_letter.not_recorded" in line]
+        for part in ("unknown task 'nobody.registered'", "lost-1", "kept in the log", "Connection refused"):
+            assert part in line, part
+        assert worker.proc.poll() is None
+    finally:
+        worker.stop()
