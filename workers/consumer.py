@@ -109,7 +109,7 @@ def unrunnable(message: Message, tasks: Mapping[str, Any]) -> str | None:
         body = message.decode()
     except ContentDisallowed:
         return f"content type {message.content_type!r} refused: obmen takes JSON only"
-    except Exception as exc:
+    except Exception as exc:  # kombu wraps a decoder's errors in DecodeError; any other is no better
         return f"undecodable body: {describe(exc)}"
     if not (
         isinstance(body, list | tuple)

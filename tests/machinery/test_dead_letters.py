@@ -133,6 +133,12 @@ BAD = [
         "a body that is not a task body", b'{"id": 1}', _headers("ops.canary.run"), reason="body is not [args"
     ),
     Bad(
+        "a canvas that is not one",
+        b'[[], {"id": 1}, {"callbacks": "ops.noop"}]',
+        _headers("ops.canary.run"),
+        reason="bad embed",
+    ),
+    Bad(
         "a compression kombu cannot undo",
         b"not gzip",
         _headers("ops.canary.run", compression="application/x-gzip"),
