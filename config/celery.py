@@ -153,12 +153,20 @@ def celery_config(settings: Settings) -> dict[str, Any]:
     if embedded:
         conf["beat_scheduler"] = "celery.beat:PersistentScheduler"
     else:
-        # redbeat keeps the schedule in Redis and holds a lock: a second beat waits instead of
-        # sending every job twice (celery/celery#2856).
-        conf["beat_scheduler"] = "redbeat.RedBeatScheduler"
+        # redbeat keeps the schedule in Redis; our scheduler sends only under a lease it renews
+        # every tick, so a second beat waits instead of sending every job twice (celery/celery#2856)
+        # and a Redis outage, restart or FLUSHALL makes beat wait, never exit (workers/beat.py).
+        conf["beat_scheduler"] = "workers.beat:LeasedScheduler"
         conf["redbeat_redis_url"] = settings.broker_url
+        conf["redbeat_redis_options"] = {
+            "socket_timeout": settings.broker_socket_timeout_s,
+            "socket_connect_timeout": settings.broker_socket_timeout_s,
+            "socket_keepalive": True,
+            "health_check_interval": 25,
+        }
         conf["redbeat_key_prefix"] = "obmen:redbeat:"
         conf["redbeat_lock_key"] = "obmen:redbeat:lock"
-        conf["redbeat_lock_timeout"] = 60
-        conf["beat_max_loop_interval"] = 5
+        conf["redbeat_lock_timeout"] = settings.beat_lease_s
+        # Ticks (and lease renewals) at least four times a lease.
+        conf["beat_max_loop_interval"] = min(5.0, settings.beat_lease_s / 4)
     return conf

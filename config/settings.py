@@ -69,9 +69,19 @@ class Settings(BaseSettings):
     outbox_relay_batch: int = Field(500, ge=1)
     outbox_horizon_s: int = Field(60, ge=0)
     outbox_retention_days: int = Field(7, ge=1)
-    sweep_interval_s: int = Field(60, ge=1)
+    sweep_interval_s: int = Field(15, ge=1)
     stale_after_s: int = Field(900, ge=1)
+    lost_after_s: int = Field(30, ge=1)
+
+    # --- retention of the log registers (the sweeper purges older rows) ------------------------
+    exchange_log_retention_days: int = Field(90, ge=1)
+    dead_letters_retention_days: int = Field(90, ge=1)
+    canaries_retention_days: int = Field(90, ge=1)
+    sep_exchange_history_retention_days: int = Field(90, ge=1)
+    sep_exchange_errors_retention_days: int = Field(90, ge=1)
+    purge_batch: int = Field(1000, ge=1)
     canary_interval_s: int = Field(300, ge=10)
+    beat_lease_s: int = Field(60, ge=4)
 
     # --- processes --------------------------------------------------------------------------
     api_tokens: SecretStr = SecretStr("")

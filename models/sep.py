@@ -133,7 +133,9 @@ class SepExchangeHistory(Base):
     __tablename__ = "sep_exchange_history"
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
-    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), server_default=func.now(), nullable=False)
+    created_at: Mapped[datetime] = mapped_column(
+        UTCDateTime(), server_default=func.now(), nullable=False, index=True
+    )
     # No foreign key: it is written while the step holds the queue row FOR UPDATE, and a key check
     # would wait for that very lock.
     request_id: Mapped[int | None] = mapped_column(BigInteger, index=True)
@@ -155,7 +157,9 @@ class SepExchangeError(Base):
     __tablename__ = "sep_exchange_errors"
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
-    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), server_default=func.now(), nullable=False)
+    created_at: Mapped[datetime] = mapped_column(
+        UTCDateTime(), server_default=func.now(), nullable=False, index=True
+    )
     correlation_id: Mapped[str] = mapped_column(String(64), nullable=False, index=True)
     request_id: Mapped[int | None] = mapped_column(BigInteger, index=True)  # no FK: see the history
     operation: Mapped[str] = mapped_column(String(40), nullable=False)
