@@ -65,7 +65,7 @@ def test_a_hostile_answer_is_a_typed_error_within_the_deadline(
     assert caught.delivery == "maybe"
     assert took < DEADLINE + 1.0
     last = recorded[-1]
-    assert (last.operation, last.error) == ("GetMessages", str(caught))
+    assert (last.operation, last.error) == ("GetMessages", f"{type(caught).__name__}: {caught}")
     assert last.duration_ms is not None and last.request_body
 
 
