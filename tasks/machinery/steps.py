@@ -26,12 +26,12 @@ from pydantic import BaseModel, ConfigDict, Field, StrictInt
 
 from config.settings import get_settings
 from integrations.errors import RateLimited
+from integrations.storable import BIGINT_MAX, refuse_unstorable
 from models.db import db_now, session_scope
 from models.steps import StepMixin
 from tasks.machinery.dead_letters import record_dead_letter
 from tasks.machinery.outbox import enqueue
 from tasks.machinery.policy import countdown, describe, is_retryable
-from tasks.machinery.storable import BIGINT_MAX, refuse_unstorable
 
 log = structlog.get_logger(__name__)
 
