@@ -16,7 +16,10 @@ from cryptography.fernet import Fernet
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-SCOPES = frozenset({"read", "write"})
+SCOPES = frozenset({"read", "write", "metrics"})
+# A scope and the scopes it brings along: an ops person who may re-drive may also look, and whoever
+# may read the registers may read their figures on /metrics.
+IMPLIED = {"write": {"read", "metrics"}, "read": {"metrics"}}
 
 
 @dataclass(frozen=True)
@@ -25,8 +28,7 @@ class ApiToken:
     scopes: frozenset[str]
 
     def grants(self, scope: str) -> bool:
-        # write implies read: an ops person who may re-drive may also look.
-        return scope in self.scopes or (scope == "read" and "write" in self.scopes)
+        return scope in self.scopes or any(scope in IMPLIED.get(held, ()) for held in self.scopes)
 
 
 def normalize_database_url(url: str) -> str:
@@ -274,7 +276,7 @@ def parse_api_tokens(raw: str) -> list[ApiToken]:
         scopes = frozenset(s.strip() for s in scopes_part.split("+") if s.strip())
         if not sep or not token or not scopes or not scopes <= SCOPES:
             raise ValueError(
-                "OBMEN_API_TOKENS entries look like 'read+write:TOKEN' (scopes: read, write); "
+                "OBMEN_API_TOKENS entries look like 'read+write:TOKEN' (scopes: read, write, metrics); "
                 f"one entry does not (scopes given: {sorted(scopes)})"
             )
         tokens.append(ApiToken(SecretStr(token), scopes))

@@ -29,12 +29,12 @@ from sqlalchemy import case, func
 
 from config.settings import get_settings
 from integrations.errors import RateLimited
+from integrations.storable import BIGINT_MAX, refuse_unstorable
 from models.db import db_now, session_scope
 from models.steps import StepMixin
 from tasks.machinery.dead_letters import record_dead_letter
 from tasks.machinery.outbox import STEP_REGISTERS, enqueue, stamped
 from tasks.machinery.policy import countdown, describe, is_retryable
-from tasks.machinery.storable import BIGINT_MAX, refuse_unstorable
 
 log = structlog.get_logger(__name__)
 

@@ -114,7 +114,7 @@ def test_metrics_carry_register_figures(gateway: GatewayThread) -> None:
     with session_scope() as s:
         s.add(Canary(parked_at=utcnow()))
     httpx.post(gateway.url + "/ops/canary", headers=WRITE).raise_for_status()
-    text = httpx.get(gateway.url + "/metrics").text
+    text = httpx.get(gateway.url + "/metrics", headers=READ).text
     assert "obmen_outbox_pending 1.0" in text
     assert 'obmen_parked_rows{register="canaries"} 1.0' in text
     assert 'obmen_canary_age_seconds{queue="sep"} -1.0' in text

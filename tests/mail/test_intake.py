@@ -298,7 +298,7 @@ def test_metrics_count_letters_by_status_and_letters_waiting(mailroom: Mailroom)
     run_step(STEPS[PROCESS], messages()[0].id)
     run_step(STEPS[PROCESS], messages()[1].id)
     with GatewayThread() as gateway:
-        text = httpx.get(gateway.url + "/metrics").text
+        text = httpx.get(gateway.url + "/metrics", headers={"Authorization": "Bearer test-read-token"}).text
     assert 'obmen_mail_messages{status="new"} 1.0' in text
     assert 'obmen_mail_messages{status="processed"} 1.0' in text
     assert 'obmen_mail_messages{status="ignored"} 1.0' in text

@@ -251,5 +251,6 @@ def test_openapi_documents_the_bank_api(bank: Bank) -> None:
     assert set(post["responses"]) >= {"200", "201", "401", "409", "422", "503"}
     body = post["requestBody"]["content"]["application/json"]["schema"]
     assert set(body["required"]) >= {"transaction_id", "inn", "amount", "paid_at", "purpose"}
-    params = {p["name"] for p in post["parameters"]}
-    assert {"x-obmen-timestamp", "x-obmen-signature"} <= params
+    assert post["security"] == [{"bank_signature": []}]
+    assert schema["components"]["securitySchemes"]["bank_signature"]["name"] == "X-Obmen-Signature"
+    assert "X-Obmen-Timestamp" in {p["name"] for p in post["parameters"]}
