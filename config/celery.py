@@ -24,7 +24,15 @@ ROUTES: dict[str, str] = {
     "acts": "acts",
 }
 QUEUE_NAMES: tuple[str, ...] = tuple(dict.fromkeys(ROUTES.values()))
+# The address settings a queue's steps call: a worker consuming the queue refuses to start without
+# them (``config/selfcheck.py``), instead of parking every row later.
+QUEUE_URLS: dict[str, tuple[str, ...]] = {
+    "sep": ("sep_url",),
+    "acts": ("sbis_url",),
+}
 DEFAULT_QUEUE = "ops"
+# Held (and renewed every tick) by the one active beat; `obmen healthcheck --beat` looks for it.
+BEAT_LOCK_KEY = "obmen:redbeat:lock"
 
 
 def queue_for(task_name: str) -> str:
@@ -158,7 +166,7 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         conf["beat_scheduler"] = "redbeat.RedBeatScheduler"
         conf["redbeat_redis_url"] = settings.broker_url
         conf["redbeat_key_prefix"] = "obmen:redbeat:"
-        conf["redbeat_lock_key"] = "obmen:redbeat:lock"
+        conf["redbeat_lock_key"] = BEAT_LOCK_KEY
         conf["redbeat_lock_timeout"] = 60
         conf["beat_max_loop_interval"] = 5
     return conf

@@ -65,10 +65,13 @@ def _dead_letters(session: Session) -> Iterable[Sample]:
     yield {}, session.scalar(select(func.count()).select_from(DeadLetter)) or 0
 
 
+# Before the first canary has come through, the two canary gauges have no sample at all: a number
+# (-1 once) would read as a fresh canary to a `>` alert; an absent series fires `absent()` instead.
 @register_gauge("obmen_canary_age_seconds", "Seconds since the last canary completed the pipeline")
 def _canary_age(session: Session) -> Iterable[Sample]:
     last = session.scalar(select(func.max(Canary.completed_at)))
-    yield {}, (utcnow() - last).total_seconds() if last else -1.0
+    if last is not None:
+        yield {}, (utcnow() - last).total_seconds()
 
 
 @register_gauge("obmen_canary_latency_ms", "Latency of the last completed canary, outbox to register")
@@ -76,4 +79,5 @@ def _canary_latency(session: Session) -> Iterable[Sample]:
     latency = session.scalar(
         select(Canary.latency_ms).where(Canary.completed_at.is_not(None)).order_by(Canary.id.desc()).limit(1)
     )
-    yield {}, latency if latency is not None else -1.0
+    if latency is not None:
+        yield {}, latency
