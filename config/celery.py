@@ -24,7 +24,15 @@ ROUTES: dict[str, str] = {
     "acts": "acts",
 }
 QUEUE_NAMES: tuple[str, ...] = tuple(dict.fromkeys(ROUTES.values()))
+# The address settings a queue's steps call: a worker consuming the queue refuses to start without
+# them (``config/selfcheck.py``), instead of parking every row later.
+QUEUE_URLS: dict[str, tuple[str, ...]] = {
+    "sep": ("sep_url",),
+    "acts": ("sbis_url",),
+}
 DEFAULT_QUEUE = "ops"
+# Held (and renewed every tick) by the one active beat; `obmen healthcheck --beat` looks for it.
+BEAT_LOCK_KEY = "obmen:redbeat:lock"
 
 
 def queue_for(task_name: str) -> str:
@@ -165,7 +173,7 @@ def celery_config(settings: Settings) -> dict[str, Any]:
             "health_check_interval": 25,
         }
         conf["redbeat_key_prefix"] = "obmen:redbeat:"
-        conf["redbeat_lock_key"] = "obmen:redbeat:lock"
+        conf["redbeat_lock_key"] = BEAT_LOCK_KEY
         conf["redbeat_lock_timeout"] = settings.beat_lease_s
         # Ticks (and lease renewals) at least four times a lease.
         conf["beat_max_loop_interval"] = min(5.0, settings.beat_lease_s / 4)

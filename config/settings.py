@@ -22,6 +22,14 @@ SCOPES = frozenset({"read", "write", "metrics"})
 IMPLIED = {"write": {"read", "metrics"}, "read": {"metrics"}}
 
 
+class MissingSetting(ValueError):
+    """A setting obmen needs for what it was asked to do is not set (a ``ValueError``: never retried)."""
+
+    def __init__(self, name: str) -> None:
+        self.variable = f"OBMEN_{name.upper()}"
+        super().__init__(f"{self.variable} is not set")
+
+
 @dataclass(frozen=True)
 class ApiToken:
     token: SecretStr
@@ -90,12 +98,16 @@ class Settings(BaseSettings):
     flower_basic_auth: SecretStr | None = None
     # Touched when a worker is ready to consume (a container readiness probe, the test harness).
     worker_ready_file: str | None = None
+    # A worker serves its task metrics for Prometheus on this port (workers/metrics.py); unset: none.
+    worker_metrics_port: int | None = Field(None, ge=1, le=65535)
     log_level: str = "INFO"
     log_json: bool = True
     max_request_body_bytes: int = Field(1_048_576, ge=1024)
 
     # --- SEP (АС «СЭП») ------------------------------------------------------------------------
-    sep_url: str = "http://127.0.0.1:8700/sep"
+    # External systems have no default address: a missing one is refused naming its setting
+    # (``Settings.url``, the self-check), never silently pointed at an emulator.
+    sep_url: str | None = None
     sep_min_poll_delay_s: int = Field(60, ge=0)
     sep_poll_interval_s: int = Field(60, ge=1)
     sep_max_polls: int = Field(30, ge=1)
@@ -148,7 +160,7 @@ class Settings(BaseSettings):
     billing_reminder_after_days: float = Field(10.0, ge=0)
     billing_disconnect_after_days: float = Field(30.0, ge=0)
     billing_escalate_interval_s: int = Field(300, ge=1)
-    sbis_url: str = "http://127.0.0.1:8700/sbis"
+    sbis_url: str | None = None
     sbis_login: str | None = None
     sbis_password: SecretStr | None = None
     sbis_timeout_s: float = Field(30.0, gt=0)
@@ -158,7 +170,7 @@ class Settings(BaseSettings):
     sbis_organization_kpp: str = ""
 
     # --- legally significant EDO through Synerdocs (seed 002) -------------------------------------
-    synerdocs_url: str = "http://127.0.0.1:8700/synerdocs/ExchangeService.svc"
+    synerdocs_url: str | None = None
     # The company's account at the operator and its default box (``<guid>@synerdocs.ru``).
     synerdocs_login: str | None = None
     synerdocs_password: SecretStr | None = None
@@ -189,7 +201,7 @@ class Settings(BaseSettings):
     acts_stage_remarks: str = "UC_REMARKS"
 
     # --- invoices from 1C (seed 004) -----------------------------------------------------------------
-    onec_url: str = "http://127.0.0.1:8700/onec/hs/obmen"
+    onec_url: str | None = None
     onec_user: str | None = None
     onec_password: SecretStr | None = None
     # 1C's licences are few: at most this many calls at once, across every worker and machine.
@@ -230,6 +242,15 @@ class Settings(BaseSettings):
     def _tokens_parse(cls, value: SecretStr) -> SecretStr:
         parse_api_tokens(value.get_secret_value())
         return value
+
+    def url(self, name: str) -> str:
+        """The address setting ``name`` (``"sep_url"``), or :class:`MissingSetting` naming its variable."""
+        value = getattr(self, name)
+        if isinstance(value, SecretStr):
+            value = value.get_secret_value()
+        if not value:
+            raise MissingSetting(name)
+        return str(value)
 
     @property
     def max_countdown_s(self) -> int:

@@ -276,3 +276,16 @@ def _oldest_open(session: Session) -> Iterable[Sample]:
         select(func.min(SepRequest.created_at)).where(SepRequest.status.in_(OPEN_STATUSES))
     )
     yield {}, (utcnow() - oldest).total_seconds() if oldest else 0.0
+
+
+@register_gauge(
+    "obmen_sep_poll_overdue_seconds",
+    "How late the latest-overdue poll of a queued SEP request is (0: every poll on time)",
+)
+def _poll_overdue(session: Session) -> Iterable[Sample]:
+    due = session.scalar(
+        select(func.min(SepRequest.next_poll_at)).where(
+            SepRequest.status == QUEUED, SepRequest.parked_at.is_(None), SepRequest.next_poll_at.is_not(None)
+        )
+    )
+    yield {}, max(0.0, (utcnow() - due).total_seconds()) if due else 0.0

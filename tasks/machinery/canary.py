@@ -61,13 +61,16 @@ def canary_task(**_: Any) -> list[int]:
         return [start_canary(session, queue=queue).id for queue in QUEUE_NAMES]
 
 
+# Before a queue's first canary has come through, its series has no sample at all: a number (-1 once)
+# would read as a fresh canary to a `>` alert; an absent series fires `absent()` instead.
 @register_gauge(
     "obmen_canary_age_seconds", "Seconds since the last canary completed the pipeline, per queue", ("queue",)
 )
 def _canary_age(session: Session) -> Iterable[Sample]:
     for queue in QUEUE_NAMES:
         last = session.scalar(select(func.max(Canary.completed_at)).where(Canary.queue == queue))
-        yield {"queue": queue}, (utcnow() - last).total_seconds() if last else -1.0
+        if last is not None:
+            yield {"queue": queue}, (utcnow() - last).total_seconds()
 
 
 @register_gauge(
@@ -83,4 +86,5 @@ def _canary_latency(session: Session) -> Iterable[Sample]:
             .order_by(Canary.completed_at.desc())
             .limit(1)
         )
-        yield {"queue": queue}, latency if latency is not None else -1.0
+        if latency is not None:
+            yield {"queue": queue}, latency

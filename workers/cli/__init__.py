@@ -1,23 +1,54 @@
 """The ``obmen`` command: the processes (``processes``), the ops commands (``ops``), and a module of
-commands per flow (``mail``, ``sep``, ``acts``)."""
+commands per flow (``mail``, ``sep``, ``acts``).
+
+Commands are named here and their module is imported only when one of them runs: ``obmen
+healthcheck`` runs every few seconds in every container and must not import every task and model.
+"""
 
 from __future__ import annotations
 
+import importlib
+
 import click
 
-from workers.cli import acts, mail, ops, processes, sep
+# command name -> "module:attribute"
+COMMANDS: dict[str, str] = {
+    "migrate": "workers.cli.processes:migrate",
+    "worker": "workers.cli.processes:worker",
+    "beat": "workers.cli.processes:beat",
+    "gateway": "workers.cli.processes:gateway",
+    "sandbox": "workers.cli.processes:sandbox",
+    "demo": "workers.cli.processes:demo",
+    "flower": "workers.cli.processes:flower",
+    "healthcheck": "workers.cli.processes:healthcheck",
+    "import": "workers.cli.ops:import_",
+    "redrive": "workers.cli.ops:redrive",
+    "sweep": "workers.cli.ops:sweep",
+    "check": "workers.cli.ops:check",
+    "fetch-mail": "workers.cli.mail:fetch_mail",
+    "sep": "workers.cli.sep:sep",
+    "acts": "workers.cli.acts:acts",
+}
 
 
-@click.group()
+class LazyGroup(click.Group):
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*super().list_commands(ctx), *COMMANDS})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        target = COMMANDS.get(cmd_name)
+        if target is None:
+            return super().get_command(ctx, cmd_name)
+        module, attribute = target.split(":")
+        command = getattr(importlib.import_module(module), attribute)
+        assert isinstance(command, click.Command)
+        return command
+
+
+@click.group(cls=LazyGroup)
+@click.version_option(package_name="obmen", message="obmen %(version)s")
 def cli() -> None:
     """obmen: integration hub between 1C and the outside world, as a pipeline of Celery tasks."""
-
-
-for module in (processes, ops, mail):
-    for command in module.COMMANDS:
-        cli.add_command(command)
-cli.add_command(sep.sep)
-cli.add_command(acts.acts)
 
 
 def main() -> None:

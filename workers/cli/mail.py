@@ -24,6 +24,3 @@ def fetch_mail() -> None:
     click.echo(json.dumps(report.as_dict(), ensure_ascii=False))
     if report.error:
         sys.exit(2)
-
-
-COMMANDS = [fetch_mail]
