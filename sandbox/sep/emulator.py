@@ -112,6 +112,12 @@ class SepEmulator(Emulator):
     def _poll(self, queue_number: str, timing: Timing) -> bytes:
         state, item = self.world.poll(queue_number, timing)
         now = self.clock.now()
+        announced = self.knobs.extra.get("not_before")
+        if announced is not None and now < datetime.fromisoformat(str(announced)):
+            # A SEP that announces a "not before" of its own (9999-12-31, say) and keeps to it.
+            return soap.queue_result(
+                queue_number, "TooEarly", now, not_before=datetime.fromisoformat(str(announced))
+            )
         if state == "TooEarly":
             return soap.queue_result(
                 queue_number, state, now, not_before=item.accepted_at + timedelta(seconds=timing.min_delay_s)

@@ -69,6 +69,8 @@ class StepSpec(Generic[RowT]):
     fn: Callable[..., None]
     # The plain function wants the delivery's task id (see ``step``).
     takes_task_id: bool = False
+    # Counted in the claim transaction, with the attempt, before the work (see ``step``).
+    on_claim: Callable[[Any, Any], None] | None = None
 
 
 STEPS: dict[str, StepSpec[Any]] = {}
@@ -114,6 +116,8 @@ def run_step(spec: StepSpec[Any], row_id: int, task: Task | None = None) -> Outc
             return Outcome.PARKED
         row.attempts += 1
         attempt = row.attempts
+        if spec.on_claim is not None:
+            spec.on_claim(session, row)
 
     # 2. Work under the row lock: a duplicate delivery waits here, then finds nothing to do.
     try:
@@ -227,16 +231,18 @@ def step(
     model: type[RowT],
     statuses: set[str] | frozenset[str],
     stale_after_s: int | None = None,
+    on_claim: Callable[[Any, RowT], None] | None = None,
 ) -> Callable[[Callable[..., None]], Step[RowT]]:
     """Declare the step ``name`` working on ``model`` rows in ``statuses``.
 
     The plain function takes ``(session, row)``. One that must tell its own delivery from a copy
     (the SEP poll) also declares a keyword-only ``task_id``: the delivery's Celery task id, or None
-    when it runs without Celery.
+    when it runs without Celery. ``on_claim(session, row)`` counts what must be counted even when
+    the worker dies mid-step (the SEP sends): it runs in the claim's own commit, with the attempt.
     """
 
     def decorate(fn: Callable[..., None]) -> Step[RowT]:
-        spec = StepSpec(name, model, frozenset(statuses), stale_after_s, fn, _takes_task_id(fn))
+        spec = StepSpec(name, model, frozenset(statuses), stale_after_s, fn, _takes_task_id(fn), on_claim)
         if name in STEPS:
             raise RuntimeError(f"step {name} declared twice")
         STEPS[name] = spec
