@@ -269,6 +269,8 @@ class BoundedClient:
                     except zlib.error as exc:
                         raise AnswerUnreadable(f"the answer's {encoding} stream is broken: {exc}") from exc
                     pending = decoder.unconsumed_tail
+                    if decoder.eof:  # a gzip stream may hold several members (RFC 1952): read them all
+                        pending, decoder = decoder.unused_data, _decoder(encoding)
                 body += out
                 if len(body) > self.max_bytes:
                     raise AnswerTooLarge(f"the answer is larger than {self.max_bytes} bytes (as decoded)")

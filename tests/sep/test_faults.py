@@ -53,7 +53,7 @@ def test_an_unknown_enum_parks_the_row_with_the_xml_read_error(sep_box, master) 
 def test_a_hostile_answer_to_a_poll_parks_it_and_fetches_nothing(sep_box, master) -> None:
     request_id = _ask(sep_box)
     run_due(until=lambda: _request(request_id).status == QUEUED)
-    sep(sep_box).knobs.update({"fault": "xxe_file", "fault_next": 1})
+    sep(sep_box).knobs.update({"fault": "entity", "fault_next": 1})
     run_due()
     row = _request(request_id)
     assert row.parked_at is not None and "declares a DTD" in (row.last_error or "")
@@ -88,7 +88,7 @@ def test_a_transient_fault_while_polling_is_retried(sep_box, master) -> None:
     assert _request(request_id).status == APPLIED
 
 
-@pytest.mark.parametrize("fault", ["slow", "html_500", "empty_200", "truncated"])
+@pytest.mark.parametrize("fault", ["slow_headers", "html_500", "empty_200", "truncated"])
 def test_a_submission_that_may_have_reached_sep_is_sent_again_as_the_same_request(
     sep_box, master, fault: str
 ) -> None:
@@ -175,7 +175,7 @@ class _WorkerKilled(BaseException):
 def test_a_send_is_counted_before_it_leaves_so_a_worker_killed_mid_send_still_counts_it(
     sep_box, master
 ) -> None:
-    sep(sep_box).knobs.update({"fault": "slow", "fault_next": 1, "extra": {"slow_s": 5}})
+    sep(sep_box).knobs.update({"fault": "slow_headers", "fault_next": 1, "extra": {"slow_s": 5}})
     request_id = _ask(sep_box)
 
     def kill(signum: int, frame: object) -> None:
