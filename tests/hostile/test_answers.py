@@ -11,11 +11,13 @@ the request), as did Bitrix24's, СБИС's and a letter's SMTP session.
 from __future__ import annotations
 
 import os
+import re
 import time
 import uuid
 from collections.abc import Callable, Iterator
 from datetime import date
 from email.message import EmailMessage
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -253,3 +255,21 @@ def test_an_imap_greeting_that_trickles_is_cut_at_the_deadline(box: Sandbox) -> 
         pass
     assert time.monotonic() - started < DEADLINE_S + SLACK_S
     assert (_last_exchange("mail").error or "").startswith("DeadlinePassed: ")
+
+
+def test_only_the_bounded_module_opens_http_connections() -> None:
+    """Every outbound HTTP call goes through integrations/bounded_http.py: nothing else in the code
+    that runs in production builds an httpx client or calls httpx, urllib or requests directly."""
+    root = Path(__file__).resolve().parents[2]
+    direct = re.compile(
+        r"httpx\.(?:Client|AsyncClient|get|post|put|request|stream)\(|urlopen\(|\brequests\.(?:get|post|put|request|Session)\("
+    )
+    offenders = [
+        f"{path.relative_to(root)}:{number}"
+        for package in ("integrations", "tasks", "workers", "config", "models")
+        for path in sorted((root / package).rglob("*.py"))
+        if path.name != "bounded_http.py"
+        for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1)
+        if direct.search(line)
+    ]
+    assert offenders == []
