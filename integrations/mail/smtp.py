@@ -115,7 +115,7 @@ class SmtpSender:
             client = smtplib.SMTP_SSL(timeout=self.timeout, context=tls_context(self.ca_file))
         else:
             client = smtplib.SMTP(timeout=self.timeout)
-        watchdog.watch(lambda: getattr(client, "sock", None))  # read when it fires: STARTTLS replaces it
+        watchdog.watch(lambda: client.sock)  # read when it fires: STARTTLS replaces the socket
         client.connect(url.host, url.port)
         client.ehlo_or_helo_if_needed()
         if url.starttls_required:
