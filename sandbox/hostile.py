@@ -11,6 +11,7 @@ must survive in bounded time with a typed error.
   (default 0.5): each read well within a read timeout, the whole never within a deadline;
 * ``huge`` — an answer of ``extra.huge_bytes`` (default 64 MB), streamed;
 * ``gzip_bomb`` — ``extra.bomb_bytes`` (default 200 MB) of zeros, gzip-encoded (a thousandth on the wire);
+* ``deep_json`` — ``[`` × ``extra.json_depth`` (default 100 000): deeper than a recursive parser's stack;
 * ``drip_headers`` — from a side port (``GET /_sandbox/<system>/drip`` gives its address; an ASGI
   server cannot trickle its own status line): the greeting or status line and headers, one byte every
   ``extra.drip_interval_s``. For an HTTP emulator an HTTP head, for the SMTP sink a ``220`` greeting,
@@ -38,7 +39,17 @@ if TYPE_CHECKING:
     from sandbox.harness import Emulator
 
 KINDS = frozenset(
-    {"dtd", "entity", "pi_flood", "slow_headers", "drip_body", "huge", "gzip_bomb", "drip_headers"}
+    {
+        "dtd",
+        "entity",
+        "pi_flood",
+        "slow_headers",
+        "drip_body",
+        "huge",
+        "gzip_bomb",
+        "deep_json",
+        "drip_headers",
+    }
 )
 XML = "text/xml; charset=utf-8"
 LAUGHS = b"""<!DOCTYPE lolz [
@@ -97,6 +108,9 @@ class HostileAnswer(Response):
             bomb = gzip_bomb(int(extra.get("bomb_bytes", 200 << 20)))
             gzipped = {"content-encoding": "gzip"}
             await Response(bomb, media_type=self.emulator.content_type, headers=gzipped)(scope, receive, send)
+        elif kind == "deep_json":
+            nested = b"[" * int(extra.get("json_depth", 100_000))
+            await Response(nested, media_type="application/json")(scope, receive, send)
         elif kind == "huge":
             await self._huge(send, int(extra.get("huge_bytes", 64_000_000)))
         else:
