@@ -44,6 +44,8 @@ BOUNDED = settings(
     database=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
+# Each SOAP example is a request over loopback and a zeep read: fewer of them.
+OVER_HTTP = settings(BOUNDED, max_examples=60)
 FRAGMENTS = st.sampled_from(
     [
         b'<!DOCTYPE a [<!ENTITY x "y">]>',
@@ -197,7 +199,7 @@ def sep_client(answers: _Answers) -> Iterator[SepClient]:
     client.close()
 
 
-@BOUNDED
+@OVER_HTTP
 @given(data=st.data())
 def test_a_spoilt_sep_answer_is_always_a_typed_outcome(
     answers: _Answers, sep_client: SepClient, sep_answers: list[bytes], data: st.DataObject
@@ -227,7 +229,7 @@ TOKEN = (
 )
 
 
-@BOUNDED
+@OVER_HTTP
 @given(data=st.data())
 def test_a_spoilt_synerdocs_answer_is_at_most_a_synerdocs_error(
     answers: _Answers,
