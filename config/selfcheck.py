@@ -111,6 +111,21 @@ def problems(
             f"soft time limit ({settings.task_soft_time_limit_s} s) must be below the hard limit "
             f"({settings.task_time_limit_s} s), or tasks are killed without a chance to clean up"
         )
+    deadlines = {
+        "OBMEN_SEP_OPERATION_TIMEOUT_S": settings.sep_operation_timeout_s,
+        "OBMEN_SYNERDOCS_DEADLINE_S": settings.synerdocs_deadline_s,
+        "OBMEN_BITRIX24_TIMEOUT_S": settings.bitrix24_timeout_s,
+        "OBMEN_SBIS_TIMEOUT_S": settings.sbis_timeout_s,
+        "OBMEN_ONEC_TIMEOUT_S": settings.onec_timeout_s,
+        "OBMEN_MAIL_TIMEOUT_S": settings.mail_timeout_s,
+    }
+    for name, deadline in deadlines.items():
+        if deadline >= settings.task_soft_time_limit_s:
+            found.append(
+                f"{name} ({deadline} s) must be below the soft time limit ({settings.task_soft_time_limit_s} s): "
+                "a call that outlives it is cut by Celery, not by its deadline, with no typed error and no "
+                "exchange_log row"
+            )
     if not conf.get("task_acks_late") or not conf.get("task_reject_on_worker_lost"):
         found.append(
             "task_acks_late and task_reject_on_worker_lost must both be on: otherwise a killed worker "

@@ -111,6 +111,7 @@ class Settings(BaseSettings):
     sep_min_poll_delay_s: int = Field(60, ge=0)
     sep_poll_interval_s: int = Field(60, ge=1)
     sep_max_polls: int = Field(30, ge=1)
+    sep_max_not_before_s: int = Field(3600, ge=1)
     sep_connect_timeout_s: float = Field(5.0, gt=0)
     sep_read_timeout_s: float = Field(30.0, gt=0)
     sep_operation_timeout_s: float = Field(60.0, gt=0)

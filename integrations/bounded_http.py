@@ -126,9 +126,10 @@ class _DeadlineBackend(httpcore.NetworkBackend):
 class _DeadlineTransport(httpx.HTTPTransport):
     def __init__(self, verify: bool | str = True) -> None:
         super().__init__(verify=verify)
-        # httpx takes no network backend; the pool it built is replaced by the same pool over ours.
+        # httpx takes no network backend; the pool it built is replaced by the same pool over ours
+        # (with the TLS context it made: loading the CA bundle again costs as much as the rest).
         self._pool = httpcore.ConnectionPool(
-            ssl_context=httpx.create_ssl_context(verify=verify),
+            ssl_context=self._pool._ssl_context,
             max_connections=100,
             max_keepalive_connections=20,
             keepalive_expiry=5.0,
@@ -269,6 +270,8 @@ class BoundedClient:
                     except zlib.error as exc:
                         raise AnswerUnreadable(f"the answer's {encoding} stream is broken: {exc}") from exc
                     pending = decoder.unconsumed_tail
+                    if decoder.eof:  # a gzip stream may hold several members (RFC 1952): read them all
+                        pending, decoder = decoder.unused_data, _decoder(encoding)
                 body += out
                 if len(body) > self.max_bytes:
                     raise AnswerTooLarge(f"the answer is larger than {self.max_bytes} bytes (as decoded)")

@@ -11,13 +11,13 @@ request reported to the exchange recorder (with the webhook code masked).
 from __future__ import annotations
 
 import email.utils
-import json
 import re
 import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from integrations import jsonsafe
 from integrations.bitrix24.errors import (
     Bitrix24Error,
     Bitrix24Throttled,
@@ -155,7 +155,7 @@ class Bitrix24Client:
         except TransientError as exc:
             raise Bitrix24Unavailable(str(exc), method=method) from exc
         try:
-            body = json.loads(answer.content)
+            body = jsonsafe.loads(answer.content)
         except ValueError:
             body = None
         if answer.status_code == 200 and isinstance(body, dict) and "result" in body:

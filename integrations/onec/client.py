@@ -26,6 +26,7 @@ from typing import Any
 
 from pydantic import SecretStr
 
+from integrations import jsonsafe
 from integrations.bounded_http import Answer, BoundedClient
 from integrations.errors import RateLimited
 from integrations.exchange import Exchange, Recorder, discard
@@ -204,7 +205,7 @@ def _text(content: bytes) -> str:
 def _said(text: str) -> str:
     """What an error answer says, in one short line: 1C's JSON message if there is one."""
     try:
-        body = json.loads(text)
+        body = jsonsafe.loads(text)
     except ValueError:
         body = None
     if isinstance(body, dict):

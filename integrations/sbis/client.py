@@ -21,6 +21,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
+from integrations import jsonsafe
 from integrations.bounded_http import Answer, BoundedClient
 from integrations.errors import PermanentError, TransientError
 from integrations.exchange import Exchange, Recorder
@@ -256,7 +257,7 @@ def _result(response: Answer, method: str) -> Any:
     if status == 429 or status >= 500:
         raise SbisTransientError(f"{method}: HTTP {status}")
     try:
-        body = json.loads(response.content)
+        body = jsonsafe.loads(response.content)
     except ValueError as exc:
         if status >= 400:
             raise SbisRequestError(f"{method}: HTTP {status}, not a JSON-RPC answer", status) from exc

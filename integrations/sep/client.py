@@ -207,6 +207,12 @@ class SepClient:
             return XmlReadError(f"{type(exc).__name__}: {exc}", retryable=True)
         except _SchemaMismatch as exc:
             return XmlReadError(str(exc), retryable=False)
+        except (ValueError, TypeError, AttributeError, zx.ValidationError, zx.LookupError) as exc:
+            # A value zeep or we cannot read as the contract types it (a date that is none, a member
+            # where a list was): the answer is SEP's, not our bug, and asking again reads the same.
+            return XmlReadError(
+                f"the answer does not read as the contract says: {typed(exc)}", retryable=False
+            )
         finally:
             exchange.duration_ms = round((time.perf_counter() - started) * 1000, 3)
             self._transport.local.exchange = None

@@ -18,6 +18,7 @@ import httpx
 import zeep
 from zeep import exceptions as zx
 
+from integrations import errors
 from integrations.bounded_http import (
     AnswerTooLarge,
     AnswerUnreadable,
@@ -27,9 +28,9 @@ from integrations.bounded_http import (
 from integrations.bounded_http import (
     NoAnswer as NoHttpAnswer,
 )
-from integrations.errors import DeadlinePassed
 from integrations.exchange import Exchange
 from integrations.synerdocs.errors import (
+    DeadlinePassed,
     MalformedAnswer,
     NoAnswer,
     PermanentHttpError,
@@ -120,8 +121,8 @@ class Transport(zeep.Transport):
             answer = self.http.exchange(request, exchange)
         except NotSent as exc:
             raise Unreachable(operation, str(exc)) from exc
-        except DeadlinePassed:
-            raise NoAnswer(operation, f"no complete answer within {self.limits.deadline_s} s") from None
+        except errors.DeadlinePassed:
+            raise DeadlinePassed(operation, f"no complete answer within {self.limits.deadline_s} s") from None
         except NoHttpAnswer as exc:
             raise NoAnswer(operation, str(exc)) from exc
         except AnswerTooLarge as exc:

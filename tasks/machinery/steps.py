@@ -74,6 +74,8 @@ class StepSpec(Generic[RowT]):
     takes_task_id: bool = False
     # The queue a row's step goes to, when it is the row's own choice (the canaries); None: the route.
     queue_of: Callable[[Any], str] | None = None
+    # Counted in the claim transaction, with the attempt, before the work (see ``step``).
+    on_claim: Callable[[Any, Any], None] | None = None
 
     def signature(self, row: Any) -> Signature:
         """The step's message for ``row``, as the sweeper and a re-drive enqueue it."""
@@ -126,6 +128,8 @@ def run_step(spec: StepSpec[Any], row_id: int, task: Task | None = None) -> Outc
                 return Outcome.PARKED
             row.attempts += 1
             attempt = row.attempts
+            if spec.on_claim is not None:
+                spec.on_claim(session, row)
     except Exception as exc:  # the claim itself failed (a dropped connection): nothing was counted
         log.warning("step.claim_failed", step=spec.task_name, error=describe(exc))
         if task is None:
@@ -251,17 +255,22 @@ def step(
     statuses: set[str] | frozenset[str],
     stale_after_s: int | None = None,
     queue_of: Callable[[RowT], str] | None = None,
+    on_claim: Callable[[Any, RowT], None] | None = None,
 ) -> Callable[[Callable[..., None]], Step[RowT]]:
     """Declare the step ``name`` working on ``model`` rows in ``statuses``.
 
     The plain function takes ``(session, row)``. One that must tell its own delivery from a copy
     (the SEP poll) also declares a keyword-only ``task_id``: the delivery's Celery task id, or None
     when it runs without Celery. ``queue_of`` names the queue of a row whose step does not follow
-    the task's route (the canary of each queue).
+    the task's route (the canary of each queue). ``on_claim(session, row)`` counts what must be
+    counted even when the worker dies mid-step (the SEP sends): it runs in the claim's own commit,
+    with the attempt.
     """
 
     def decorate(fn: Callable[..., None]) -> Step[RowT]:
-        spec = StepSpec(name, model, frozenset(statuses), stale_after_s, fn, _takes_task_id(fn), queue_of)
+        spec = StepSpec(
+            name, model, frozenset(statuses), stale_after_s, fn, _takes_task_id(fn), queue_of, on_claim
+        )
         if name in STEPS:
             raise RuntimeError(f"step {name} declared twice")
         STEPS[name] = spec

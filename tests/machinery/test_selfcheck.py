@@ -26,6 +26,12 @@ def test_countdown_plus_time_limit_reaching_the_visibility_timeout_is_refused() 
     assert "visibility timeout (900 s)" in found[0] and "600" in found[0]
 
 
+def test_an_outbound_deadline_reaching_the_soft_time_limit_is_refused() -> None:
+    settings = Settings(task_soft_time_limit_s=120, task_time_limit_s=180, sep_operation_timeout_s=120)
+    found = problems(settings, celery_config(settings))
+    assert len(found) == 1 and "OBMEN_SEP_OPERATION_TIMEOUT_S (120.0 s)" in found[0]
+
+
 def test_pickle_and_missing_expiry_and_old_kombu_are_refused() -> None:
     settings = Settings()
     conf = celery_config(settings)
