@@ -12,7 +12,7 @@ from typing import Annotated, Any
 
 import httpx
 import pytest
-from fastapi import APIRouter, Depends, FastAPI
+from fastapi import APIRouter, Depends, FastAPI, Query
 from fastapi.routing import iter_route_contexts
 from sqlalchemy import func, select
 
@@ -93,6 +93,11 @@ def test_a_route_that_breaks_the_rule_cannot_be_defined() -> None:
 
         @router.get("/named/{name}", dependencies=[Depends(require("read"))])
         def raw_text(name: str) -> None: ...
+
+    with pytest.raises(EdgeRuleBroken, match="query parameter 'ids': a list without a max_length"):
+
+        @router.get("/many", dependencies=[Depends(require("read"))])
+        def many(ids: Annotated[list[Id], Query()]) -> None: ...
 
     # Edge types, of the shared sizes or of their own, are what a route may take.
     @router.get("/fine/{row}", dependencies=[Depends(require("read"))])
@@ -196,6 +201,7 @@ BAD_BODIES = [
     (b'{"register": "\\ud800"}', "a lone surrogate"),
     (b'{"register": "canaries", "register": "outbox"}', "a repeated key"),
     (b'{"register": "canaries", "ids": [NaN]}', "NaN"),
+    (b'{"register": "canaries", "ids": [' + b"1," * 1000 + b"1]}", "1001 ids"),
     (b'{"register": "canaries", "ids": [' + b"9" * 5000 + b"]}", "5000 digits"),
     (b"[" * 100_000 + b"]" * 100_000, "nesting 100,000 deep"),
 ]
