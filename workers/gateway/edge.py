@@ -5,8 +5,9 @@ one fails unless the route declares exactly one access rule (``workers/gateway/a
 every parameter is an edge type (``workers/gateway/params.py``). At request time it admits the
 request by the rule before FastAPI reads the body or parses a parameter, and reads a JSON body
 with one meaning (a repeated key, ``NaN``, a number of 5,000 digits are a 422).
-:func:`install` checks the built app (:func:`audit`: every route it serves is an ``EdgeRoute`` and
-kept its rule) and answers every refusal with text that can be sent: an error that quotes the
+An application mounted whole (the console, which checks its session cookie on each page) is an
+:class:`EdgeMount` declaring the rule its callers pass. :func:`install` checks the built app
+(:func:`audit`: every route it serves is an ``EdgeRoute`` that kept its rule, or an ``EdgeMount``) and answers every refusal with text that can be sent: an error that quotes the
 caller's own NUL or lone surrogate back is escaped, never a 500 of its own.
 """
 
@@ -22,6 +23,8 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute, iter_route_contexts
 from starlette.exceptions import HTTPException
+from starlette.routing import Mount
+from starlette.types import ASGIApp
 
 from integrations import strictjson
 from integrations.storable import escaped
@@ -106,12 +109,22 @@ class EdgeRoute(APIRoute):
         return admitted
 
 
+class EdgeMount(Mount):
+    """An application mounted whole that checks its own callers, declared with who they are (``access``)."""
+
+    def __init__(self, path: str, app: ASGIApp, access: Access, name: str | None = None) -> None:
+        super().__init__(path, app=app, name=name)
+        self.access = access
+
+
 def audit(app: FastAPI) -> list[str]:
     """What in ``app`` breaks the edge rule: a route that is no ``EdgeRoute``, a rule lost on inclusion."""
     problems = []
     for context in iter_route_contexts(app.routes):
         route = context.original_route
         where = f"{sorted(context.methods or [])} {context.path}"
+        if isinstance(route, EdgeMount):
+            continue
         if not isinstance(route, EdgeRoute):
             problems.append(
                 f"{where} is a {type(route).__name__}, not an EdgeRoute (workers/gateway/edge.py)"
