@@ -25,7 +25,7 @@ NOW = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
 MAX_SUM = Decimal("10000000.00")
 TOLERANCE_S = 300
 INN = inn12(1)
-BOUNDED = settings(max_examples=300, derandomize=True, deadline=None, database=None)
+BOUNDED = settings(max_examples=200, derandomize=True, deadline=None, database=None)
 
 osmp_keys = st.sampled_from(["command", "txn_id", "account", "sum", "txn_date", "prv_id"]) | st.text(
     max_size=8
