@@ -104,7 +104,9 @@ async def post_act(
     exchange_method: Annotated[Text | None, Form(description=", ".join(EXCHANGE_METHODS))] = None,
     edo_operator: Annotated[Text | None, Form()] = None,
     edo_id: Annotated[Text | None, Form()] = None,
-    products: Annotated[list[Text] | None, Form(description="repeat the field, one product each")] = None,
+    products: Annotated[
+        list[Text] | None, Form(max_length=200, description="repeat the field, one product each")
+    ] = None,
     amount: Annotated[Text | None, Form()] = None,
     send: Annotated[bool, Form(description="send at once (electronic acts go to СБИС)")] = False,
 ) -> JSONResponse:

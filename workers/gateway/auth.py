@@ -6,15 +6,18 @@
 
 from __future__ import annotations
 
+from functools import cache
+
 from workers.gateway.access import ApiToken
 
-_RULES = {
-    "read": ApiToken("read", "ops people, dashboards and other services with a read token"),
-    "write": ApiToken("write", "ops people and managers' tools with a write token"),
-    "metrics": ApiToken("metrics", "the Prometheus scraper (a metrics, read or write token)"),
+WHO = {
+    "read": "ops people, dashboards and other services with a read token",
+    "write": "ops people and managers' tools with a write token",
+    "metrics": "the Prometheus scraper (a metrics, read or write token)",
 }
 
 
+@cache
 def require(scope: str) -> ApiToken:
     """The access rule of a token with ``scope`` (one object per scope)."""
-    return _RULES[scope]
+    return ApiToken(scope, WHO.get(scope, f"services holding a token with the {scope!r} scope"))

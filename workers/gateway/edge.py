@@ -5,7 +5,10 @@ one fails unless the route declares exactly one access rule (``workers/gateway/a
 every parameter is an edge type (``workers/gateway/params.py``). At request time it admits the
 request by the rule before FastAPI reads the body or parses a parameter, and reads a JSON body
 with one meaning (a repeated key, ``NaN``, a number of 5,000 digits are a 422).
-:func:`audit` checks the built app: every route it serves is an ``EdgeRoute`` and kept its rule.
+An application mounted whole (the console, which checks its session cookie on each page) is an
+:class:`EdgeMount` declaring the rule its callers pass. :func:`install` checks the built app
+(:func:`audit`: every route it serves is an ``EdgeRoute`` that kept its rule, or an ``EdgeMount``) and answers every refusal with text that can be sent: an error that quotes the
+caller's own NUL or lone surrogate back is escaped, never a 500 of its own.
 """
 
 from __future__ import annotations
@@ -15,10 +18,16 @@ from typing import Any
 
 from fastapi import FastAPI, Request, Response
 from fastapi.dependencies.models import Dependant
+from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute, iter_route_contexts
+from starlette.exceptions import HTTPException
+from starlette.routing import Mount
+from starlette.types import ASGIApp
 
 from integrations import strictjson
+from integrations.storable import escaped
 from workers.gateway.access import Access, media_type
 from workers.gateway.params import unbounded
 
@@ -100,12 +109,22 @@ class EdgeRoute(APIRoute):
         return admitted
 
 
+class EdgeMount(Mount):
+    """An application mounted whole that checks its own callers, declared with who they are (``access``)."""
+
+    def __init__(self, path: str, app: ASGIApp, access: Access, name: str | None = None) -> None:
+        super().__init__(path, app=app, name=name)
+        self.access = access
+
+
 def audit(app: FastAPI) -> list[str]:
     """What in ``app`` breaks the edge rule: a route that is no ``EdgeRoute``, a rule lost on inclusion."""
     problems = []
     for context in iter_route_contexts(app.routes):
         route = context.original_route
         where = f"{sorted(context.methods or [])} {context.path}"
+        if isinstance(route, EdgeMount):
+            continue
         if not isinstance(route, EdgeRoute):
             problems.append(
                 f"{where} is a {type(route).__name__}, not an EdgeRoute (workers/gateway/edge.py)"
@@ -115,3 +134,22 @@ def audit(app: FastAPI) -> list[str]:
         if rules != {route.access}:
             problems.append(f"{where}: access rules {len(rules)} after inclusion; declare them on the router")
     return problems
+
+
+async def _invalid(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, RequestValidationError)
+    return JSONResponse({"detail": escaped(jsonable_encoder(exc.errors()))}, status_code=422)
+
+
+async def _refused(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    return JSONResponse({"detail": escaped(exc.detail)}, status_code=exc.status_code, headers=exc.headers)
+
+
+def install(app: FastAPI) -> None:
+    """Check ``app`` against the edge rule (``EdgeRuleBroken`` naming every breach) and set its error answers."""
+    problems = audit(app)
+    if problems:
+        raise EdgeRuleBroken("the gateway's edge rule is broken:\n" + "\n".join(problems))
+    app.add_exception_handler(RequestValidationError, _invalid)
+    app.add_exception_handler(HTTPException, _refused)

@@ -17,7 +17,7 @@ from tasks.machinery.canary import start_canary
 from tasks.machinery.sweeper import UnknownRegister, redrive
 from workers.gateway.auth import require
 from workers.gateway.edge import EdgeRoute
-from workers.gateway.params import Id, Limit, Text
+from workers.gateway.params import MAX_LIMIT, Id, Limit, Text
 
 router = APIRouter(prefix="/ops", tags=["ops"], route_class=EdgeRoute)
 read = Depends(require("read"))
@@ -62,7 +62,9 @@ def parked(register: Text | None = None, limit: Limit = 100) -> list[ParkedRow]:
 
 class RedriveRequest(BaseModel):
     table: Text = Field(alias="register")
-    ids: list[Id] | None = Field(None, description="omit to re-drive every parked row of the register")
+    ids: list[Id] | None = Field(
+        None, max_length=MAX_LIMIT, description="omit to re-drive every parked row of the register"
+    )
 
 
 @router.post("/redrive", dependencies=[write])

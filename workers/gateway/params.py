@@ -1,7 +1,8 @@
 """What a gateway parameter may hold, decided once for every route: the edge types.
 
 Every path, query, header, cookie, form and JSON-body parameter of every route is one of these
-types (or ``bool``, a ``Literal``, an ``Enum``, a list or a model of them): :class:`EdgeRoute
+types (or ``bool``, a ``Literal``, an ``Enum``, a list of them with a ``max_length``, or a model of
+them): :class:`EdgeRoute
 <workers.gateway.edge.EdgeRoute>` refuses to build a route with any other, so no handler ever sees
 a negative ``limit``, an id beyond 64 bits, a NUL, a lone surrogate or an unbounded text, and none
 can turn one into a 500. Each refusal is a 422 naming the parameter. The rules of what the register
@@ -27,6 +28,7 @@ from enum import Enum
 from inspect import isclass
 from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
+from annotated_types import MaxLen
 from fastapi import UploadFile
 from pydantic import BaseModel, GetCoreSchemaHandler
 from pydantic_core import core_schema
@@ -132,10 +134,12 @@ def unbounded(annotation: Any, metadata: tuple[Any, ...] | list[Any] = ()) -> st
         return unbounded(inner, more)
     if origin in (Union, types.UnionType):
         arms = [a for a in get_args(annotation) if a is not type(None)]
-        return next((why for why in map(unbounded, arms) if why), None)
+        return next((why for why in (unbounded(arm, metadata) for arm in arms) if why), None)
     if origin is Literal or annotation is bool or (isclass(annotation) and issubclass(annotation, Enum)):
         return None
     if origin in (list, tuple, set, frozenset):
+        if not any(isinstance(m, MaxLen) for m in metadata):
+            return "a list without a max_length"
         items = [a for a in get_args(annotation) if a is not Ellipsis]
         return next((why for why in map(unbounded, items) if why), None)
     if isclass(annotation) and issubclass(annotation, BaseModel):
