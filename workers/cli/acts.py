@@ -10,7 +10,7 @@ from typing import Any
 import click
 
 from models.acts import ACT_STATUSES, ACT_TYPES
-from workers.cli.output import publishing, table
+from workers.cli.output import json_option, paging, publishing, table
 
 
 def _print(data: Any, as_json: bool, columns: tuple[str, ...] = (), key: str = "acts") -> None:
@@ -37,9 +37,8 @@ ACT_COLUMNS = ("id", "number", "deal_id", "company_id", "act_type", "status", "s
 @click.option("--company", "company_id", type=int)
 @click.option("--type", "act_type", type=click.Choice(list(ACT_TYPES)))
 @click.option("--overdue", is_flag=True, help="sent, unsigned, past the 5 working days")
-@click.option("--limit", default=100, show_default=True)
-@click.option("--offset", default=0, show_default=True)
-@click.option("--json", "as_json", is_flag=True)
+@paging
+@json_option
 def list_command(
     status: str | None,
     deal_id: int | None,
@@ -77,27 +76,29 @@ def show(act_id: int) -> None:
 
 @acts.command("company")
 @click.argument("company_id", type=int)
-@click.option("--json", "as_json", is_flag=True)
-def company(company_id: int, as_json: bool) -> None:
+@paging
+@json_option
+def company(company_id: int, limit: int, offset: int, as_json: bool) -> None:
     """Every act of a company."""
     from models.db import session_scope
     from tasks.acts.queries import ActFilter, list_acts
 
     with session_scope() as session:
-        data = list_acts(session, ActFilter(company_id=company_id, limit=1000))
+        data = list_acts(session, ActFilter(company_id=company_id, limit=limit, offset=offset))
     _print(data, as_json, ACT_COLUMNS)
 
 
 @acts.command("deals-without-acts")
 @click.option("--stage", help="only deals standing in this Bitrix24 stage")
-@click.option("--json", "as_json", is_flag=True)
-def deals_without(stage: str | None, as_json: bool) -> None:
+@paging
+@json_option
+def deals_without(stage: str | None, limit: int, offset: int, as_json: bool) -> None:
     """Deals obmen knows from Bitrix24 that have no act yet."""
     from models.db import session_scope
     from tasks.acts.queries import deals_without_acts
 
     with session_scope() as session:
-        data = deals_without_acts(session, stage, limit=1000)
+        data = deals_without_acts(session, stage, limit=limit, offset=offset)
     _print(
         data, as_json, ("deal_id", "title", "stage_id", "company_id", "exchange_method", "form"), key="deals"
     )

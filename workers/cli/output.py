@@ -1,15 +1,24 @@
-"""What every ``obmen`` command that reads or writes the registers shares: a session, and tables."""
+"""What every ``obmen`` command shares: tables and JSON, paging, progress, sessions, and one line
+instead of a traceback when a store or a setting is wrong."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+import json
+import sys
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, TypeVar
+from urllib.parse import urlsplit, urlunsplit
 
+import click
 from sqlalchemy.orm import Session
 
 from config.logging import configure_logging
 from config.settings import get_settings
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+DEFAULT_LIMIT = 100
 
 
 def table(rows: Sequence[dict[str, Any]], columns: Sequence[str]) -> str:
@@ -27,6 +36,60 @@ def table(rows: Sequence[dict[str, Any]], columns: Sequence[str]) -> str:
     return "\n".join(lines)
 
 
+def echo_json(data: Any) -> None:
+    click.echo(json.dumps(data, ensure_ascii=False, indent=2, default=str))
+
+
+# Every list and report takes --json; every list takes the same --limit and --offset.
+json_option = click.option("--json", "as_json", is_flag=True, help="print JSON instead of a table")
+
+
+def paging(fn: F) -> F:
+    fn = click.option(
+        "--offset", default=0, show_default=True, type=click.IntRange(min=0), help="rows to skip"
+    )(fn)
+    return click.option(
+        "--limit",
+        default=DEFAULT_LIMIT,
+        show_default=True,
+        type=click.IntRange(1, 10_000),
+        help="rows to show",
+    )(fn)
+
+
+class Progress:
+    """Progress of a long command: a bar on a terminal, a plain line per step otherwise (logs, pipes)."""
+
+    def __init__(self, label: str, total: int) -> None:
+        self.label = label
+        self.total = total
+        self.done = 0
+        self._bar: Any = None
+        if sys.stderr.isatty():
+            self._bar = click.progressbar(length=total, label=label, file=sys.stderr)
+            self._bar.__enter__()
+
+    def advance(self, steps: int = 1, note: str = "") -> None:
+        self.done += steps
+        if self._bar is not None:
+            self._bar.update(steps)
+        else:
+            click.echo(f"{self.label}: {self.done}/{self.total}{' ' + note if note else ''}", err=True)
+
+    def close(self) -> None:
+        if self._bar is not None:
+            self._bar.__exit__(None, None, None)
+
+
+@contextmanager
+def progress(label: str, total: int) -> Iterator[Progress]:
+    shown = Progress(label, total)
+    try:
+        yield shown
+    finally:
+        shown.close()
+
+
 def publishing() -> None:
     """Commands that enqueue publish after their commit: the configured Celery app must be loaded."""
     from workers.app import app  # noqa: F401
@@ -42,3 +105,42 @@ def register_session() -> Iterator[Session]:
     publishing()
     with session_scope() as session:
         yield session
+
+
+def _masked(url: str) -> str:
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0] if text else type(exc).__name__
+
+
+def friendly(exc: Exception) -> str | None:
+    """One line naming the setting behind a failure of the stores or the settings; None if unknown."""
+    import kombu.exceptions
+    import pydantic
+    import redis
+    import sqlalchemy.exc
+
+    from config.settings import MissingSetting
+
+    if isinstance(exc, MissingSetting):
+        return str(exc)
+    if isinstance(exc, pydantic.ValidationError) and exc.title == "Settings":
+        return "; ".join(
+            f"OBMEN_{str(error['loc'][0]).upper()}: {error['msg']}" for error in exc.errors() if error["loc"]
+        )
+    if isinstance(exc, sqlalchemy.exc.OperationalError | sqlalchemy.exc.InterfaceError):
+        url = _masked(get_settings().database_url)
+        return (
+            f"the register store does not answer (OBMEN_DATABASE_URL={url}): {_first_line(exc.orig or exc)}"
+        )
+    if isinstance(exc, redis.ConnectionError | redis.TimeoutError | kombu.exceptions.OperationalError):
+        url = _masked(get_settings().broker_url)
+        return f"the broker does not answer (OBMEN_BROKER_URL={url}): {_first_line(exc)}"
+    return None
