@@ -161,3 +161,16 @@ def test_bad_settings_and_an_absent_broker_name_their_setting() -> None:
     assert (friendly(closed.value) or "").startswith(
         "the register store does not answer (OBMEN_DATABASE_URL="
     )
+
+
+def test_option_values_are_english_codes_or_the_russian_labels() -> None:
+    from models.acts import ACT_STATUSES, ACT_TYPES, SENT
+    from workers.cli.acts import STATUS, TYPE
+
+    assert sorted(STATUS.labels.values()) == sorted(ACT_STATUSES)
+    assert STATUS.convert("sent", None, None) == STATUS.convert(SENT, None, None) == SENT
+    assert (
+        TYPE.convert(ACT_TYPES["paper_ip"], None, None) == TYPE.convert("PAPER_IP", None, None) == "paper_ip"
+    )
+    refused = CliRunner().invoke(cli, ["acts", "list", "--status", "lost"])
+    assert refused.exit_code == 2 and "sent (Акт направлен заявителю)" in refused.output

@@ -9,8 +9,9 @@ from typing import Any
 
 import click
 
-from models.acts import ACT_STATUSES, ACT_TYPES
-from workers.cli.output import json_option, paging, publishing, table
+from models import acts as acts_model
+from models.acts import ACT_TYPES
+from workers.cli.output import CodeOrLabel, json_option, paging, publishing, table
 
 
 def _print(data: Any, as_json: bool, columns: tuple[str, ...] = (), key: str = "acts") -> None:
@@ -28,14 +29,29 @@ def acts() -> None:
     """Acts of completed work: lists, one act, a manager's status steps."""
 
 
+# English codes for the statuses the register keeps in Russian (either is accepted).
+STATUS = CodeOrLabel(
+    {
+        "created": acts_model.CREATED,
+        "signed_by_us": acts_model.SIGNED_BY_US,
+        "sending": acts_model.SENDING,
+        "sent": acts_model.SENT,
+        "signed": acts_model.SIGNED,
+        "accepted_unsigned": acts_model.ACCEPTED_UNSIGNED,
+        "refused": acts_model.REFUSED,
+    },
+    stores="label",
+)
+TYPE = CodeOrLabel(ACT_TYPES, stores="code")
+
 ACT_COLUMNS = ("id", "number", "deal_id", "company_id", "act_type", "status", "signature_due_at", "overdue")
 
 
 @acts.command("list")
-@click.option("--status", type=click.Choice(ACT_STATUSES))
+@click.option("--status", type=STATUS, help=STATUS.help())
 @click.option("--deal", "deal_id", type=int)
 @click.option("--company", "company_id", type=int)
-@click.option("--type", "act_type", type=click.Choice(list(ACT_TYPES)))
+@click.option("--type", "act_type", type=TYPE, help=TYPE.help())
 @click.option("--overdue", is_flag=True, help="sent, unsigned, past the 5 working days")
 @paging
 @json_option
@@ -117,7 +133,7 @@ def _upload(path: str | None) -> Any:
 
 @acts.command("set-status")
 @click.argument("act_id", type=int)
-@click.argument("status", type=click.Choice(ACT_STATUSES))
+@click.argument("status", type=STATUS)
 @click.option(
     "--file", "path", type=click.Path(exists=True, dir_okay=False), help="the scan, where the step needs one"
 )
@@ -147,7 +163,7 @@ def set_status(act_id: int, status: str, path: str | None, note: str | None) -> 
 @acts.command("create")
 @click.option("--number", required=True)
 @click.option("--deal", "deal_id", required=True, type=int)
-@click.option("--type", "act_type", required=True, type=click.Choice(list(ACT_TYPES)))
+@click.option("--type", "act_type", required=True, type=TYPE, help=TYPE.help())
 @click.option("--file", "path", required=True, type=click.Path(exists=True, dir_okay=False))
 @click.option("--company", "company_id", type=int)
 @click.option("--inn", "counterparty_inn")

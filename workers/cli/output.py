@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any, TypeVar
 from urllib.parse import urlsplit, urlunsplit
@@ -55,6 +55,31 @@ def paging(fn: F) -> F:
         type=click.IntRange(1, 10_000),
         help="rows to show",
     )(fn)
+
+
+class CodeOrLabel(click.ParamType):
+    """An option value given as its English code or as the Russian label people see in 1C and
+    Bitrix24; the command gets the value the register stores (the code, or the label)."""
+
+    name = "value"
+
+    def __init__(self, labels: Mapping[str, str], stores: str) -> None:
+        assert stores in ("code", "label")
+        self.labels = dict(labels)
+        self.stores = stores
+
+    def get_metavar(self, param: click.Parameter, ctx: click.Context) -> str:
+        return "[" + "|".join(self.labels) + "]"
+
+    def help(self) -> str:
+        return "; ".join(f"{code} ({label})" for code, label in self.labels.items())
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> str:
+        text = str(value).strip()
+        for code, label in self.labels.items():
+            if text.casefold() in (code.casefold(), label.casefold()):
+                return code if self.stores == "code" else label
+        self.fail(f"{value!r} is none of: {self.help()}", param, ctx)
 
 
 class Progress:
