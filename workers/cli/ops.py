@@ -11,7 +11,7 @@ import click
 from config.celery import QUEUE_NAMES
 from config.logging import configure_logging
 from config.settings import get_settings
-from workers.cli.output import echo_json, json_option, progress, publishing, table
+from workers.cli.output import echo_json, following, json_option, progress, publishing, table
 
 
 @click.command("import")
@@ -27,9 +27,9 @@ def import_(path: str) -> None:
             document = json.load(handle)
     except (OSError, json.JSONDecodeError) as exc:
         raise click.ClickException(f"{path}: not a readable JSON file ({exc})") from exc
-    with session_scope() as session:
+    with session_scope() as session, following(f"importing {path}") as follow:
         try:
-            report = import_master_data(session, document)
+            report = import_master_data(session, document, on_row=follow)
         except ValueError as exc:
             raise click.ClickException(f"{path}: {exc}") from exc
     click.echo(json.dumps(report.as_dict(), ensure_ascii=False, indent=2))

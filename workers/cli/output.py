@@ -83,23 +83,25 @@ class CodeOrLabel(click.ParamType):
 
 
 class Progress:
-    """Progress of a long command: a bar on a terminal, a plain line per step otherwise (logs, pipes)."""
+    """Progress of a long command on stderr: a bar on a terminal; otherwise (logs, pipes) a plain
+    line at every tenth of the way and at the end."""
 
     def __init__(self, label: str, total: int) -> None:
         self.label = label
         self.total = total
         self.done = 0
+        self._step = max(1, total // 10)
         self._bar: Any = None
         if sys.stderr.isatty():
             self._bar = click.progressbar(length=total, label=label, file=sys.stderr)
             self._bar.__enter__()
 
-    def advance(self, steps: int = 1, note: str = "") -> None:
-        self.done += steps
+    def advance(self, steps: int = 1) -> None:
+        before, self.done = self.done, self.done + steps
         if self._bar is not None:
             self._bar.update(steps)
-        else:
-            click.echo(f"{self.label}: {self.done}/{self.total}{' ' + note if note else ''}", err=True)
+        elif self.done >= self.total or self.done // self._step > before // self._step:
+            click.echo(f"{self.label}: {self.done}/{self.total}", err=True)
 
     def close(self) -> None:
         if self._bar is not None:
@@ -113,6 +115,23 @@ def progress(label: str, total: int) -> Iterator[Progress]:
         yield shown
     finally:
         shown.close()
+
+
+@contextmanager
+def following(label: str) -> Iterator[Callable[[int, int], None]]:
+    """A ``(done, total)`` callback for a plain function that learns its total as it goes."""
+    shown: list[Progress] = []
+
+    def follow(done: int, total: int) -> None:
+        if not shown:
+            shown.append(Progress(label, total))
+        shown[0].advance(done - shown[0].done)
+
+    try:
+        yield follow
+    finally:
+        for bar in shown:
+            bar.close()
 
 
 def publishing() -> None:
