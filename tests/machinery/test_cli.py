@@ -172,5 +172,13 @@ def test_option_values_are_english_codes_or_the_russian_labels() -> None:
     assert (
         TYPE.convert(ACT_TYPES["paper_ip"], None, None) == TYPE.convert("PAPER_IP", None, None) == "paper_ip"
     )
+    from models.sep import LEASE_EXECUTED
+    from workers.cli.sep import LEASE_STATUS
+
+    assert (
+        LEASE_STATUS.convert("executed", None, None)
+        == LEASE_STATUS.convert("Исполнен", None, None)
+        == LEASE_EXECUTED
+    )
     refused = CliRunner().invoke(cli, ["acts", "list", "--status", "lost"])
     assert refused.exit_code == 2 and "sent (Акт направлен заявителю)" in refused.output

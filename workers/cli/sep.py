@@ -9,7 +9,8 @@ from typing import Any
 import click
 from sqlalchemy.orm import Session
 
-from workers.cli.output import echo_json, json_option, paging, register_session, table
+from models import sep as sep_model
+from workers.cli.output import CodeOrLabel, echo_json, json_option, paging, register_session, table
 
 
 def _show(list_fn: Callable[[Session], Any], columns: Sequence[str], as_json: bool) -> None:
@@ -100,8 +101,22 @@ def ownership(
     )  # fmt: skip
 
 
+# English codes for the statuses the register keeps in Russian (either is accepted).
+LEASE_STATUS = CodeOrLabel(
+    {
+        "submitting": sep_model.LEASE_SUBMITTING,
+        "registered": sep_model.LEASE_REGISTERED,
+        "confirming": sep_model.LEASE_CONFIRMING,
+        "executed": sep_model.LEASE_EXECUTED,
+        "rejected": sep_model.LEASE_REJECTED,
+        "error": sep_model.LEASE_ERROR,
+    },
+    stores="label",
+)
+
+
 @sep.command()
-@click.option("--status")
+@click.option("--status", type=LEASE_STATUS, help=LEASE_STATUS.help())
 @paging
 @json_option
 def lease(status: str | None, limit: int, offset: int, as_json: bool) -> None:
