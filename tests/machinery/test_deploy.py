@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import re
 import tomllib
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +24,15 @@ ROOT = Path(__file__).resolve().parents[2]
 COMPOSE: dict[str, Any] = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
 SERVICES: dict[str, dict[str, Any]] = COMPOSE["services"]
 OBMEN_IMAGE = "obmen:latest"
+
+
+@pytest.fixture(autouse=True)
+def clean_stores() -> Iterator[None]:
+    """These tests write no register: only the broker is emptied (the beat probe reads its lock)."""
+    from config.settings import get_settings
+
+    redis.Redis.from_url(get_settings().broker_url).flushdb()
+    yield
 
 
 def _validator() -> jsonschema.Draft7Validator:
@@ -147,8 +157,11 @@ def broker() -> redis.Redis:
 
 
 def test_the_beat_probe_looks_for_the_lock_the_active_beat_holds(broker: redis.Redis) -> None:
-    down = obmen("healthcheck", "--beat")
-    assert down.returncode == 1 and BEAT_LOCK_KEY in down.stderr
+    from config.settings import get_settings
+    from workers.cli.probes import beat_holds_lock
+
+    down = beat_holds_lock(get_settings().broker_url)
+    assert down == f"no beat holds {BEAT_LOCK_KEY} (beat is down or stuck)"
     broker.set(BEAT_LOCK_KEY, "beat-host", ex=60)
     up = obmen("healthcheck", "--beat")
     assert (up.returncode, up.stdout.strip()) == (0, "healthy")

@@ -287,6 +287,7 @@ def test_obmen_fetch_mail_reads_the_mailbox_now(mailroom: Mailroom) -> None:
     assert done.returncode == 0, done.stderr
     report = json.loads(done.stdout.strip().splitlines()[-1])
     assert (report["found"], report["stored"]) == (2, 2) and report["mailbox"].startswith("maildir://")
+    assert "fetching mail: 2/2" in done.stderr  # progress, as plain lines off a terminal
     assert [o.published_at is not None for o in outbox("mail.process")] == [True, True]
     assert obmen("fetch-mail", env={"OBMEN_IMAP_URL": ""}).returncode == 2
 

@@ -8,12 +8,14 @@ healthcheck`` runs every few seconds in every container and must not import ever
 from __future__ import annotations
 
 import importlib
+from typing import Any
 
 import click
 
 # command name -> "module:attribute"
 COMMANDS: dict[str, str] = {
     "migrate": "workers.cli.processes:migrate",
+    "db": "workers.cli.processes:db",
     "worker": "workers.cli.processes:worker",
     "beat": "workers.cli.processes:beat",
     "gateway": "workers.cli.processes:gateway",
@@ -32,6 +34,18 @@ COMMANDS: dict[str, str] = {
 
 
 class LazyGroup(click.Group):
+    def invoke(self, ctx: click.Context) -> Any:
+        """An unreachable store or a bad setting is one line naming the ``OBMEN_…`` setting."""
+        try:
+            return super().invoke(ctx)
+        except Exception as exc:
+            if ctx.params.get("debug") or isinstance(exc, click.ClickException):
+                raise
+            from workers.cli.output import friendly
+
+            line = friendly(exc) or f"{type(exc).__name__}: {exc}"
+            raise click.ClickException(f"{line} (obmen --debug … shows the traceback)") from exc
+
     def list_commands(self, ctx: click.Context) -> list[str]:
         return sorted({*super().list_commands(ctx), *COMMANDS})
 
@@ -47,7 +61,8 @@ class LazyGroup(click.Group):
 
 @click.group(cls=LazyGroup)
 @click.version_option(package_name="obmen", message="obmen %(version)s")
-def cli() -> None:
+@click.option("--debug", is_flag=True, help="show the traceback of a failure")
+def cli(debug: bool) -> None:
     """obmen: integration hub between 1C and the outside world, as a pipeline of Celery tasks."""
 
 

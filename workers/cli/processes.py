@@ -21,6 +21,43 @@ def migrate() -> None:
     click.echo("register store is up to date")
 
 
+@click.group()
+def db() -> None:
+    """The register store's schema: which revision it is at, the history, the upgrade (or its SQL)."""
+
+
+@db.command()
+def current() -> None:
+    """The revision the register store is at."""
+    from models.migrate import current as show_current
+
+    show_current()
+
+
+@db.command()
+def history() -> None:
+    """Every revision, newest first; the current one is marked."""
+    from models.migrate import history as show_history
+
+    show_history()
+
+
+@db.command()
+@click.option("--sql", is_flag=True, help="print the SQL instead of running it (for a DBA; no connection)")
+@click.option("--from", "since", metavar="REVISION", help="with --sql: the revision the store is at")
+def upgrade(sql: bool, since: str | None) -> None:
+    """Upgrade the register store to the latest schema (as `obmen migrate`)."""
+    from models.migrate import upgrade as do_upgrade
+
+    if since and not sql:
+        raise click.UsageError("--from goes with --sql (online, the store knows its revision)")
+    if not sql:
+        configure_logging(get_settings())
+    do_upgrade(sql=sql, since=since)
+    if not sql:
+        click.echo("register store is up to date")
+
+
 @click.command(context_settings={"ignore_unknown_options": True, "allow_extra_args": True})
 @click.option("-Q", "--queues", default=",".join(QUEUE_NAMES), show_default=True, help="queues to consume")
 @click.option("-c", "--concurrency", type=int, default=None, help="pool processes (default: CPU count)")
