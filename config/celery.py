@@ -22,6 +22,7 @@ ROUTES: dict[str, str] = {
     "billing": "billing",
     "crm": "crm",
     "acts": "acts",
+    "invoices": "invoices",
 }
 QUEUE_NAMES: tuple[str, ...] = tuple(dict.fromkeys(ROUTES.values()))
 DEFAULT_QUEUE = "ops"
@@ -68,6 +69,8 @@ def beat_schedule(settings: Settings) -> dict[str, dict[str, Any]]:
         "acts-track": every("acts.track", settings.acts_track_interval_s),
         "acts-deadlines": every("acts.deadlines.sweep", settings.acts_deadline_sweep_interval_s),
         "acts-reconcile": every("acts.deals.reconcile", settings.acts_reconcile_interval_s),
+        # 1C's change list: payments, corrections, invoices made in 1C (docs/invoices.md).
+        "invoices-poll": every("invoices.poll_changes", settings.invoice_poll_interval_s),
     }
 
 

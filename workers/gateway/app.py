@@ -6,10 +6,18 @@ from fastapi import FastAPI
 
 from config.settings import get_settings
 from tasks.machinery.outbox import set_dispatch_mode
-from workers.gateway import acts, health, ops, payments, sep
+from workers.gateway import acts, health, invoices, ops, payments, sep
 from workers.gateway.limits import BodyLimit
 
-ROUTERS = [health.router, ops.router, sep.router, payments.router, payments.ops_router, acts.router]
+ROUTERS = [
+    health.router,
+    ops.router,
+    sep.router,
+    payments.router,
+    payments.ops_router,
+    acts.router,
+    invoices.router,
+]
 
 
 def create_app() -> FastAPI:
