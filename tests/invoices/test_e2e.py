@@ -25,7 +25,7 @@ from tasks.machinery.outbox import relay_all
 from tasks.machinery.sweeper import sweep
 from tests.harness.bank import SECRETS_ENV, Bank, payment
 from tests.harness.gateway import GatewayThread
-from tests.harness.processes import Process, start_worker
+from tests.harness.processes import Process, obmen, start_worker
 from tests.harness.waiting import wait_for
 from tests.invoices.conftest import INN, OTHER_INN, SITE
 
@@ -106,6 +106,8 @@ def test_the_site_requests_lists_downloads_and_sees_payments(
         assert gateway.get("/invoices", params={"customer_inn": INN, "after": "%%%"}).status_code == 422
         assert gateway.get("/invoices", params={"customer_inn": INN, "status": "lost"}).status_code == 422
         assert gateway.get("/invoices", params={"customer_inn": "123"}).status_code == 422
+        listed = obmen("invoices", "list", INN)
+        assert listed.returncode == 0 and inv["number"] in listed.stdout, listed.stderr
 
         # The file, from the register: 1C is not asked again.
         calls = onec.stats()["calls"]
