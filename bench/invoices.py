@@ -50,8 +50,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("-n", type=int, default=10_000)
     parser.add_argument("--customers", type=int, default=2_000)
-    parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument("--concurrency", type=int, default=4, help="prefork processes per worker")
+    parser.add_argument("--workers", type=int, default=1)
+    parser.add_argument("--concurrency", type=int, default=6, help="prefork processes per worker")
     parser.add_argument("--http-concurrency", type=int, default=32)
     parser.add_argument("--register", type=int, default=1_000_000)
     parser.add_argument("--reads", type=int, default=5_000)
@@ -203,9 +203,9 @@ def _fill_register(total: int, customers: list[str]) -> None:
                     amount, purpose, payment_status, paid_amount, onec_payment_status, onec_paid_amount,
                     matched_amount, current_version, content_hash, file_sha256, file_name)
                 SELECT g, 'bench-' || g, 'Б-' || g, g::text, now() - make_interval(secs => g),
-                    (:inns)[1 + g % cardinality(:inns)], 'BORD-' || g, 1000 + g % 1000, 'Оплата',
+                    (CAST(:inns AS text[]))[1 + g % cardinality(CAST(:inns AS text[]))], 'BORD-' || g, 1000 + g % 1000, 'Оплата',
                     'unpaid', 0, 'unpaid', 0, 0, 1, md5(g::text),
-                    (:shas)[1 + g % cardinality(:shas)], 'invoice.pdf'
+                    (CAST(:shas AS text[]))[1 + g % cardinality(CAST(:shas AS text[]))], 'invoice.pdf'
                 FROM generate_series(CAST(:first AS bigint), CAST(:last AS bigint)) g
                 """
             ),

@@ -185,7 +185,7 @@ def test_the_site_requests_lists_downloads_and_sees_payments(
 def test_a_worker_killed_mid_request_leaves_one_invoice(flow: Sandbox, onec: OnecEmulator) -> None:
     onec.knobs.update({"extra": {"call_ms": 3000}})
     env = {**flow.client_settings(), "OBMEN_ONEC_TIMEOUT_S": "10"}
-    first = start_worker(env=env, concurrency=1, queues="invoices")
+    first = start_worker(env=env, concurrency=1, pool="solo", queues="invoices")
     second: Process | None = None
     try:
         with session_scope() as s:
@@ -193,7 +193,7 @@ def test_a_worker_killed_mid_request_leaves_one_invoice(flow: Sandbox, onec: One
         wait_for(lambda: onec.stats()["in_flight"] >= 1, what="the worker inside its call to 1C")
         first.kill(signal.SIGKILL)
         onec.knobs.update({"extra": {"call_ms": 0}})
-        second = start_worker(env=env, concurrency=1, queues="invoices")
+        second = start_worker(env=env, concurrency=1, pool="solo", queues="invoices")
         # The killed worker's message waits in Redis for the visibility timeout; the row is what
         # counts: the sweeper re-drives it once stale (made so here instead of waiting 120 s).
         with session_scope() as s:

@@ -18,12 +18,12 @@
 from __future__ import annotations
 
 import re
-from typing import Annotated, Any
+from typing import Annotated
 from urllib.parse import quote
 
 from fastapi import APIRouter, Depends, Header, HTTPException, Path, Query, Request
 from fastapi.responses import JSONResponse, Response
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
 from config.settings import get_settings
 from integrations.validation import Inn
@@ -56,21 +56,10 @@ RowId = Annotated[int, Path(ge=1, le=BIGINT_MAX)]
 _UNSAFE_IN_NAME = re.compile(r"[^A-Za-z0-9._-]+")
 
 
-def _errors(exc: ValidationError) -> list[str]:
-    return [f"{'.'.join(str(p) for p in e['loc']) or 'body'}: {e['msg']}" for e in exc.errors()]
-
-
-async def _json_body(request: Request, model: type[BaseModel]) -> Any:
-    try:
-        return model.model_validate_json(await request.body())
-    except ValidationError as exc:
-        raise HTTPException(422, _errors(exc)) from exc
-
-
 @router.post("/requests", dependencies=[scoped], status_code=202, response_model=RequestRow)
-async def post_request(request: Request) -> JSONResponse:
-    """Ask for the invoice of an order and amount (once per order, amount and customer)."""
-    args = await _json_body(request, InvoiceRequestArgs)
+def post_request(args: InvoiceRequestArgs) -> JSONResponse:
+    """Ask for the invoice of an order and amount (once per order, amount and customer): 202 while
+    1C is asked, 200 with the invoice when the register has it."""
     with session_scope() as session:
         state = request_invoice.plain(session, args)
     return JSONResponse(state.model_dump(mode="json"), status_code=200 if state.invoice else 202)
@@ -119,9 +108,8 @@ class Assignment(BaseModel):
 
 
 @router.post("/payments/{match_id}/assign", dependencies=[scoped])
-async def post_assign(match_id: RowId, request: Request) -> PaymentRow:
+def post_assign(match_id: RowId, body: Assignment) -> PaymentRow:
     """A person decided which invoice a waiting payment pays."""
-    body = await _json_body(request, Assignment)
     try:
         with session_scope() as session:
             return PaymentRow.model_validate(assign_payment(session, match_id, body.invoice_id, by=body.by))
