@@ -3,7 +3,6 @@ amount, recorded once per business key and answered from the register when the i
 
 from __future__ import annotations
 
-from decimal import Decimal
 from typing import Annotated
 
 import structlog
@@ -44,14 +43,17 @@ def request_invoice(session: Session, args: InvoiceRequestArgs) -> RequestRow:
     """The invoice for an order and amount: recorded once per (order, amount, customer); answered
     from the register when the invoice is there already, else 1C is asked (``invoices.ask_onec``).
     A rejected request asked again is asked of 1C again."""
-    amount: Decimal = args.amount
     request, made = record_request(
-        session, order_id=args.order_id, amount=amount, customer_inn=args.customer_inn, source=args.source
+        session,
+        order_id=args.order_id,
+        amount=args.amount,
+        customer_inn=args.customer_inn,
+        source=args.source,
     )
     ask = made
     if made:
         known = invoice_for_order(
-            session, order_id=args.order_id, amount=amount, customer_inn=args.customer_inn
+            session, order_id=args.order_id, amount=args.amount, customer_inn=args.customer_inn
         )
         if known is not None:
             finish_request(session, request, known)
@@ -61,7 +63,6 @@ def request_invoice(session: Session, args: InvoiceRequestArgs) -> RequestRow:
         ask = True
     if ask:
         assert request.status == REQUEST_PENDING
-        session.flush()
         enqueue(session, ASK_ONEC, {"id": request.id}, business_key=f"invoice_requests:{request.request_key}")
     log.info("invoice.request", order=args.order_id, request_id=request.id, status=request.status, asked=ask)
     session.flush()
