@@ -22,6 +22,7 @@ ROUTES: dict[str, str] = {
     "billing": "billing",
     "crm": "crm",
     "acts": "acts",
+    "invoices": "invoices",
 }
 QUEUE_NAMES: tuple[str, ...] = tuple(dict.fromkeys(ROUTES.values()))
 # The address settings a queue's steps call: a worker consuming the queue refuses to start without
@@ -29,6 +30,7 @@ QUEUE_NAMES: tuple[str, ...] = tuple(dict.fromkeys(ROUTES.values()))
 QUEUE_URLS: dict[str, tuple[str, ...]] = {
     "sep": ("sep_url",),
     "acts": ("sbis_url",),
+    "invoices": ("onec_url",),
 }
 DEFAULT_QUEUE = "ops"
 # Held (and renewed every tick) by the one active beat; `obmen healthcheck --beat` looks for it.
@@ -76,6 +78,8 @@ def beat_schedule(settings: Settings) -> dict[str, dict[str, Any]]:
         "acts-track": every("acts.track", settings.acts_track_interval_s),
         "acts-deadlines": every("acts.deadlines.sweep", settings.acts_deadline_sweep_interval_s),
         "acts-reconcile": every("acts.deals.reconcile", settings.acts_reconcile_interval_s),
+        # 1C's change list: payments, corrections, invoices made in 1C (docs/invoices.md).
+        "invoices-poll": every("invoices.poll_changes", settings.invoice_poll_interval_s),
     }
 
 

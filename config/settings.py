@@ -16,7 +16,7 @@ from cryptography.fernet import Fernet
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-SCOPES = frozenset({"read", "write", "metrics"})
+SCOPES = frozenset({"read", "write", "metrics", "invoices"})
 # A scope and the scopes it brings along: an ops person who may re-drive may also look, and whoever
 # may read the registers may read their figures on /metrics.
 IMPLIED = {"write": {"read", "metrics"}, "read": {"metrics"}}
@@ -213,6 +213,8 @@ class Settings(BaseSettings):
     onec_busy_retry_s: float = Field(5.0, gt=0)
     onec_changes_page_size: int = Field(100, ge=1, le=1000)
     invoice_max_file_bytes: int = Field(5 * 1024 * 1024, ge=1024)
+    invoice_poll_interval_s: int = Field(60, ge=1)
+    invoice_link_ttl_s: int = Field(7 * 24 * 3600, ge=60)
 
     @field_validator("database_url")
     @classmethod

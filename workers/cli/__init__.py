@@ -1,5 +1,5 @@
 """The ``obmen`` command: the processes (``processes``), the ops commands (``ops``), and a module of
-commands per flow (``mail``, ``sep``, ``acts``).
+commands per flow (``mail``, ``sep``, ``acts``, ``invoices``).
 
 Commands are named here and their module is imported only when one of them runs: ``obmen
 healthcheck`` runs every few seconds in every container and must not import every task and model.
@@ -30,6 +30,7 @@ COMMANDS: dict[str, str] = {
     "fetch-mail": "workers.cli.mail:fetch_mail",
     "sep": "workers.cli.sep:sep",
     "acts": "workers.cli.acts:acts",
+    "invoices": "workers.cli.invoices:invoices",
 }
 
 

@@ -10,7 +10,7 @@ from fastapi.routing import iter_route_contexts
 
 from config.settings import get_settings
 from tasks.machinery.outbox import set_dispatch_mode
-from workers.gateway import acts, docs, health, ops, payments, sep
+from workers.gateway import acts, docs, health, invoices, ops, payments, sep
 from workers.gateway.edge import EdgeRoute, install
 from workers.gateway.limits import BodyLimit
 
@@ -22,6 +22,7 @@ ROUTERS = [
     payments.router,
     payments.ops_router,
     acts.router,
+    invoices.router,
 ]
 DESCRIPTION = """Bank, CRM and ops endpoints of obmen.
 
