@@ -47,15 +47,30 @@ from tasks.invoices.queries import (
 )
 from tasks.invoices.register import InvoiceNotInRegister, LinkGone, LinkUnknown, issue_link, use_link
 from tasks.machinery.outbox import enqueue
-from workers.gateway.access import Public
+from workers.gateway.access import Access, Refused
 from workers.gateway.auth import require
 from workers.gateway.edge import EdgeRoute
 from workers.gateway.params import Chars, Digits, Id
 
 router = APIRouter(prefix="/invoices", tags=["invoices"], route_class=EdgeRoute)
 scoped = Depends(require("invoices"))
-# The token is the key of one file: anyone holding the link may fetch it once (the site hands it over).
-LINK = Depends(Public("the holder of a one-time link the site was given; the token is the key"))
+
+
+class OneTimeLink(Access):
+    """The token of a one-time link, as the key of one file: a malformed one is a 404 before anything
+    is read (an unknown or used one is answered by the route: 404, 410)."""
+
+    kind = "form_link"
+
+    async def check(self, request: Request) -> None:
+        token = str(request.path_params.get("token", ""))
+        if not (
+            16 <= len(token) <= 64 and token.isascii() and token.replace("-", "").replace("_", "").isalnum()
+        ):
+            raise Refused(404, "malformed link token", "no such link")
+
+
+LINK = Depends(OneTimeLink("the holder of a one-time link the site was given; the token is the key"))
 INN = TypeAdapter(Inn)
 RowId = Annotated[Id, Path()]
 ETag = Annotated[str | None, Chars(200), Header()]
