@@ -9,22 +9,30 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-import httpx
 import psycopg
 import redis
 
 from config.celery import BEAT_LOCK_KEY
 from config.settings import Settings
+from integrations.bounded_http import BoundedClient
+from integrations.errors import PermanentError, TransientError
+from integrations.exchange import Exchange
 
 TIMEOUT_S = 3.0
 
 
 def url_answers(url: str) -> str | None:
+    # Through the one bounded HTTP module: a probe that hangs on a dripping answer is a probe that lies.
+    client = BoundedClient(deadline_s=TIMEOUT_S, max_bytes=64_000)
     try:
-        answer = httpx.get(url, timeout=TIMEOUT_S)
-    except httpx.HTTPError as exc:
+        answer = client.exchange(client.build_request("GET", url), Exchange(system="probe", operation="GET"))
+    except (TransientError, PermanentError) as exc:
         return f"GET {url}: {type(exc).__name__}: {exc}"
-    return None if answer.is_success else f"GET {url}: {answer.status_code} {answer.text[:200]}"
+    finally:
+        client.close()
+    if 200 <= answer.status_code < 300:
+        return None
+    return f"GET {url}: {answer.status_code} {answer.content[:200].decode('utf-8', 'replace')}"
 
 
 def file_is_fresh(path: str, max_age_s: float) -> str | None:
