@@ -144,9 +144,11 @@ def list_invoices(
     order_id: str | None = None,
     limit: int = 50,
     after: str | None = None,
+    offset: int = 0,
 ) -> InvoicePage:
     """A customer's invoices, newest first: one index range scan of ``(customer_inn, issued_at DESC,
-    id DESC)`` per page, however deep (keyset, not offset)."""
+    id DESC)`` per page, however deep (keyset: ``after``; ``offset`` skips rows after it, for the
+    command line's paging options)."""
     limit = max(1, min(limit, MAX_LIMIT))
     query = select(Invoice).where(Invoice.customer_inn == customer_inn)
     if status is not None:
@@ -156,7 +158,13 @@ def list_invoices(
     if after is not None:
         issued_at, last_id = decode_cursor(after)
         query = query.where(tuple_(Invoice.issued_at, Invoice.id) < tuple_(issued_at, last_id))
-    rows = list(session.scalars(query.order_by(Invoice.issued_at.desc(), Invoice.id.desc()).limit(limit + 1)))
+    rows = list(
+        session.scalars(
+            query.order_by(Invoice.issued_at.desc(), Invoice.id.desc())
+            .offset(max(0, offset))
+            .limit(limit + 1)
+        )
+    )
     more = len(rows) > limit
     rows = rows[:limit]
     return InvoicePage(

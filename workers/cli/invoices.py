@@ -10,7 +10,7 @@ import click
 from pydantic import BaseModel, ValidationError
 
 from models.invoices import PAYMENT_STATUSES
-from workers.cli.output import register_session, table
+from workers.cli.output import json_option, paging, register_session, table
 
 INVOICE_COLUMNS = (
     "id",
@@ -62,11 +62,17 @@ def request_command(order_id: str, amount: str, customer_inn: str) -> None:
 @click.argument("customer_inn")
 @click.option("--status", type=click.Choice(PAYMENT_STATUSES))
 @click.option("--order", "order_id")
-@click.option("--limit", default=50, show_default=True)
+@paging
 @click.option("--after", help="`next` of the previous page")
-@click.option("--json", "as_json", is_flag=True)
+@json_option
 def list_command(
-    customer_inn: str, status: str | None, order_id: str | None, limit: int, after: str | None, as_json: bool
+    customer_inn: str,
+    status: str | None,
+    order_id: str | None,
+    limit: int,
+    offset: int,
+    after: str | None,
+    as_json: bool,
 ) -> None:
     """A customer's invoices, newest first, with their payment status."""
     from models.db import session_scope
@@ -75,7 +81,13 @@ def list_command(
     try:
         with session_scope() as session:
             page = list_invoices(
-                session, customer_inn, status=status, order_id=order_id, limit=limit, after=after
+                session,
+                customer_inn,
+                status=status,
+                order_id=order_id,
+                limit=limit,
+                after=after,
+                offset=offset,
             )
     except BadCursor as exc:
         raise click.ClickException(str(exc)) from exc
@@ -123,7 +135,7 @@ def file_command(invoice_id: int, target: Path, version: int | None) -> None:
 
 
 @invoices.command("payments")
-@click.option("--json", "as_json", is_flag=True)
+@json_option
 def payments(as_json: bool) -> None:
     """Bank payments naming an invoice that wait for a person (ambiguous, unmatched)."""
     from models.db import session_scope
