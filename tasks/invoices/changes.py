@@ -76,13 +76,8 @@ def poll(max_pages: int = MAX_PAGES_PER_RUN) -> PollReport:
 def apply_page(session: Session, page: ChangesPage, cursor: str | None) -> Counter[str]:
     """Apply one page in the caller's transaction; what became of its entries, counted."""
     counted: Counter[str] = Counter()
-    to_fetch: dict[str, InvoiceChange] = {}
     for position, change in enumerate(page.changes):
-        outcome = _apply_entry(session, change, _position(cursor, position))
-        if outcome == ChangeOutcome.FETCH:
-            key = f"{change.onec_id}:{change.data_version or '@' + _position(cursor, position)}"
-            to_fetch.setdefault(key, change)
-        counted[outcome] += 1
+        counted[_apply_entry(session, change, _position(cursor, position))] += 1
     for rejected in page.rejected:
         _record_update(
             session,
@@ -92,10 +87,6 @@ def apply_page(session: Session, page: ChangesPage, cursor: str | None) -> Count
             refusal=(rejected.error.field, str(rejected.error)),
         )
         counted["rejected"] += 1
-    # Enqueued after every savepoint of the page: the outbox publishes what a commit made due, and a
-    # savepoint's release counts as a commit to SQLAlchemy's session events.
-    for key, change in to_fetch.items():
-        _record_update(session, key=key, onec_id=change.onec_id, data_version=change.data_version)
     return counted
 
 
@@ -107,7 +98,11 @@ def _position(cursor: str | None, position: int) -> str:
 def _apply_entry(session: Session, change: InvoiceChange, position: str) -> str:
     try:
         with session.begin_nested():
-            return apply_change(session, change).value
+            outcome = apply_change(session, change)
+            if outcome == ChangeOutcome.FETCH:
+                key = f"{change.onec_id}:{change.data_version or '@' + position}"
+                _record_update(session, key=key, onec_id=change.onec_id, data_version=change.data_version)
+            return outcome.value
     except RegisterConflict as exc:
         _record_update(
             session,

@@ -1,10 +1,13 @@
 """Outbox: enqueue in the same transaction as the change, publish after the commit.
 
-``enqueue`` adds an outbox row to the caller's session. When that session commits, the rows are
-published right away (inline in workers, on a background thread in the gateway, so an HTTP answer
+``enqueue`` adds an outbox row to the caller's session. When that session's outermost transaction
+commits, the rows are published right away (inline in workers, on a background thread in the gateway, so an HTTP answer
 never waits for Redis). Whatever that misses — Redis down, the process killed between commit and
 publish — the ``outbox.relay`` beat job publishes later. Rows are claimed with ``FOR UPDATE SKIP
 LOCKED``, so two relays never publish the same row.
+
+A savepoint (``session.begin_nested()``) is no commit: its release keeps what it enqueued for the
+outer transaction's commit, and its rollback forgets only what it enqueued.
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ from celery import current_app
 from celery.canvas import Signature
 from celery.exceptions import SoftTimeLimitExceeded
 from sqlalchemy import event, func, insert, select, update
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, SessionTransaction
 from sqlalchemy.orm.util import identity_key
 
 from config.settings import get_settings
@@ -34,6 +37,8 @@ log = structlog.get_logger(__name__)
 _PENDING = "obmen_outbox_pending"
 _PENDING_IDS = "obmen_outbox_pending_ids"
 _STAMPED = "obmen_outbox_stamped"
+_SAVEPOINTS = "obmen_outbox_savepoints"
+_TRACKED = (_PENDING, _PENDING_IDS, _STAMPED)
 DispatchMode = Literal["inline", "background", "off"]
 
 # Step task name -> the register its ``{"id": …}`` names (``steps.step`` fills it): enqueueing a step
@@ -90,7 +95,8 @@ def _stamp(session: Session, task: str, kwargs_list: Sequence[dict[str, Any]], d
             absent.append(row_id)
         else:
             loaded.next_step_at = value
-        session.info.setdefault(_STAMPED, set()).add((model, row_id))
+        # A dict, not a set: insertion order lets a savepoint's rollback cut off what it stamped.
+        session.info.setdefault(_STAMPED, {})[(model, row_id)] = None
     if absent:
         session.execute(
             update(model)
@@ -197,8 +203,22 @@ def set_dispatch_mode(mode: DispatchMode) -> None:
     dispatch.mode = mode
 
 
+@event.listens_for(Session, "after_transaction_create")
+def _after_begin(session: Session, transaction: SessionTransaction) -> None:
+    if transaction.nested:
+        # The pending lists only grow: their lengths now are what this savepoint's rollback keeps.
+        marks = tuple(len(session.info.get(key, ())) for key in _TRACKED)
+        session.info.setdefault(_SAVEPOINTS, {})[transaction] = marks
+
+
 @event.listens_for(Session, "after_commit")
 def _after_commit(session: Session) -> None:
+    # SQLAlchemy reports a savepoint's release as a commit; only the outermost one publishes.
+    savepoint = session.get_nested_transaction()
+    if savepoint is not None:
+        session.info.get(_SAVEPOINTS, {}).pop(savepoint, None)
+        return
+    session.info.pop(_SAVEPOINTS, None)
     session.info.pop(_STAMPED, None)
     ids = [row.id for row in session.info.pop(_PENDING, ())] + session.info.pop(_PENDING_IDS, [])
     if ids:
@@ -206,10 +226,26 @@ def _after_commit(session: Session) -> None:
 
 
 @event.listens_for(Session, "after_soft_rollback")
-def _after_rollback(session: Session, previous_transaction: Any) -> None:
-    session.info.pop(_PENDING, None)
-    session.info.pop(_PENDING_IDS, None)
-    session.info.pop(_STAMPED, None)
+def _after_rollback(session: Session, previous_transaction: SessionTransaction) -> None:
+    # A failed flush rolls back an inner marker transaction: what it undid is up to the savepoint
+    # (or the outermost transaction) it belongs to.
+    boundary = previous_transaction
+    while not boundary.nested and boundary.parent is not None:
+        boundary = boundary.parent
+    if not boundary.nested:
+        for key in (_SAVEPOINTS, *_TRACKED):
+            session.info.pop(key, None)
+        return
+    savepoints = session.info.get(_SAVEPOINTS, {})
+    marks = savepoints.pop(boundary, None) if boundary is previous_transaction else savepoints.get(boundary)
+    if marks is None:
+        return
+    for key, mark in zip(_TRACKED, marks, strict=True):
+        tracked = session.info.get(key)
+        if isinstance(tracked, dict):
+            session.info[key] = dict.fromkeys(list(tracked)[:mark])
+        elif tracked is not None:
+            del tracked[mark:]
 
 
 def relay(ids: Sequence[int] | None = None, limit: int | None = None) -> int:

@@ -1,4 +1,5 @@
-"""The outbox commits with its business change, and concurrent relays publish each row once."""
+"""The outbox commits with its business change (a savepoint is no commit), and concurrent relays
+publish each row once."""
 
 from __future__ import annotations
 
@@ -9,12 +10,14 @@ import threading
 import pytest
 import redis
 from sqlalchemy import func, select
+from sqlalchemy.exc import DataError
+from sqlalchemy.orm import Session
 
 from models.canary import Canary
 from models.db import session_scope
 from models.outbox import Outbox
 from tasks.machinery.canary import start_canary
-from tasks.machinery.outbox import enqueue, relay, set_dispatch_mode
+from tasks.machinery.outbox import enqueue, enqueue_many, relay, set_dispatch_mode, task_id_for
 
 
 @pytest.fixture(autouse=True)
@@ -93,3 +96,74 @@ def test_a_delay_beyond_the_horizon_stays_a_row() -> None:
     with session_scope() as s:
         waiting = s.scalars(select(Outbox).where(Outbox.published_at.is_(None))).one()
         assert waiting.kwargs["kwargs"] == {"id": 1}
+
+
+def _published() -> list[int]:
+    return sorted(m["headers"]["id"] for m in _queued())
+
+
+def _wait_in_savepoints(session: Session) -> None:
+    """Enqueue canary 1 in the outer transaction and 2 in a released savepoint, after another one."""
+    enqueue(session, "ops.canary.run", {"id": 1})
+    with session.begin_nested():
+        session.execute(select(1))
+    with session.begin_nested():
+        enqueue(session, "ops.canary.run", {"id": 2})
+    with session.begin_nested():
+        session.execute(select(1))
+
+
+def test_a_released_savepoint_publishes_nothing_before_the_outer_commit() -> None:
+    set_dispatch_mode("inline")
+    with session_scope() as s:
+        _wait_in_savepoints(s)
+        assert _queued() == []
+        ids = [row.id for row in s.scalars(select(Outbox).order_by(Outbox.id))]
+    # Published by the outer commit itself, not left for the beat relay.
+    assert _published() == [task_id_for(i) for i in ids]
+    with session_scope() as s:
+        assert s.scalar(select(func.count()).where(Outbox.published_at.is_(None))) == 0
+
+
+def test_a_rolled_back_savepoint_takes_back_only_its_own_messages() -> None:
+    set_dispatch_mode("inline")
+    with session_scope() as s:
+        kept = enqueue(s, "ops.canary.run", {"id": 1})
+        with pytest.raises(RuntimeError), s.begin_nested():
+            enqueue(s, "ops.canary.run", {"id": 2})
+            with s.begin_nested():  # released into the savepoint that then rolls back
+                enqueue_many(s, "ops.canary.run", [{"id": 3}, {"id": 4}])
+            raise RuntimeError("the savepoint's change failed")
+        with s.begin_nested():
+            after = enqueue_many(s, "ops.canary.run", [{"id": 5}])
+        s.flush()
+        expected = sorted([task_id_for(kept.id), *(task_id_for(i) for i in after)])
+    assert _published() == expected
+    assert relay() == 0
+    assert _published() == expected
+    with session_scope() as s:
+        assert sorted(row["id"] for row in s.scalars(select(Outbox.kwargs["kwargs"]))) == [1, 5]
+
+
+def test_a_failed_flush_in_a_savepoint_keeps_the_outer_messages() -> None:
+    set_dispatch_mode("inline")
+    with session_scope() as s:
+        kept = enqueue(s, "ops.canary.run", {"id": 1})
+        s.flush()
+        with pytest.raises(DataError), s.begin_nested():
+            enqueue(s, "ops.canary.run", {"id": 2})
+            s.add(Outbox(task_name="x" * 201, kwargs={}))  # too long for the column: the flush fails
+            s.flush()
+        kept_id = kept.id
+    assert _published() == [task_id_for(kept_id)]
+
+
+def test_an_outer_rollback_publishes_nothing() -> None:
+    set_dispatch_mode("inline")
+    with pytest.raises(RuntimeError), session_scope() as s:
+        _wait_in_savepoints(s)
+        enqueue_many(s, "ops.canary.run", [{"id": 3}])
+        raise RuntimeError("the business change failed after its savepoints")
+    assert _queued() == []
+    assert relay() == 0
+    assert _counts() == (0, 0)
