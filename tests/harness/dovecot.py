@@ -165,9 +165,26 @@ service stats {{
         finally:
             client.logout()
 
+    def save(self, raws: list[bytes], folder: str) -> None:
+        """Store letters in ``folder`` (created if new) through doveadm, which names folders in UTF-8:
+        no IMAP client's folder-name encoding is involved."""
+        doveadm = self._doveadm()
+        subprocess.run(
+            [doveadm, "-c", str(self.config), "mailbox", "create", "-u", self.user, folder],
+            check=False, capture_output=True, timeout=60,
+        )  # fmt: skip
+        for raw in raws:
+            subprocess.run(
+                [doveadm, "-c", str(self.config), "save", "-u", self.user, "-m", folder],
+                input=raw, check=True, capture_output=True, timeout=60,
+            )  # fmt: skip
+
+    def _doveadm(self) -> str:
+        return shutil.which("doveadm") or str(Path(self.binary).with_name("doveadm"))
+
     def set_uidvalidity(self, value: int, folder: str = "INBOX") -> None:
         """What a rebuilt server does to a mailbox: a new UIDVALIDITY (the same messages)."""
-        doveadm = shutil.which("doveadm") or str(Path(self.binary).with_name("doveadm"))
+        doveadm = self._doveadm()
         subprocess.run(
             [doveadm, "-c", str(self.config), "mailbox", "update", "-u", self.user, "--uid-validity", str(value), folder],
             check=True, capture_output=True, timeout=60,

@@ -1,6 +1,7 @@
 """``mail.fetch`` against a real IMAP server (Dovecot on a loopback port): appended letters are
 stored once in bounded batches, \\Seen is set only after the commit, a second fetch finds nothing,
-a new UIDVALIDITY re-processes nothing, a 30 MB letter is never downloaded, IMAPS verifies."""
+a new UIDVALIDITY re-processes nothing, a 30 MB letter is never downloaded, IMAPS verifies, a folder
+named in Cyrillic is found."""
 
 from __future__ import annotations
 
@@ -134,3 +135,13 @@ def test_imaps_verifies_the_server_certificate(obmen_app) -> None:
                 assert fetch_mail().stored == 1
     assert messages()[0].mailbox.startswith("imaps://sep@127.0.0.1:")
     set_dispatch_mode("inline")
+
+
+def test_a_folder_named_in_cyrillic_is_read(dovecot: DovecotServer) -> None:
+    dovecot.save([corpus.sep_letter(), corpus.not_sep()], folder="Уведомления СЭП")
+    dovecot.append([corpus.not_sep()])  # INBOX is another folder: not read
+    with settings_env(OBMEN_IMAP_URL=dovecot.url(folder="Уведомления%20СЭП")):
+        report = fetch_mail()
+    assert (report.found, report.stored) == (2, 2)
+    assert all(m.mailbox.endswith("/Уведомления СЭП") for m in messages())
+    assert set(dovecot.flags(folder="&BCMEMgQ1BDQEPgQ8BDsENQQ9BDgETw- &BCEELQQf-").values()) == {"\\Seen"}
