@@ -46,12 +46,15 @@ log = structlog.get_logger(__name__)
 SWEEP_LIMIT = 1000
 
 
-def sweep(limit: int = SWEEP_LIMIT) -> dict[str, int]:
-    """Re-drive lost and stale rows of every step; returns how many per step. Then purge old logs."""
+def sweep(limit: int = SWEEP_LIMIT, on_step: Callable[[int, int], None] | None = None) -> dict[str, int]:
+    """Re-drive lost and stale rows of every step; returns how many per step. Then purge old logs.
+
+    ``on_step(done, total)`` follows the steps swept (progress).
+    """
     settings = get_settings()
     redriven: dict[str, int] = {}
     idle = _IdleQueues()
-    for spec in STEPS.values():
+    for done, spec in enumerate(STEPS.values(), start=1):
         with session_scope() as session:
             now = db_now(session)
             lost = _lost(session, spec, now, settings, idle, limit)
@@ -71,6 +74,8 @@ def sweep(limit: int = SWEEP_LIMIT) -> dict[str, int]:
                     )
             if lost or stale:
                 redriven[spec.task_name] = len(lost) + len(stale)
+        if on_step is not None:
+            on_step(done, len(STEPS))
     purge()
     return redriven
 

@@ -101,6 +101,21 @@ def test_redrive_shows_first_and_acts_only_when_told(obmen_app) -> None:
         assert s.scalar(select(Outbox.id).where(Outbox.published_at.is_(None))) is None
 
 
+def test_sweep_shows_its_progress_as_plain_lines_off_a_terminal(obmen_app) -> None:
+    from tasks.machinery.steps import STEPS
+
+    swept = obmen("sweep")
+    assert swept.returncode == 0, swept.stderr
+    assert json.loads(swept.stdout.strip().splitlines()[-1]) == {}
+    label = "sweeping the steps: "
+    shown = [
+        line.removeprefix(label).split("/") for line in swept.stderr.splitlines() if line.startswith(label)
+    ]
+    done = [int(d) for d, _ in shown]
+    assert {int(t) for _, t in shown} == {len(STEPS)}
+    assert done == sorted(set(done)) and done[-1] == len(STEPS) and len(done) > 1
+
+
 def test_db_current_history_and_offline_sql() -> None:
     from alembic.script import ScriptDirectory
 

@@ -112,7 +112,8 @@ def sweep() -> None:
     from tasks.machinery.sweeper import sweep as do_sweep
 
     publishing()
-    redriven = do_sweep()
+    with following("sweeping the steps") as follow:
+        redriven = do_sweep(on_step=follow)
     relay_all()
     click.echo(json.dumps(redriven))
 
