@@ -152,6 +152,8 @@ def test_the_site_requests_lists_downloads_and_sees_payments(
             old.content == pdf.content
             and old.headers["etag"] != gateway.get(f"/invoices/{inv['id']}/file").headers["etag"]
         )
+        assert gateway.get(f"/invoices/{inv['id']}/file", params={"version": 1}).content == pdf.content
+        assert gateway.get(f"/invoices/{inv['id']}/versions/3/file").status_code == 404
 
         # The bank pays naming the invoice the way payers do: the invoice is paid.
         bank = Bank(str(gateway.base_url))

@@ -6,8 +6,8 @@
 * ``GET /invoices?customer_inn=…``: a customer's invoices, newest first, by payment status and
   order, keyset-paged (``next`` → ``after``);
 * ``GET /invoices/{id}``: one invoice with its versions and the bank payments matched to it;
-* ``GET /invoices/{id}/file``, ``GET /invoices/{id}/versions/{n}/file``: the PDF from the register
-  (never from 1C), ``ETag`` = its SHA-256, ``If-None-Match`` answered 304;
+* ``GET /invoices/{id}/file``, ``GET /invoices/{id}/versions/{n}/file`` (one route function, also
+  as ``/file?version=n``): the PDF from the register (never from 1C), ``ETag`` = its SHA-256, ``If-None-Match`` answered 304;
 * ``POST /invoices/{id}/links``: a one-time link for the order page; ``GET /invoices/links/{token}``
   (public, the token is the key) gives the file once, then 410;
 * ``GET /invoices/payments``, ``POST /invoices/payments/{id}/assign``: bank payments naming an
@@ -196,18 +196,21 @@ def get_invoice(invoice_id: RowId) -> InvoiceDetail:
 
 
 @router.get("/{invoice_id}/file", dependencies=[scoped], response_class=Response)
-def get_file(invoice_id: RowId, if_none_match: ETag = None) -> Response:
-    """The latest file, from the register."""
-    return _file(invoice_id, None, if_none_match)
-
-
 @router.get("/{invoice_id}/versions/{version}/file", dependencies=[scoped], response_class=Response)
-def get_version_file(
+def get_file(
     invoice_id: RowId,
-    version: Annotated[int, Digits(1, 1_000_000), Path()],
+    # A path parameter on the versioned route; on the latest file's route FastAPI reads it from the
+    # query, so ``/file?version=n`` is the versioned path's alias.
+    version: Annotated[int | None, Digits(1, 1_000_000)] = None,
     if_none_match: ETag = None,
 ) -> Response:
-    return _file(invoice_id, version, if_none_match)
+    """A file from the register: the invoice's latest, or that of one version."""
+    try:
+        with session_scope() as session:
+            found = invoice_file(session, invoice_id, version)
+    except InvoiceNotInRegister as exc:
+        raise HTTPException(404, str(exc)) from exc
+    return _pdf(found, if_none_match)
 
 
 @router.post("/{invoice_id}/links", dependencies=[scoped], status_code=201)
@@ -219,15 +222,6 @@ def post_link(invoice_id: RowId, request: Request) -> dict[str, str]:
     except InvoiceNotInRegister as exc:
         raise HTTPException(404, str(exc)) from exc
     return {"token": token, "url": str(request.url_for("get_link", token=token))}
-
-
-def _file(invoice_id: int, version: int | None, if_none_match: str | None) -> Response:
-    try:
-        with session_scope() as session:
-            found = invoice_file(session, invoice_id, version)
-    except InvoiceNotInRegister as exc:
-        raise HTTPException(404, str(exc)) from exc
-    return _pdf(found, if_none_match)
 
 
 def _pdf(found: FileRow, if_none_match: str | None) -> Response:
