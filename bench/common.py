@@ -1,4 +1,5 @@
-"""What every benchmark shares: throwaway stores, worker processes, RSS, the no-op denominator.
+"""What every benchmark shares: throwaway stores, worker processes, the gateway, RSS, the no-op
+denominator.
 
 These machines are shared and noisy, so every benchmark measures the raw Celery no-op rate on the
 same broker in the same run and reports its own figure as a ratio of it.
@@ -40,6 +41,34 @@ def bench_stores() -> Iterator[dict[str, str]]:
         yield env
     finally:
         created.release()
+
+
+@contextmanager
+def serving(workers: list[Any], env: dict[str, str]) -> Iterator[int]:
+    """``obmen gateway`` on a free port beside ``workers`` (already started): its port once it
+    answers; on exit the gateway and the workers stop, so the no-op run that follows has the CPU."""
+    from tests.harness.processes import OBMEN, Process, free_port
+    from tests.harness.waiting import wait_for
+
+    port = free_port()
+    gateway = Process([OBMEN, "gateway", "--port", str(port)], env=env)
+    try:
+        wait_for(lambda: answers(f"http://127.0.0.1:{port}/healthz"), timeout=30, what="the gateway")
+        yield port
+    finally:
+        gateway.stop()
+        for worker in workers:
+            worker.stop()
+
+
+def answers(url: str) -> bool:
+    """Whether ``url`` answers 200 now (a process still coming up does not)."""
+    import httpx
+
+    try:
+        return httpx.get(url, timeout=2).status_code == 200
+    except httpx.TransportError:
+        return False
 
 
 def tree_rss_kb(pid: int) -> int:

@@ -27,7 +27,7 @@ from decimal import Decimal
 
 from sqlalchemy import func, select, text
 
-from bench.common import bench_stores, noop_rate, report
+from bench.common import bench_stores, noop_rate, report, serving
 from bench.httpload import request_bytes, run_load
 
 TOKEN = "bench-site-token"
@@ -65,7 +65,7 @@ def main() -> None:
         from sandbox.onec import OnecEmulator
         from sandbox.server import Sandbox
         from tests.harness.bank import inn12
-        from tests.harness.processes import OBMEN, Process, free_port, start_worker
+        from tests.harness.processes import start_worker
         from tests.harness.waiting import wait_for
 
         emulator = OnecEmulator(SandboxClock())
@@ -82,9 +82,6 @@ def main() -> None:
             "OBMEN_ONEC_BUSY_RETRY_S": "1",
             "OBMEN_LOG_LEVEL": "WARNING",
         }
-        port = free_port()
-        host = f"127.0.0.1:{port}"
-        gateway = Process([OBMEN, "gateway", "--port", str(port)], env=run_env)
         workers = [
             start_worker(env=run_env, concurrency=args.concurrency, queues="invoices")
             for _ in range(args.workers)
@@ -94,8 +91,8 @@ def main() -> None:
             with session_scope() as s:
                 return s.scalar(select(func.count()).where(InvoiceRequest.status == "done")) or 0
 
-        try:
-            wait_for(lambda: _up(host), timeout=30, what="the gateway")
+        with serving(workers, run_env) as port:
+            host = f"127.0.0.1:{port}"
             started = time.perf_counter()
             load = run_load(
                 "127.0.0.1",
@@ -131,10 +128,6 @@ def main() -> None:
                 [_get(host, f"/invoices/{reads.randint(1, top)}/file") for _ in range(args.reads)],
                 4,
             )
-        finally:
-            gateway.stop()
-            for worker in workers:
-                worker.stop()
         rate = noop_rate(args.noop_n, workers=2)
         box.stop()
 
@@ -227,15 +220,6 @@ def _fill_register(total: int, customers: list[str]) -> None:
     with session_scope() as s:
         s.connection().exec_driver_sql("ANALYZE invoices")
         s.connection().exec_driver_sql("ANALYZE invoice_versions")
-
-
-def _up(host: str) -> bool:
-    import httpx
-
-    try:
-        return httpx.get(f"http://{host}/healthz", timeout=2).status_code == 200
-    except httpx.TransportError:
-        return False
 
 
 if __name__ == "__main__":

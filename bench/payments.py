@@ -17,10 +17,9 @@ import json
 import time
 from collections.abc import Callable
 
-import httpx
 from sqlalchemy import func, select
 
-from bench.common import bench_stores, noop_rate, report
+from bench.common import bench_stores, noop_rate, report, serving
 from bench.httpload import request_bytes, run_load
 
 SECRET = "bench-bank-secret"
@@ -62,7 +61,7 @@ def main() -> None:
         from sandbox.harness import SandboxClock
         from sandbox.server import Sandbox
         from tests.harness.bank import seed_subscribers
-        from tests.harness.processes import OBMEN, Process, free_port, start_worker
+        from tests.harness.processes import start_worker
         from tests.harness.waiting import wait_for
 
         box = Sandbox([Bitrix24Emulator(SandboxClock())]).start()
@@ -77,17 +76,16 @@ def main() -> None:
             "OBMEN_BANK_HMAC_SECRETS": SECRET,
             "OBMEN_LOG_LEVEL": "WARNING",
         }
-        port = free_port()
-        gateway = Process([OBMEN, "gateway", "--port", str(port)], env=run_env)
-        workers = [start_worker(env=run_env, concurrency=1, pool="solo") for _ in range(2)]
-        url = f"http://127.0.0.1:{port}"
+        # The flow's queues only: a worker on every queue refuses to start without every system's URL.
+        workers = [
+            start_worker(env=run_env, concurrency=1, pool="solo", queues="payments,crm") for _ in range(2)
+        ]
 
         def posted() -> int:
             with session_scope() as s:
                 return s.scalar(select(func.count()).where(Payment.status == "posted")) or 0
 
-        try:
-            wait_for(lambda: _up(url), timeout=30, what="the gateway")
+        with serving(workers, run_env) as port:
             started = time.perf_counter()
             load = run_load(
                 "127.0.0.1",
@@ -103,10 +101,6 @@ def main() -> None:
                 allocations = s.scalar(select(func.count()).select_from(PaymentAllocation))
                 marks_done = s.scalar(select(func.count()).where(DealPaidMark.status == "done"))
                 marks = s.scalar(select(func.count()).select_from(DealPaidMark))
-        finally:
-            gateway.stop()
-            for worker in workers:
-                worker.stop()
         rate = noop_rate(args.noop_n, workers=2)
         box.stop()
 
@@ -132,13 +126,6 @@ def main() -> None:
             "crm_marks_done_at_end": marks_done,
         },
     )
-
-
-def _up(url: str) -> bool:
-    try:
-        return httpx.get(url + "/healthz", timeout=2).status_code == 200
-    except httpx.TransportError:
-        return False
 
 
 if __name__ == "__main__":

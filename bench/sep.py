@@ -31,7 +31,7 @@ from typing import Any
 import httpx
 import redis
 
-from bench.common import bench_stores, noop_rate, report, tree_rss_kb
+from bench.common import answers, bench_stores, noop_rate, report, tree_rss_kb
 
 ORG = "7707083893"
 
@@ -77,7 +77,7 @@ def main() -> None:
                 env={**env, "OBMEN_LOG_LEVEL": "WARNING", "TMPDIR": mail_dir},
             )
             base = f"http://127.0.0.1:{port}"
-            wait_for(lambda: _up(base), timeout=60, what="the sandbox")
+            wait_for(lambda: answers(base + "/_sandbox"), timeout=60, what="the sandbox")
             timing = {
                 "min_delay_s": args.min_delay,
                 "processing_s": args.processing,
@@ -111,13 +111,6 @@ def main() -> None:
         if sandbox is not None:
             sandbox.stop()
         broker.close()
-
-
-def _up(base: str) -> bool:
-    try:
-        return httpx.get(base + "/_sandbox", timeout=2).status_code == 200
-    except httpx.HTTPError:
-        return False
 
 
 def _run(
