@@ -44,6 +44,7 @@ from workers.gateway.access import (
 from workers.gateway.auth import require
 from workers.gateway.edge import EdgeRoute
 from workers.gateway.params import Attachment, Id, Limit, Note, Offset, Text
+from workers.gateway.problems import invalid, unprocessable
 
 log = structlog.get_logger(__name__)
 
@@ -62,6 +63,7 @@ class FormLink(Access):
     """The form link's token, as the key of one form: unknown tokens are a 404 before the body is read."""
 
     kind = "form_link"
+    refusals = (404,)
 
     async def check(self, request: Request) -> None:
         token = str(request.path_params.get("token", ""))
@@ -73,10 +75,6 @@ class FormLink(Access):
 
 FORM = Depends(FormLink("the counterparty holding the link a letter sent them"))
 BITRIX24 = Depends(Bitrix24Token("the Bitrix24 portal, by its application token"))
-
-
-def _errors(exc: ValidationError) -> list[str]:
-    return [f"{'.'.join(str(p) for p in e['loc']) or 'act'}: {e['msg']}" for e in exc.errors()]
 
 
 async def _upload(file: UploadFile | None) -> Upload | None:
@@ -130,7 +128,7 @@ async def post_act(
     try:
         data = ActIn.model_validate(fields)
     except ValidationError as exc:
-        raise HTTPException(422, _errors(exc)) from exc
+        raise invalid(exc) from exc
     upload = await _upload(file)
     assert upload is not None
     try:
@@ -158,7 +156,7 @@ def get_acts(
 ) -> dict[str, Any]:
     """Acts with their statuses, newest first; filter by status, deal, company, type, overdue."""
     if status is not None and status not in ACT_STATUSES:
-        raise HTTPException(422, f"unknown status {status!r}; statuses: {', '.join(ACT_STATUSES)}")
+        raise unprocessable("status", f"unknown status {status!r}; statuses: {', '.join(ACT_STATUSES)}")
     with session_scope() as session:
         return list_acts(session, ActFilter(status, deal_id, company_id, act_type, overdue, limit, offset))
 
@@ -197,7 +195,7 @@ async def post_act_status(
     «Акт получен и подписан» (with the signed scan), «Акт принят, но не подписан заявителем»,
     «Отказ от подписания». An electronic act asked to be sent goes to СБИС."""
     if status not in ACT_STATUSES:
-        raise HTTPException(422, f"unknown status {status!r}; statuses: {', '.join(ACT_STATUSES)}")
+        raise unprocessable("status", f"unknown status {status!r}; statuses: {', '.join(ACT_STATUSES)}")
     upload = await _upload(file)
     try:
         with session_scope() as session:
@@ -294,9 +292,9 @@ async def post_form(token: Text, request: Request) -> Response:
         refuse_unstorable(raw, "answer")
         answer = FormAnswer.model_validate({k: (v or None) for k, v in raw.items()})
     except ValidationError as exc:
-        raise HTTPException(422, _errors(exc)) from exc
+        raise invalid(exc) from exc
     except ValueError as exc:  # json.JSONDecodeError too
-        raise HTTPException(422, f"not a form answer: {exc}") from exc
+        raise unprocessable("body", f"not a form answer: {exc}") from exc
     try:
         with session_scope() as session:
             form = answer_form(session, token, answer)
