@@ -33,6 +33,7 @@ from tasks.acts.forms import FormAlreadyAnswered, FormAnswer, FormNotFound, answ
 from tasks.acts.queries import ActFilter, act_detail, act_file, deals_without_acts, list_acts
 from tasks.acts.register import ActConflict, ActIn, ActNotFound, Upload, change_status, create_act, lock_act
 from tasks.machinery.exchange import record_exchange
+from workers.gateway import problems
 from workers.gateway.access import (
     BITRIX24_TOKEN_FIELD,
     FORM_MEDIA_TYPE,
@@ -343,7 +344,8 @@ async def bitrix24_event(request: Request) -> JSONResponse:
         try:
             deal_id = DEAL_ID.validate_python(raw_id)
         except ValidationError:
-            status, answer = 422, {"detail": "data[FIELDS][ID] must be the deal id"}
+            errors = [{"field": "data[FIELDS][ID]", "message": "must be the deal id"}]
+            status, answer = 422, problems.document(422, "invalid event", errors=errors)
         else:
             with session_scope() as session:
                 deal_changed(session, deal_id)
@@ -361,4 +363,4 @@ async def bitrix24_event(request: Request) -> JSONResponse:
             business_key=f"deal:{escaped_text(raw_id, 100)}",
         )
     )
-    return JSONResponse(answer, status_code=status)
+    return JSONResponse(answer, status, media_type=problems.MEDIA_TYPE if status >= 400 else None)
