@@ -56,7 +56,9 @@ def healthz() -> dict[str, str]:
 
 
 # Not ready is the probe's answer, not an error: the same JSON as ready.
-NOT_READY = {503: {"description": "not ready", "content": {"application/json": {}}}}
+NOT_READY: dict[int | str, dict[str, Any]] = {
+    503: {"description": "not ready", "content": {"application/json": {}}}
+}
 
 
 @router.get("/readyz", dependencies=[Depends(PROBE)], responses=NOT_READY)
