@@ -21,7 +21,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import ValidationError
 
-from integrations.storable import escaped
+from integrations.storable import ITEMS_LIMIT, escaped
 
 MEDIA_TYPE = "application/problem+json"
 TYPE_PREFIX = "urn:obmen:problem:"
@@ -105,7 +105,8 @@ def unprocessable(field: str, message: str) -> RequestValidationError:
 
 
 def validation_problem(errors: Sequence[Any]) -> JSONResponse:
-    named = field_errors(errors)
+    # Within the items an escaped list keeps whole (beyond, it would end in a note, not an error).
+    named = field_errors(errors)[:ITEMS_LIMIT]
     fields = ", ".join(dict.fromkeys(e["field"] for e in named))
     return problem(422, f"invalid request: {fields}", errors=named)
 
