@@ -160,8 +160,10 @@ async def _refused(request: Request, exc: Exception) -> Response:
         return await http_exception_handler(request, exc)
     detail = exc.detail if isinstance(exc.detail, str) else None
     if exc.status_code == 422:
-        # A route's refusal of the request's content as a whole (e.g. a register rule it broke).
-        return problems.validation_problem([{"loc": ("body",), "msg": detail or "invalid request"}])
+        # A route's refusal of the request's content as a whole (e.g. a register rule it broke), in
+        # one message or several.
+        said = exc.detail if isinstance(exc.detail, list) and exc.detail else [detail or "invalid request"]
+        return problems.validation_problem([{"loc": ("body",), "msg": message} for message in said])
     return problems.problem(exc.status_code, detail, exc.headers)
 
 
