@@ -16,6 +16,7 @@ from config.logging import configure_logging
 from config.selfcheck import enforce
 from config.settings import get_settings
 from models.db import dispose_engines
+from tasks.machinery import request_id
 from workers import metrics
 
 settings = get_settings()
@@ -90,7 +91,9 @@ def _after_fork(**_: Any) -> None:
 @signals.task_prerun.connect
 def _bind_task(task_id: str | None = None, task: Any = None, **_: Any) -> None:
     structlog.contextvars.clear_contextvars()
-    structlog.contextvars.bind_contextvars(task_id=task_id, task_name=getattr(task, "name", None))
+    structlog.contextvars.bind_contextvars(
+        task_id=task_id, task_name=getattr(task, "name", None), **request_id.of_task(task)
+    )
 
 
 @signals.task_postrun.connect

@@ -31,6 +31,7 @@ from config.settings import get_settings
 from models.db import db_now, session_scope
 from models.outbox import Outbox
 from tasks.machinery.policy import describe
+from tasks.machinery.request_id import stamp
 
 log = structlog.get_logger(__name__)
 
@@ -62,12 +63,12 @@ def enqueue(
     holds a long wait. A step enqueued for a row stamps the row's ``next_step_at`` with that time.
     """
     if isinstance(task, str):
-        payload = dict(current_app.signature(task, kwargs=kwargs or {}))
+        payload = stamp(dict(current_app.signature(task, kwargs=kwargs or {})))
         name = task
     else:
         if kwargs:
             raise TypeError("pass kwargs inside the signature, not beside it")
-        payload = dict(task)
+        payload = stamp(dict(task))
         name = _first_task_name(payload)
     row = Outbox(task_name=name, kwargs=payload, business_key=business_key)
     if not_before is not None:
@@ -124,7 +125,7 @@ def enqueue_many(
     keys = list(business_keys) if business_keys is not None else [None] * len(kwargs_list)
     if len(keys) != len(kwargs_list):
         raise ValueError("one business key per kwargs, or none at all")
-    template = dict(current_app.signature(task))
+    template = stamp(dict(current_app.signature(task)))
     rows = [
         {"task_name": task, "kwargs": {**template, "kwargs": kwargs}, "business_key": key}
         for kwargs, key in zip(kwargs_list, keys, strict=True)

@@ -28,6 +28,7 @@ class _Args(BaseModel):
 def _answer(request: SepRequest | None, created: bool, **more: Any) -> dict[str, Any]:
     return {
         "request_id": request.id if request else None,
+        "business_key": request.business_key if request else None,
         "status": request.status if request else None,
         "created": created,
         **more,

@@ -87,7 +87,11 @@ def test_writing_takes_a_write_token(gw: GatewayThread, headers: dict[str, str],
 def test_bad_acts_get_a_clear_error(gw: GatewayThread) -> None:
     bad = post_act(gw, counterparty_inn="7728168972", act_type="electronic_ul")
     assert bad.status_code == 422
-    assert any("checksum" in e for e in bad.json()["detail"])
+    assert bad.headers["content-type"] == "application/problem+json"
+    problem = bad.json()
+    assert problem["type"] == "urn:obmen:problem:validation"
+    assert [e["field"] for e in problem["errors"]] == ["counterparty_inn"]
+    assert "checksum" in problem["errors"][0]["message"]
     missing_file = httpx.post(
         gw.url + "/acts", data={"number": "А-9", "deal_id": "1", "act_type": "paper_ul"}, headers=WRITE
     )

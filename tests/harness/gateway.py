@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
+from typing import Any
 
 import uvicorn
 
@@ -11,13 +12,14 @@ from tests.harness.processes import free_port
 
 
 class GatewayThread:
-    def __init__(self) -> None:
+    def __init__(self, app: Any = None) -> None:
+        """``create_app()``'s gateway, or ``app`` (the gateway with a route a test adds)."""
         from workers.gateway.app import create_app
 
         self.port = free_port()
         self._server = uvicorn.Server(
             uvicorn.Config(
-                create_app(), host="127.0.0.1", port=self.port, log_level="warning", lifespan="off"
+                app or create_app(), host="127.0.0.1", port=self.port, log_level="warning", lifespan="off"
             )
         )
         self._thread = threading.Thread(target=self._server.run, daemon=True)

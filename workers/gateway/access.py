@@ -51,6 +51,8 @@ class Access:
     kind = "access"
     #: The OpenAPI security scheme of this kind, or None where OpenAPI has no words for it.
     scheme: dict[str, Any] | None = None
+    #: The statuses of its refusals, documented on each route it guards (as problem documents).
+    refusals: tuple[int, ...] = ()
 
     def __init__(self, who: str) -> None:
         self.who = who
@@ -110,6 +112,7 @@ class ApiToken(Access):
     """A bearer token from ``OBMEN_API_TOKENS`` with ``scope`` (401 without a valid one, 403 with too little)."""
 
     kind = "api_token"
+    refusals = (401, 403)
     scheme = {
         "type": "http",
         "scheme": "bearer",
@@ -147,6 +150,7 @@ class BankSignature(Access):
     """The bank's HMAC over timestamp, method, path with query and the raw body (``docs/bank-api.md``)."""
 
     kind = "bank_signature"
+    refusals = (401, 413)
     scheme = {
         "type": "apiKey",
         "in": "header",
@@ -193,6 +197,7 @@ class Bitrix24Token(Access):
     """The ``auth[application_token]`` field of a Bitrix24 outbound event (form-encoded)."""
 
     kind = "bitrix24_application_token"
+    refusals = (401,)
 
     async def check(self, request: Request) -> None:
         expected = get_settings().bitrix24_application_token

@@ -33,6 +33,7 @@ from tasks.acts.forms import FormAlreadyAnswered, FormAnswer, FormNotFound, answ
 from tasks.acts.queries import ActFilter, act_detail, act_file, deals_without_acts, list_acts
 from tasks.acts.register import ActConflict, ActIn, ActNotFound, Upload, change_status, create_act, lock_act
 from tasks.machinery.exchange import record_exchange
+from workers.gateway import problems
 from workers.gateway.access import (
     BITRIX24_TOKEN_FIELD,
     FORM_MEDIA_TYPE,
@@ -44,6 +45,7 @@ from workers.gateway.access import (
 from workers.gateway.auth import require
 from workers.gateway.edge import EdgeRoute
 from workers.gateway.params import Attachment, Id, Limit, Note, Offset, Text
+from workers.gateway.problems import invalid, unprocessable
 
 log = structlog.get_logger(__name__)
 
@@ -62,6 +64,7 @@ class FormLink(Access):
     """The form link's token, as the key of one form: unknown tokens are a 404 before the body is read."""
 
     kind = "form_link"
+    refusals = (404,)
 
     async def check(self, request: Request) -> None:
         token = str(request.path_params.get("token", ""))
@@ -73,10 +76,6 @@ class FormLink(Access):
 
 FORM = Depends(FormLink("the counterparty holding the link a letter sent them"))
 BITRIX24 = Depends(Bitrix24Token("the Bitrix24 portal, by its application token"))
-
-
-def _errors(exc: ValidationError) -> list[str]:
-    return [f"{'.'.join(str(p) for p in e['loc']) or 'act'}: {e['msg']}" for e in exc.errors()]
 
 
 async def _upload(file: UploadFile | None) -> Upload | None:
@@ -130,7 +129,7 @@ async def post_act(
     try:
         data = ActIn.model_validate(fields)
     except ValidationError as exc:
-        raise HTTPException(422, _errors(exc)) from exc
+        raise invalid(exc) from exc
     upload = await _upload(file)
     assert upload is not None
     try:
@@ -158,7 +157,7 @@ def get_acts(
 ) -> dict[str, Any]:
     """Acts with their statuses, newest first; filter by status, deal, company, type, overdue."""
     if status is not None and status not in ACT_STATUSES:
-        raise HTTPException(422, f"unknown status {status!r}; statuses: {', '.join(ACT_STATUSES)}")
+        raise unprocessable("status", f"unknown status {status!r}; statuses: {', '.join(ACT_STATUSES)}")
     with session_scope() as session:
         return list_acts(session, ActFilter(status, deal_id, company_id, act_type, overdue, limit, offset))
 
@@ -197,7 +196,7 @@ async def post_act_status(
     «Акт получен и подписан» (with the signed scan), «Акт принят, но не подписан заявителем»,
     «Отказ от подписания». An electronic act asked to be sent goes to СБИС."""
     if status not in ACT_STATUSES:
-        raise HTTPException(422, f"unknown status {status!r}; statuses: {', '.join(ACT_STATUSES)}")
+        raise unprocessable("status", f"unknown status {status!r}; statuses: {', '.join(ACT_STATUSES)}")
     upload = await _upload(file)
     try:
         with session_scope() as session:
@@ -294,9 +293,9 @@ async def post_form(token: Text, request: Request) -> Response:
         refuse_unstorable(raw, "answer")
         answer = FormAnswer.model_validate({k: (v or None) for k, v in raw.items()})
     except ValidationError as exc:
-        raise HTTPException(422, _errors(exc)) from exc
+        raise invalid(exc) from exc
     except ValueError as exc:  # json.JSONDecodeError too
-        raise HTTPException(422, f"not a form answer: {exc}") from exc
+        raise unprocessable("body", f"not a form answer: {exc}") from exc
     try:
         with session_scope() as session:
             form = answer_form(session, token, answer)
@@ -345,7 +344,8 @@ async def bitrix24_event(request: Request) -> JSONResponse:
         try:
             deal_id = DEAL_ID.validate_python(raw_id)
         except ValidationError:
-            status, answer = 422, {"detail": "data[FIELDS][ID] must be the deal id"}
+            errors = [{"field": "data[FIELDS][ID]", "message": "must be the deal id"}]
+            status, answer = 422, problems.document(422, "invalid event", errors=errors)
         else:
             with session_scope() as session:
                 deal_changed(session, deal_id)
@@ -363,4 +363,4 @@ async def bitrix24_event(request: Request) -> JSONResponse:
             business_key=f"deal:{escaped_text(raw_id, 100)}",
         )
     )
-    return JSONResponse(answer, status_code=status)
+    return JSONResponse(answer, status, media_type=problems.MEDIA_TYPE if status >= 400 else None)

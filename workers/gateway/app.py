@@ -10,7 +10,8 @@ from fastapi.routing import iter_route_contexts
 
 from config.settings import get_settings
 from tasks.machinery.outbox import set_dispatch_mode
-from workers.gateway import acts, docs, health, invoices, ops, payments, sep
+from workers.gateway import acts, billing, docs, health, invoices, ops, payments, problems, sep
+from workers.gateway.access_log import AccessLog
 from workers.gateway.edge import EdgeRoute, install
 from workers.gateway.limits import BodyLimit
 
@@ -19,6 +20,8 @@ ROUTERS = [
     health.router,
     ops.router,
     sep.router,
+    sep.actions,
+    billing.router,
     payments.router,
     payments.ops_router,
     acts.router,
@@ -44,7 +47,9 @@ def _openapi(api: FastAPI) -> dict[str, Any]:
             for context in iter_route_contexts(api.routes)
             if isinstance(route := context.original_route, EdgeRoute) and route.access.scheme
         }
-        schema.setdefault("components", {})["securitySchemes"] = schemes
+        components = schema.setdefault("components", {})
+        components["securitySchemes"] = schemes
+        components.setdefault("schemas", {}).update(problems.SCHEMAS)
         api.openapi_schema = schema
     return api.openapi_schema
 
@@ -76,4 +81,6 @@ def create_app() -> FastAPI:
     set_dispatch_mode("background")
     api = gateway_api()
     api.add_middleware(BodyLimit, max_bytes=settings.max_request_body_bytes)
+    # Outside the body limit: a refused body is logged and answered with the request id too.
+    api.add_middleware(AccessLog)
     return api

@@ -7,8 +7,10 @@ request by the rule before FastAPI reads the body or parses a parameter, and rea
 with one meaning (a repeated key, ``NaN``, a number of 5,000 digits are a 422).
 An application mounted whole (the console, which checks its session cookie on each page) is an
 :class:`EdgeMount` declaring the rule its callers pass. :func:`install` checks the built app
-(:func:`audit`: every route it serves is an ``EdgeRoute`` that kept its rule, or an ``EdgeMount``) and answers every refusal with text that can be sent: an error that quotes the
-caller's own NUL or lone surrogate back is escaped, never a 500 of its own.
+(:func:`audit`: every route it serves is an ``EdgeRoute`` that kept its rule, or an ``EdgeMount``) and
+answers every refusal and failure as a problem document (``workers/gateway/problems.py``), documented
+on every route: an error that quotes the caller's own NUL or lone surrogate back is escaped, never a
+500 of its own.
 """
 
 from __future__ import annotations
@@ -16,20 +18,25 @@ from __future__ import annotations
 from collections.abc import Callable, Coroutine, Iterator
 from typing import Any
 
+import structlog
 from fastapi import FastAPI, Request, Response
 from fastapi.dependencies.models import Dependant
-from fastapi.encoders import jsonable_encoder
+from fastapi.dependencies.utils import get_flat_params
+from fastapi.exception_handlers import http_exception_handler, request_validation_exception_handler
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import PlainTextResponse
 from fastapi.routing import APIRoute, iter_route_contexts
 from starlette.exceptions import HTTPException
 from starlette.routing import Mount
 from starlette.types import ASGIApp
 
 from integrations import strictjson
-from integrations.storable import escaped
+from workers.gateway import problems
 from workers.gateway.access import Access, media_type
+from workers.gateway.access_log import REQUEST_ID_HEADER, REQUEST_ID_SCOPE_KEY
 from workers.gateway.params import unbounded
+
+log = structlog.get_logger(__name__)
 
 
 class EdgeRuleBroken(Exception):
@@ -78,11 +85,15 @@ class EdgeRoute(APIRoute):
                 f"{where} declares {len(rules)} access rules; give it exactly one "
                 "(workers/gateway/access.py: Public, ApiToken, BankSignature, …)"
             )
-        problems = list(_unbounded_params(self.dependant))
-        if problems:
-            raise EdgeRuleBroken(f"{where}: " + "; ".join(problems))
+        breaches = list(_unbounded_params(self.dependant))
+        if breaches:
+            raise EdgeRuleBroken(f"{where}: " + "; ".join(breaches))
         self.access = rules[0]
         self.openapi_extra = {**(self.openapi_extra or {}), **self.access.openapi()}
+        takes_input = self.body_field is not None or bool(get_flat_params(self.dependant))
+        self.responses = problems.responses(
+            [*self.access.refusals, *([422] if takes_input else [])], self.responses
+        )
 
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         handler = super().get_route_handler()
@@ -97,7 +108,7 @@ class EdgeRoute(APIRoute):
                         [
                             {
                                 "type": "json_invalid",
-                                "loc": ("body", 0),
+                                "loc": ("body",),
                                 "msg": "JSON decode error",
                                 "input": {},
                                 "ctx": {"error": str(exc)},
@@ -138,18 +149,41 @@ def audit(app: FastAPI) -> list[str]:
 
 async def _invalid(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, RequestValidationError)
-    return JSONResponse({"detail": escaped(jsonable_encoder(exc.errors()))}, status_code=422)
+    if problems.owns_errors(request.url.path):
+        return await request_validation_exception_handler(request, exc)
+    return problems.validation_problem(exc.errors())
 
 
 async def _refused(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
-    return JSONResponse({"detail": escaped(exc.detail)}, status_code=exc.status_code, headers=exc.headers)
+    if problems.owns_errors(request.url.path):
+        return await http_exception_handler(request, exc)
+    detail = exc.detail if isinstance(exc.detail, str) else None
+    if exc.status_code == 422:
+        # A route's refusal of the request's content as a whole (e.g. a register rule it broke), in
+        # one message or several.
+        said = exc.detail if isinstance(exc.detail, list) and exc.detail else [detail or "invalid request"]
+        return problems.validation_problem([{"loc": ("body",), "msg": message} for message in said])
+    return problems.problem(exc.status_code, detail, exc.headers)
+
+
+async def _failed(request: Request, exc: Exception) -> Response:
+    """An unhandled exception: the traceback goes to the log under the request id, never to the caller."""
+    request_id = request.scope.get(REQUEST_ID_SCOPE_KEY)
+    # Outside the access log's middleware: its context is gone, so the id is named here.
+    log.error("gateway.unhandled", request_id=request_id, method=request.method, exc_info=exc)
+    headers = {REQUEST_ID_HEADER: request_id} if request_id else None
+    if problems.owns_errors(request.url.path):
+        return PlainTextResponse("Internal Server Error", 500, headers=headers)
+    detail = "an unexpected error; the request id names it in obmen's log"
+    return problems.problem(500, detail, headers, request_id=request_id)
 
 
 def install(app: FastAPI) -> None:
     """Check ``app`` against the edge rule (``EdgeRuleBroken`` naming every breach) and set its error answers."""
-    problems = audit(app)
-    if problems:
-        raise EdgeRuleBroken("the gateway's edge rule is broken:\n" + "\n".join(problems))
+    breaches = audit(app)
+    if breaches:
+        raise EdgeRuleBroken("the gateway's edge rule is broken:\n" + "\n".join(breaches))
     app.add_exception_handler(RequestValidationError, _invalid)
     app.add_exception_handler(HTTPException, _refused)
+    app.add_exception_handler(Exception, _failed)

@@ -12,7 +12,7 @@ from typing import Any, cast
 
 import structlog
 from fastapi import APIRouter, Depends, Response
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, PlainTextResponse
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
@@ -55,7 +55,13 @@ def healthz() -> dict[str, str]:
     return {"status": "ok"}
 
 
-@router.get("/readyz", dependencies=[Depends(PROBE)])
+# Not ready is the probe's answer, not an error: the same JSON as ready.
+NOT_READY: dict[int | str, dict[str, Any]] = {
+    503: {"description": "not ready", "content": {"application/json": {}}}
+}
+
+
+@router.get("/readyz", dependencies=[Depends(PROBE)], responses=NOT_READY)
 def readyz() -> JSONResponse:
     """Ready when the register store and the broker both answer (why not is in the log)."""
     checks: dict[str, str] = {}
@@ -86,6 +92,6 @@ _registry.register(RegisterCollector())
 _registry.register(AUTH_FAILURES)
 
 
-@router.get("/metrics", dependencies=[Depends(require("metrics"))])
+@router.get("/metrics", dependencies=[Depends(require("metrics"))], response_class=PlainTextResponse)
 def metrics() -> Response:
     return Response(generate_latest(_registry), media_type=CONTENT_TYPE_LATEST)

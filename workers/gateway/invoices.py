@@ -51,6 +51,7 @@ from workers.gateway.access import Access, Refused
 from workers.gateway.auth import require
 from workers.gateway.edge import EdgeRoute
 from workers.gateway.params import Chars, Digits, Id
+from workers.gateway.problems import invalid, unprocessable
 
 router = APIRouter(prefix="/invoices", tags=["invoices"], route_class=EdgeRoute)
 scoped = Depends(require("invoices"))
@@ -61,6 +62,7 @@ class OneTimeLink(Access):
     is read (an unknown or used one is answered by the route: 404, 410)."""
 
     kind = "form_link"
+    refusals = (404,)
 
     async def check(self, request: Request) -> None:
         token = str(request.path_params.get("token", ""))
@@ -75,10 +77,6 @@ INN = TypeAdapter(Inn)
 RowId = Annotated[Id, Path()]
 ETag = Annotated[str | None, Chars(200), Header()]
 _UNSAFE_IN_NAME = re.compile(r"[^A-Za-z0-9._-]+")
-
-
-def _errors(exc: ValidationError) -> list[str]:
-    return [f"{'.'.join(str(p) for p in e['loc']) or 'body'}: {e['msg']}" for e in exc.errors()]
 
 
 class InvoiceRequestBody(BaseModel):
@@ -98,7 +96,7 @@ def post_request(body: InvoiceRequestBody) -> JSONResponse:
     try:
         args = InvoiceRequestArgs.model_validate(body.model_dump())
     except ValidationError as exc:
-        raise HTTPException(422, _errors(exc)) from exc
+        raise invalid(exc) from exc
     with session_scope() as session:
         state = request_invoice.plain(session, args)
     return JSONResponse(state.model_dump(mode="json"), status_code=200 if state.invoice else 202)
@@ -126,16 +124,16 @@ def get_invoices(
     try:
         customer_inn = INN.validate_python(customer_inn)
     except ValidationError as exc:
-        raise HTTPException(422, _errors(exc)) from exc
+        raise invalid(exc, "query", "customer_inn") from exc
     if status is not None and status not in PAYMENT_STATUSES:
-        raise HTTPException(422, f"unknown status {status!r}; statuses: {', '.join(PAYMENT_STATUSES)}")
+        raise unprocessable("status", f"unknown status {status!r}; statuses: {', '.join(PAYMENT_STATUSES)}")
     try:
         with session_scope() as session:
             page = list_invoices(
                 session, customer_inn, status=status, order_id=order_id, limit=limit, after=after
             )
     except BadCursor as exc:
-        raise HTTPException(422, str(exc)) from exc
+        raise unprocessable("after", str(exc)) from exc
     return JSONResponse(page.model_dump(mode="json"))
 
 

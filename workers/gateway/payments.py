@@ -36,6 +36,7 @@ from workers.gateway.access import BankSignature, media_type
 from workers.gateway.auth import require
 from workers.gateway.edge import EdgeRoute
 from workers.gateway.params import Id, Limit, Text
+from workers.gateway.problems import problem, unprocessable
 
 log = structlog.get_logger(__name__)
 
@@ -66,15 +67,12 @@ def _store(fn: Any, *args: Any) -> Any:
 
 
 def _unavailable() -> JSONResponse:
-    return JSONResponse(
-        {"detail": "the register store is unavailable; nothing was recorded, retry later"},
-        status_code=503,
-        headers={"Retry-After": "5"},
-    )
+    detail = "the register store is unavailable; nothing was recorded, retry later"
+    return problem(503, detail, {"Retry-After": "5"})
 
 
 def _invalid(errors: list[dict[str, str]]) -> JSONResponse:
-    return JSONResponse({"detail": "invalid request", "errors": errors}, status_code=422)
+    return problem(422, "invalid request", errors=errors)
 
 
 # --- GetCustomerInfo ---------------------------------------------------------------------------------
@@ -115,7 +113,7 @@ async def get_customer(inn: Text) -> Response:
     except StoreUnavailable:
         return _unavailable()
     if found is None:
-        return JSONResponse({"detail": f"no subscriber with ИНН {inn}"}, status_code=404)
+        return problem(404, f"no subscriber with ИНН {inn}")
     name, debt = found
     return JSONResponse(CustomerDebt(inn=inn, name=name, debt=f"{debt:.2f}").model_dump())
 
@@ -150,7 +148,7 @@ PAYMENT_SCHEMA = PaymentIn.model_json_schema()
 )
 async def post_payment(request: Request) -> Response:
     if media_type(request) != "application/json":
-        return JSONResponse({"detail": "the body must be application/json"}, status_code=415)
+        return problem(415, "the body must be application/json")
     settings = get_settings()
     parsed = read_payment(
         await request.body(), settings.bank_max_payment, utcnow(), settings.bank_timestamp_tolerance_s
@@ -162,13 +160,8 @@ async def post_payment(request: Request) -> Response:
     except StoreUnavailable:
         return _unavailable()
     if acceptance.outcome == "conflict":
-        return JSONResponse(
-            {
-                "detail": f"transaction_id {parsed.transaction_id} was already used for a different payment",
-                "payment_id": acceptance.payment_id,
-            },
-            status_code=409,
-        )
+        detail = f"transaction_id {parsed.transaction_id} was already used for a different payment"
+        return problem(409, detail, payment_id=acceptance.payment_id)
     body = PaymentAccepted(payment_id=acceptance.payment_id).model_dump()
     return JSONResponse(body, status_code=201 if acceptance.outcome == "created" else 200)
 
@@ -221,7 +214,10 @@ def _osmp_parameter(name: str, pattern: str, description: str) -> dict[str, Any]
 @router.get(
     "/osmp",
     summary="The payment agents' check/pay protocol (XML answer; txn_id is the idempotency key)",
-    responses={200: {"content": {"text/xml": {}}}, 401: {}, 503: {"description": "result 1: try again"}},
+    responses={
+        200: {"content": {"text/xml": {}}},
+        503: {"description": "result 1: try again", "content": {"text/xml": {}}},
+    },
     openapi_extra={
         # Read from the raw query string by integrations/bank/osmp.py: every answer is the protocol's XML.
         "parameters": [
@@ -317,6 +313,6 @@ def assign(payment_id: Id, body: Assignment) -> dict[str, Any]:
             payment = assign_payment(session, payment_id, inn)
             return {"payment_id": payment.id, "subscriber_inn": inn, "status": payment.status}
     except ValueError as exc:
-        raise HTTPException(422, str(exc)) from exc
+        raise unprocessable("inn", str(exc)) from exc
     except NotAssignable as exc:
         raise HTTPException(404, str(exc)) from exc
