@@ -349,8 +349,8 @@ class World:
                 message.document_ids.append(stored.id)
                 document_ids.append({"LocalId": document["Id"], "ServiceId": stored.id})
                 sign_ids.append({"LocalId": sign.get("Id"), "ServiceId": stored.sender_sign.id})
-                if stored.custom_field:
-                    self.custom_fields[stored.custom_field] += 1
+            # Messages per key: a message of three documents with one key counts once.
+            self.custom_fields.update({d.custom_field for d in self.documents_of(message) if d.custom_field})
             self.messages[message.id] = message
             self.order.append(message.id)
             self.send_calls += 1
@@ -361,6 +361,9 @@ class World:
             "SentDate": now,
             "SignIds": sign_ids,
         }
+
+    def documents_of(self, message: StoredMessage) -> list[StoredDocument]:
+        return [self.documents[d] for d in message.document_ids]
 
     # --- reading --------------------------------------------------------------------------------------
     def messages_after(
@@ -390,7 +393,7 @@ class World:
         message = self.messages.get(message_id or "")
         if message is None or box not in (message.from_box, message.to_box):
             raise Fault("NoDataFound", f"сообщение {message_id} не найдено в ящике {box}", "messageId")
-        documents = [self.documents[d] for d in message.document_ids]
+        documents = self.documents_of(message)
         recipient = self.organization_by_box(message.to_box)
         return {
             "Documents": [d.contract() for d in documents],

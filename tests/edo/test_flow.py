@@ -12,6 +12,7 @@ import pytest
 from pydantic import ValidationError
 from sqlalchemy import func, select
 
+from config.settings import get_settings
 from integrations.synerdocs.errors import UnsafeAnswer
 from models.db import session_scope
 from models.edo import (
@@ -34,6 +35,7 @@ from models.mail import OutgoingLetter
 from sandbox.server import Sandbox
 from sandbox.synerdocs.emulator import CUSTOMER as SEEDED
 from tasks.edo import register, steps
+from tasks.edo.clients import forget_clients
 from tasks.edo.deadlines import sweep_deadlines
 from tasks.edo.incoming import fetch
 from tasks.edo.queries import xml_log
@@ -235,6 +237,26 @@ def test_bad_signatures_are_refused_by_name_and_nothing_is_sent(box: Sandbox) ->
     assert sent_count(box) == 0
 
 
+def test_a_lost_answer_to_send_message_leaves_the_message_for_the_cursor_to_adopt(box: Sandbox) -> None:
+    package_id = submit(package_in())
+    steps.check_package.run(package_id)
+    # The operator takes the message but its answer comes after the client's deadline.
+    emulator(box).knobs.update({"extra": {"hold_operation": "SendMessage", "hold_s": 2, "hold_next": 1}})
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(get_settings(), "synerdocs_deadline_s", 0.5)
+        forget_clients()
+        assert steps.send_package.run(package_id) is Outcome.RETRY
+    forget_clients()
+    lost = package(package_id)
+    assert (lost.status, lost.message_id) == (SENDING, None) and "NoAnswer" in (lost.last_error or "")
+    assert dict(fetch().outcomes) == {"adopted": 1}
+    adopted = package(package_id)
+    assert adopted.status == ROUTED and adopted.message_id in emulator(box).world.messages
+    assert [d.responsible_id for d in documents_of(package_id)] == ["E1", "E1"]
+    assert steps.send_package.run(package_id) is Outcome.NOTHING_TO_DO  # the retry finds it sent
+    assert sent_count(box) == 1
+
+
 def test_the_operator_refusing_a_signature_is_recorded_the_same_way(box: Sandbox) -> None:
     package_id = submit(package_in())
     steps.check_package.run(package_id)
@@ -253,8 +275,6 @@ def test_bad_input_at_intake_is_refused_with_the_field(box: Sandbox) -> None:
     with pytest.raises(register.Refused, match="unknown type 'poem'"):
         submit(package_in(documents=documents(CUSTOMER, [("Стихи", PDF)], document_type="poem")))
     with pytest.raises(register.Refused, match="over the cap"), pytest.MonkeyPatch.context() as patch:
-        from config.settings import get_settings
-
         patch.setattr(get_settings(), "synerdocs_max_file_bytes", 100)
         submit(package_in("cab-big"))
     with pytest.raises(register.Refused, match="may not send"):
