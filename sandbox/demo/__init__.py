@@ -35,6 +35,9 @@ COMPRESSED = {
     "OBMEN_ACTS_TRACK_INTERVAL_S": "1",
     "OBMEN_ACTS_DEADLINE_SWEEP_INTERVAL_S": "1",
     "OBMEN_ACTS_RECONCILE_INTERVAL_S": "5",
+    "OBMEN_EDO_FETCH_INTERVAL_S": "1",
+    "OBMEN_EDO_TRACK_INTERVAL_S": "1",
+    "OBMEN_EDO_DEADLINE_SWEEP_INTERVAL_S": "1",
     "OBMEN_BANK_HMAC_SECRETS": "demo-bank-secret",
     # About 3 and 6 seconds instead of 10 and 30 days.
     "OBMEN_BILLING_REMINDER_AFTER_DAYS": "0.000035",
@@ -46,7 +49,10 @@ COMPRESSED = {
 
 
 # The emulators' own timing, compressed like obmen's (SEP's minimum delay is its own setting).
-SANDBOX_KNOBS: dict[str, dict[str, Any]] = {"sep": {"extra": {"min_delay_s": 2, "processing_s": 0.5}}}
+SANDBOX_KNOBS: dict[str, dict[str, Any]] = {
+    "sep": {"extra": {"min_delay_s": 2, "processing_s": 0.5}},
+    "synerdocs": {"extra": {"delivery_s": 0.5, "answer_after_s": 2}},
+}
 
 
 class ScenarioFailed(Exception):
@@ -78,7 +84,7 @@ Scenario = Callable[[DemoContext], None]
 
 def scenarios() -> list[tuple[str, Scenario]]:
     """Every flow's demo scenario, in the order a reader meets them. Flows add theirs here."""
-    from sandbox.demo import acts, machinery, mail, payments, sep
+    from sandbox.demo import acts, edo, machinery, mail, payments, sep
 
     return [
         ("machinery: outbox, retry policy, parking, re-drive", machinery.run),
@@ -86,6 +92,7 @@ def scenarios() -> list[tuple[str, Scenario]]:
         ("SEP: ownership change and lease application, submit → wait ≥ min delay → poll → apply", sep.run),
         ("payments and billing (seed 001): bank API, posting, CRM, escalation", payments.run),
         ("acts: СБИС signing tracked, deal stages follow, working-day deadlines", acts.run),
+        ("EDO (seed 002): Synerdocs box registered, package routed, answer stamped as version 2", edo.run),
     ]
 
 

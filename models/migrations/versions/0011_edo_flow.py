@@ -17,6 +17,19 @@ down_revision: str | Sequence[str] | None = "0008_invoices"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
+# 0007_edo declared these defaults as the text ``now()``, which SQLite (the embedded demo) does not
+# know: an insert there failed. SQLite gets them again as CURRENT_TIMESTAMP; Postgres is unchanged.
+NOW_DEFAULTS = {
+    "edo_boxes": ("created_at", "updated_at"),
+    "edo_senders": ("created_at",),
+    "edo_counterparties": ("created_at",),
+    "edo_packages": ("created_at", "updated_at"),
+    "edo_documents": ("created_at", "updated_at"),
+    "edo_document_versions": ("created_at",),
+    "edo_files": ("created_at",),
+    "edo_cursors": ("updated_at",),
+}
+
 
 def upgrade() -> None:
     op.create_table(
@@ -31,7 +44,7 @@ def upgrade() -> None:
         sa.Column(
             "created_at",
             models.base.UTCDateTime(timezone=True),
-            server_default=sa.text("now()"),
+            server_default=sa.func.now(),
             nullable=False,
         ),
         sa.Column("attempts", sa.Integer(), server_default="0", nullable=False),
@@ -40,7 +53,7 @@ def upgrade() -> None:
         sa.Column(
             "updated_at",
             models.base.UTCDateTime(timezone=True),
-            server_default=sa.text("now()"),
+            server_default=sa.func.now(),
             nullable=False,
         ),
         sa.ForeignKeyConstraint(
@@ -61,6 +74,11 @@ def upgrade() -> None:
         sqlite_where=sa.text("status = 'waiting'"),
     )
     op.create_index("ix_exchange_log_business_key", "exchange_log", ["business_key"], unique=False)
+    if op.get_bind().dialect.name == "sqlite":
+        for table, columns in NOW_DEFAULTS.items():
+            with op.batch_alter_table(table) as batch:
+                for column in columns:
+                    batch.alter_column(column, server_default=sa.func.now())
 
 
 def downgrade() -> None:
