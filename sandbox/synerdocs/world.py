@@ -8,6 +8,7 @@ fixed when the message is accepted, so a status read twice reads the same.
 
 from __future__ import annotations
 
+import hashlib
 import secrets
 import threading
 import uuid
@@ -164,6 +165,7 @@ class World:
         self.documents: dict[str, StoredDocument] = {}
         self.send_calls = 0  # every SendMessage accepted
         self.custom_fields: Counter[str] = Counter()  # messages per document CustomField
+        self.blobs: dict[bytes, bytes] = {}  # file contents by SHA-256
 
     # --- accounts ---------------------------------------------------------------------------------
     def add_organization(self, organization: Organization) -> Organization:
@@ -326,7 +328,10 @@ class World:
                     message_id=message.id,
                     name=document.get("Name"),
                     file_name=document["FileName"],
-                    content=document["Content"],
+                    # The same file sent again is kept once (the operator stores files, not copies).
+                    content=self.blobs.setdefault(
+                        hashlib.sha256(document["Content"]).digest(), document["Content"]
+                    ),
                     document_type=document.get("DocumentType") or "Untyped",
                     need_sign=bool(document.get("NeedSign")),
                     comment=document.get("Comment"),

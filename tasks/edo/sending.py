@@ -16,7 +16,7 @@ from datetime import datetime
 
 import structlog
 from sqlalchemy import select, update
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, aliased
 
 from integrations.errors import PermanentError
 from integrations.signatures.detached import SignatureRefused, check_detached
@@ -56,20 +56,22 @@ def documents_of(session: Session, package: EdoPackage) -> list[EdoDocument]:
     )
 
 
-def file_bytes(session: Session, sha256: str | None) -> bytes:
-    content = session.scalar(select(EdoFile.content).where(EdoFile.sha256 == sha256))
-    if content is None:
-        raise LookupError(f"no stored file {sha256}")
-    return bytes(content)
-
-
-def original_of(session: Session, document: EdoDocument) -> EdoDocumentVersion:
-    version = session.scalars(
-        select(EdoDocumentVersion).where(
-            EdoDocumentVersion.document_id == document.id, EdoDocumentVersion.version == ORIGINAL
+def signed_files(session: Session, package: EdoPackage) -> list[tuple[EdoDocument, str, bytes, bytes]]:
+    """Each document of the package with its file name, its original's bytes and its signature's, in
+    one query (a package's files are sent together, so they are read together)."""
+    content, signature = aliased(EdoFile), aliased(EdoFile)
+    rows = session.execute(
+        select(EdoDocument, EdoDocumentVersion.file_name, content.content, signature.content)
+        .join(
+            EdoDocumentVersion,
+            (EdoDocumentVersion.document_id == EdoDocument.id) & (EdoDocumentVersion.version == ORIGINAL),
         )
-    ).one()
-    return version
+        .join(content, content.sha256 == EdoDocumentVersion.sha256)
+        .join(signature, signature.sha256 == EdoDocument.signature_sha256)
+        .where(EdoDocument.package_id == package.id)
+        .order_by(EdoDocument.position)
+    ).all()
+    return [(d, name, bytes(c), bytes(sig)) for d, name, c, sig in rows]
 
 
 def refuse(session: Session, package: EdoPackage, reason: str) -> None:
@@ -85,7 +87,12 @@ def check(session: Session, package: EdoPackage) -> None:
     """Find or register the counterparty's box, check every signature, note where the lookup of a
     resend would start, and hand the package to sending."""
     box = session.get(EdoBox, package.box_id)
-    counterparty = session.get(EdoCounterparty, package.counterparty_id) if package.counterparty_id else None
+    # The counterparty's lock: two packages of a new customer register it once, the second finding its box.
+    counterparty = (
+        session.get(EdoCounterparty, package.counterparty_id, with_for_update=True, populate_existing=True)
+        if package.counterparty_id
+        else None
+    )
     if box is None or counterparty is None:
         raise LookupError(f"package {package.package_key} has no box or counterparty")
     counterparty_box = ensure_box(counterparty, company_client())
@@ -100,12 +107,9 @@ def check(session: Session, package: EdoPackage) -> None:
     except NoAccount as exc:
         refuse(session, package, str(exc))
         return
-    for document in documents_of(session, package):
-        content = file_bytes(session, original_of(session, document).sha256)
+    for document, _, content, signature in signed_files(session, package):
         try:
-            info = check_detached(
-                file_bytes(session, document.signature_sha256), content, sender_inn=sender_inn
-            )
+            info = check_detached(signature, content, sender_inn=sender_inn)
         except SignatureRefused as exc:
             refuse(session, package, f"document {document.position} «{document.title}»: {exc.reason}: {exc}")
             return
@@ -200,19 +204,20 @@ def send(session: Session, package: EdoPackage) -> None:
             session, package, found.message_id, message_sent_at(found), ids_by_position(found, package)
         )
         return
-    documents = documents_of(session, package)
+    files = signed_files(session, package)
     outgoing = [
         OutgoingDocument(
             local_id=d.local_id,
-            file_name=(version := original_of(session, d)).file_name,
-            content=file_bytes(session, version.sha256),
-            signature=file_bytes(session, d.signature_sha256),
+            file_name=file_name,
+            content=content,
+            signature=signature,
             name=d.title,
             need_sign=package.direction == OUTBOUND,
             custom_field=package.package_key,
         )
-        for d in documents
+        for d, file_name, content, signature in files
     ]
+    documents = [d for d, *_ in files]
     try:
         sent = client.send_message(
             package.from_box, package.to_box, outgoing, business_key=package.package_key
