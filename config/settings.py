@@ -16,7 +16,8 @@ from cryptography.fernet import Fernet
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-SCOPES = frozenset({"read", "write"})
+# ``cabinet``: the customers' personal cabinet (the site), which submits their EDO packages.
+SCOPES = frozenset({"read", "write", "cabinet"})
 
 
 @dataclass(frozen=True)
@@ -279,7 +280,7 @@ def parse_api_tokens(raw: str) -> list[ApiToken]:
         scopes = frozenset(s.strip() for s in scopes_part.split("+") if s.strip())
         if not sep or not token or not scopes or not scopes <= SCOPES:
             raise ValueError(
-                "OBMEN_API_TOKENS entries look like 'read+write:TOKEN' (scopes: read, write); "
+                "OBMEN_API_TOKENS entries look like 'read+write:TOKEN' (scopes: read, write, cabinet); "
                 f"one entry does not (scopes given: {sorted(scopes)})"
             )
         tokens.append(ApiToken(SecretStr(token), scopes))

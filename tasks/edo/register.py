@@ -51,6 +51,10 @@ class Refused(PermanentError):
     """A package or a setting obmen will not take: the message names the field and why."""
 
 
+class NotAllowed(Refused):
+    """The user is not listed among those who may send from the box (``edo_senders``)."""
+
+
 # --- what a package is made of ---------------------------------------------------------------------------
 class DocumentIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
@@ -253,7 +257,7 @@ def send_answer(session: Session, answer: AnswerIn) -> tuple[EdoPackage, bool]:
         return existing, False
     box = default_box(session)
     if not may_send(session, box, answer.sender_login):
-        raise Refused(f"{answer.sender_login!r} may not send from box {box.box_address} (edo_senders)")
+        raise NotAllowed(f"{answer.sender_login!r} may not send from box {box.box_address} (edo_senders)")
     incoming = session.get(EdoDocument, answer.answers_document_id)
     asked = session.get(EdoPackage, incoming.package_id) if incoming is not None else None
     if incoming is None or asked is None or asked.direction != INBOUND:

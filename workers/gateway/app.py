@@ -6,10 +6,18 @@ from fastapi import FastAPI
 
 from config.settings import get_settings
 from tasks.machinery.outbox import set_dispatch_mode
-from workers.gateway import acts, health, ops, payments, sep
+from workers.gateway import acts, edo, health, ops, payments, sep
 from workers.gateway.limits import BodyLimit
 
-ROUTERS = [health.router, ops.router, sep.router, payments.router, payments.ops_router, acts.router]
+ROUTERS = [
+    health.router,
+    ops.router,
+    sep.router,
+    payments.router,
+    payments.ops_router,
+    acts.router,
+    edo.router,
+]
 
 
 def create_app() -> FastAPI:
@@ -26,5 +34,9 @@ def create_app() -> FastAPI:
     )
     for router in ROUTERS:
         api.include_router(router)
-    api.add_middleware(BodyLimit, max_bytes=settings.max_request_body_bytes)
+    api.add_middleware(
+        BodyLimit,
+        max_bytes=settings.max_request_body_bytes,
+        uploads={edo.UPLOADS: settings.edo_max_upload_bytes},
+    )
     return api
