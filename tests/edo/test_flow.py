@@ -5,6 +5,7 @@ deadline fired when the answer is late; and every bad input refused clearly with
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from datetime import timedelta
 
@@ -294,3 +295,24 @@ def test_an_answer_with_a_dtd_parks_the_step_with_nothing_half_sent(box: Sandbox
     with session_scope() as session:
         errors = session.scalars(select(ExchangeLog.error).where(ExchangeLog.error.is_not(None))).all()
         assert any("DOCTYPE" in (e or "") or "DTD" in (e or "") for e in errors), errors
+
+
+def test_the_cli_sets_rules_and_senders_and_lists_what_the_api_lists(box: Sandbox) -> None:
+    from click.testing import CliRunner
+
+    from workers.cli import cli
+
+    runner = CliRunner()
+    ruled = runner.invoke(cli, ["edo", "rule", "complaint", "Жалоба", "E2", "10"])
+    assert ruled.exit_code == 0, ruled.output
+    assert runner.invoke(cli, ["edo", "sender", "petrova", "--employee", "E2"]).exit_code == 0
+    asked = sent_package()
+    fetch()
+    listed = runner.invoke(cli, ["edo", "incoming", "--status", "routed", "--json"])
+    assert listed.exit_code == 0, listed.output
+    assert [d["package_id"] for d in json.loads(listed.output)] == [asked, asked]
+    assert runner.invoke(cli, ["edo", "overdue"]).output.strip() == "nothing"
+    mine = runner.invoke(cli, ["edo", "packages", CUSTOMER_INN])
+    assert "cab-1" in mine.output and ROUTED in mine.output
+    with session_scope() as session:
+        assert register.may_send(session, register.default_box(session), "petrova")
