@@ -72,25 +72,31 @@ def fetch(max_messages: int | None = None) -> FetchReport:
         if not page:
             break
         for info in page:
-            message = client.message(box, info.message_id)
+            # A message obmen recorded sending needs no reading: its package has it all.
+            with session_scope() as session:
+                known = session.scalar(select(EdoPackage.id).where(EdoPackage.message_id == info.message_id))
+            message = None if known else client.message(box, info.message_id)
             with session_scope() as session:
                 cursor = session.get(EdoCursor, box, with_for_update=True, populate_existing=True)
                 assert cursor is not None
                 if cursor.after_message_id != after:  # another run applied it: that run goes on
                     report.outcomes["overtaken"] += 1
                     return report
-                report.outcomes[apply_message(session, message)] += 1
+                report.outcomes[apply_message(session, info.message_id, message)] += 1
                 cursor.after_message_id = after = info.message_id
     if report.outcomes:
         log.info("edo.fetched", pages=report.pages, outcomes=dict(report.outcomes))
     return report
 
 
-def apply_message(session: Session, message: Message) -> str:
-    """Route the package of an incoming message (found, adopted or made); what was done."""
-    package = _locked(session, EdoPackage.message_id == message.message_id)
+def apply_message(session: Session, message_id: str, message: Message | None) -> str:
+    """Route the package of an incoming message (found, adopted or made); what was done. ``message``
+    (its documents, read from the operator) is needed only when no package has recorded ``message_id``."""
+    package = _locked(session, EdoPackage.message_id == message_id)
     outcome = "routed"
     if package is None:
+        if message is None:
+            raise LookupError(f"message {message_id} is neither recorded nor read")
         keys = {d.custom_field for d in message.documents if d.custom_field}
         package = (
             _locked(session, EdoPackage.package_key.in_(keys), EdoPackage.direction == INBOUND)

@@ -128,7 +128,6 @@ def test_a_new_customer_is_registered_and_its_package_sent_once_then_routed(box:
         "GetOrganizationListByInnKpp",
         "CreateNonActiveSubscriber",
         "SendMessage",
-        "GetMessage",
     } <= operations
     send = next(e for e in log if e.operation == "SendMessage")
     assert "<" in (send.request_body or "") and "voek-sandbox-password" not in (send.request_body or "")
