@@ -116,9 +116,9 @@ def apply_message(session: Session, message_id: str, message: Message | None) ->
         elif package is not None and package.message_id != message.message_id:
             log.error("edo.sent_twice", package=package.package_key, message_id=message.message_id)
             package = None
-    if package is None:
-        package = _foreign(session, message)
-        outcome = "foreign"
+        if package is None:
+            package = _foreign(session, message)
+            outcome = "foreign"
     if package.status != SENT:
         return "already"
     route(session, package)
