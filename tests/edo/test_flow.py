@@ -315,3 +315,27 @@ def test_the_cli_sets_rules_and_senders_and_lists_what_the_api_lists(box: Sandbo
     assert "cab-1" in mine.output and ROUTED in mine.output
     with session_scope() as session:
         assert register.may_send(session, register.default_box(session), "petrova")
+
+
+def test_a_message_sent_from_a_customers_own_account_is_kept_and_routed_as_other(box: Sandbox) -> None:
+    from integrations.synerdocs.model import OutgoingDocument
+    from sandbox.synerdocs.emulator import COMPANY
+    from tests.edo.conftest import make_client
+
+    petrov = signer("Петров Пётр Петрович", SEEDED["inn"])
+    own = make_client(box, [], login=SEEDED["login"], password=SEEDED["password"])
+    try:
+        own.send_message(
+            SEEDED["box"],
+            COMPANY["box"],
+            [OutgoingDocument("1", "pismo.pdf", PDF, petrov.sign(PDF), name="Письмо")],
+        )
+    finally:
+        own.close()
+    assert dict(fetch().outcomes) == {"foreign": 1}
+    with session_scope() as session:
+        [row] = session.scalars(select(EdoDocumentVersion)).all()
+        assert session.get(EdoFile, row.sha256) is not None and row.size == len(PDF)
+    [incoming] = documents_of(1)
+    assert (incoming.document_type, incoming.responsible_id, incoming.title) == ("other", "E2", "Письмо")
+    assert incoming.signature_sha256 is not None and incoming.answer_due_at is not None
