@@ -215,16 +215,16 @@ def test_a_found_customer_box_needs_an_account_that_may_send_from_it(box: Sandbo
 
 
 def test_bad_signatures_are_refused_by_name_and_nothing_is_sent(box: Sandbox) -> None:
-    expired = signer("Иванов Иван Иванович", CUSTOMER_INN, valid_days=1, valid_from=None)
+    expired = signer("Иванов Иван Иванович", CUSTOMER_INN, valid_days=1)  # valid 30 to 29 days ago
     cases = {
         "other_document": documents(
             CUSTOMER, [("Заявка", PDF)], signature=CUSTOMER.sign(b"another document")
         ),
         "not_cms": documents(CUSTOMER, [("Заявка", PDF)], signature=b"not a CMS at all"),
         "wrong_inn": documents(signer("Чужой", "773371548106"), [("Заявка", PDF)]),
+        "certificate_expired": documents(expired, [("Заявка", PDF)]),
+        "attached": documents(CUSTOMER, [("Заявка", PDF)], signature=CUSTOMER.sign(PDF, detached=False)),
     }
-    if expired.certificate.not_valid_after_utc < expired.certificate.not_valid_before_utc + timedelta(days=2):
-        cases["certificate_expired"] = documents(expired, [("Заявка", PDF)])
     for reason, docs in cases.items():
         package_id = submit(package_in(f"bad-{reason}", documents=docs))
         steps.check_package.run(package_id)
@@ -284,9 +284,12 @@ def test_bad_input_at_intake_is_refused_with_the_field(box: Sandbox) -> None:
     assert sent_count(box) == 1
 
 
-def test_an_answer_with_a_dtd_parks_the_step_with_nothing_half_sent(box: Sandbox) -> None:
+@pytest.mark.parametrize("fault", ["dtd", "entity"])
+def test_an_answer_with_a_dtd_or_entity_parks_the_step_with_nothing_half_sent(
+    box: Sandbox, fault: str
+) -> None:
     package_id = submit(package_in())
-    emulator(box).knobs.update({"fault": "dtd", "fault_next": 1})
+    emulator(box).knobs.update({"fault": fault, "fault_next": 1})
     assert steps.check_package.run(package_id) is Outcome.PARKED
     parked = package(package_id)
     assert parked.status == "received" and UnsafeAnswer.__name__ in (parked.last_error or "")
