@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, ClassVar
 
-from sqlalchemy import Integer, Text, func
+from sqlalchemy import Index, Integer, Text, event, func, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from models.base import Base, UTCDateTime
@@ -34,6 +34,12 @@ class StepMixin:
     updated_at: Mapped[datetime] = mapped_column(
         UTCDateTime(), server_default=func.now(), onupdate=func.now(), nullable=False
     )
+    # When the row's next step is due to start: stamped by the outbox when a step is enqueued for
+    # the row (its due time), by a retry (now + backoff); cleared when a step has run and scheduled
+    # nothing, and when the row is parked. A row past it by OBMEN_LOST_AFTER_S that no step holds
+    # was lost, not slow: the sweeper re-drives it (``tasks/machinery/sweeper.py``). NULL: no known
+    # due time (the stale time applies).
+    next_step_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
     @property
     def is_parked(self) -> bool:
@@ -45,6 +51,7 @@ class StepMixin:
     def park(self, error: str, now: datetime) -> None:
         self.record_error(error)
         self.parked_at = now
+        self.next_step_at = None
 
     def unpark(self) -> None:
         self.parked_at = None
@@ -61,3 +68,16 @@ def step_models() -> list[type[Any]]:
 
 def step_model(table: str) -> type[Any] | None:
     return next((cls for cls in step_models() if cls.__tablename__ == table), None)
+
+
+@event.listens_for(StepMixin, "instrument_class", propagate=True)
+def _index_next_step(mapper: Any, cls: type[Any]) -> None:
+    """Every step register gets the partial index of rows in flight, which the sweeper's lost-row
+    query and the overdue gauge read (rows done or parked have no ``next_step_at``)."""
+    table = cls.__table__
+    Index(
+        f"ix_{table.name}_next_step_at",
+        table.c.next_step_at,
+        postgresql_where=text("next_step_at IS NOT NULL"),
+        sqlite_where=text("next_step_at IS NOT NULL"),
+    )
