@@ -4,9 +4,10 @@ the company lists incoming documents and overdue answers and sends signed answer
 * The cabinet (the site) is a trusted caller with its own token scope, ``cabinet``.
 * Company-side lists take ``read``; sending an answer takes ``write`` and a sender listed in
   ``edo_senders`` (anyone else: 403).
-* Uploads are multipart, streamed: each file is read in chunks into the register (``edo_files``) one
-  at a time, refused past ``OBMEN_SYNERDOCS_MAX_FILE_BYTES`` (413 naming it); the whole request is
-  capped at ``OBMEN_EDO_MAX_UPLOAD_BYTES`` before anything reads it (``BodyLimit``). Files are named
+* Uploads are multipart: the parser spools each file to a temporary file (held in memory up to 1 MB),
+  and each is then read in chunks into the register (``edo_files``) one at a time, refused past
+  ``OBMEN_SYNERDOCS_MAX_FILE_BYTES`` (413 naming it); the whole request is capped at
+  ``OBMEN_EDO_MAX_UPLOAD_BYTES`` as it streams in (``BodyLimit``, per path). Files are named
   by their SHA-256 in the entry's arguments, never carried through the broker.
 """
 
@@ -15,11 +16,10 @@ from __future__ import annotations
 import hashlib
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request
+from fastapi import APIRouter, Depends, File, Form, HTTPException, Path, Query, UploadFile
 from fastapi.encoders import jsonable_encoder
 from fastapi.responses import JSONResponse, Response
 from pydantic import ValidationError
-from starlette.datastructures import FormData, UploadFile
 
 from config.settings import get_settings
 from models.db import session_scope
@@ -27,33 +27,28 @@ from models.edo import store_file
 from tasks.edo import queries, register
 from tasks.edo.register import AnswerIn, CustomerIn, PackageIn
 from workers.gateway.auth import require
+from workers.gateway.edge import EdgeRoute
+from workers.gateway.params import Attachment, Chars, Digits, Id, Limit, Note, Offset, Text
 
 UPLOADS = "/edo/"  # the paths whose requests carry files: capped at OBMEN_EDO_MAX_UPLOAD_BYTES
 CHUNK = 65_536
+# The most documents a package may have whatever OBMEN_EDO_MAX_DOCUMENTS says (its own upper bound).
+MOST = 100
 
-router = APIRouter(tags=["edo"])
+router = APIRouter(prefix="/edo", tags=["edo"], route_class=EdgeRoute)
 cabinet = Depends(require("cabinet"))
 read = Depends(require("read"))
 write = Depends(require("write"))
 
+RowId = Annotated[Id, Path()]
+Files = Annotated[list[Attachment], File(max_length=MOST, description="one per document, in order")]
+Titles = Annotated[list[Note], Form(max_length=MOST, description="one per document, in order")]
+PageSize = Annotated[Limit, Query()]
+Skip = Annotated[Offset, Query()]
+
 
 def _errors(exc: ValidationError) -> list[str]:
     return [f"{'.'.join(str(p) for p in e['loc']) or 'package'}: {e['msg']}" for e in exc.errors()]
-
-
-async def _form(request: Request) -> FormData:
-    most = get_settings().edo_max_documents
-    try:
-        return await request.form(max_files=2 * most, max_fields=2 * most + 10)
-    except Exception as exc:  # starlette's MultiPartException: too many parts, a malformed body
-        raise HTTPException(422, f"not a multipart form obmen takes: {exc}") from exc
-
-
-def _text(form: FormData, name: str) -> str | None:
-    value = form.get(name)
-    if value is not None and not isinstance(value, str):
-        raise HTTPException(422, f"{name}: a text field, not a file")
-    return value or None
 
 
 async def _store(upload: UploadFile, where: str) -> str:
@@ -74,27 +69,26 @@ async def _store(upload: UploadFile, where: str) -> str:
     return stored
 
 
-async def _documents(form: FormData, default_type: str | None = None) -> list[dict[str, Any]]:
-    """The documents of a form: repeated ``document`` and ``signature`` files, ``title`` and
-    ``document_type`` fields, the n-th of each making the n-th document."""
-    files, signatures = form.getlist("document"), form.getlist("signature")
-    titles, types = form.getlist("title"), form.getlist("document_type")
-    if not files:
-        raise HTTPException(422, "document: at least one file")
+async def _documents(
+    files: list[UploadFile], signatures: list[UploadFile], titles: list[str], types: list[str] | None = None
+) -> list[dict[str, Any]]:
+    """The documents of a form: the n-th ``document``, ``signature``, ``title`` (and ``document_type``)
+    make the n-th document. Each file is stored before the next is read."""
+    most = get_settings().edo_max_documents
+    if len(files) > most:
+        raise HTTPException(422, f"document: at most {most} documents in a package")
     if not (len(files) == len(signatures) == len(titles)) or (types and len(types) != len(files)):
         raise HTTPException(
             422, "document, signature, title (and document_type) are repeated once per document, in order"
         )
     documents = []
     for i, (file, signature) in enumerate(zip(files, signatures, strict=True)):
-        if not isinstance(file, UploadFile) or not isinstance(signature, UploadFile):
-            raise HTTPException(422, f"documents[{i}]: document and signature are files")
         documents.append(
             {
                 "sha256": await _store(file, f"documents[{i}].document"),
                 "file_name": file.filename or f"document-{i + 1}",
                 "title": titles[i],
-                "document_type": types[i] if types else default_type,
+                "document_type": types[i] if types else register.ANSWER_TYPE,
                 "signature_sha256": await _store(signature, f"documents[{i}].signature"),
             }
         )
@@ -106,25 +100,37 @@ def _package(package_id: int) -> dict[str, Any]:
         return dict(jsonable_encoder(queries.package(session, package_id)))
 
 
-@router.post("/edo/packages", dependencies=[cabinet], status_code=201)
-async def post_package(request: Request) -> JSONResponse:
-    """A customer's signed package from the cabinet (multipart): ``package_key`` (the cabinet's id:
-    the same key again returns the same package), ``customer_inn``, ``customer_kpp`` (not for ИП),
-    ``customer_name``, ``customer_email``, and per document a ``document`` file, its detached
-    ``signature`` (CMS, DER), a ``title`` and a ``document_type`` (a type with a routing rule)."""
-    form = await _form(request)
+@router.post("/packages", dependencies=[cabinet], status_code=201)
+async def post_package(
+    package_key: Annotated[
+        Text, Form(description="the cabinet's id: the same key again is the same package")
+    ],
+    customer_inn: Annotated[str, Chars(12, 10), Form()],
+    customer_name: Annotated[Note, Form()],
+    document: Files,
+    signature: Annotated[list[Attachment], File(max_length=MOST, description="detached CMS (DER)")],
+    title: Titles,
+    document_type: Annotated[list[Text], Form(max_length=MOST, description="a type with a routing rule")],
+    customer_kpp: Annotated[Text | None, Form(description="not for a sole trader or a person")] = None,
+    customer_email: Annotated[Text | None, Form()] = None,
+) -> JSONResponse:
+    """A customer's signed package from the cabinet (multipart): the customer, and per document a
+    ``document`` file, its detached ``signature``, a ``title`` and a ``document_type``."""
     try:
         customer = CustomerIn.model_validate(
             {
-                "inn": _text(form, "customer_inn") or "",
-                "kpp": _text(form, "customer_kpp"),
-                "name": _text(form, "customer_name") or "",
-                "email": _text(form, "customer_email"),
+                "inn": customer_inn,
+                "kpp": customer_kpp or None,
+                "name": customer_name,
+                "email": customer_email or None,
             }
         )
-        key = _text(form, "package_key") or ""
         data = PackageIn.model_validate(
-            {"package_key": key, "customer": customer, "documents": await _documents(form)}
+            {
+                "package_key": package_key,
+                "customer": customer,
+                "documents": await _documents(document, signature, title, document_type),
+            }
         )
     except ValidationError as exc:
         raise HTTPException(422, _errors(exc)) from exc
@@ -137,12 +143,12 @@ async def post_package(request: Request) -> JSONResponse:
     return JSONResponse(_package(package_id), status_code=201 if created else 200)
 
 
-@router.get("/edo/customers/{inn}/packages", dependencies=[cabinet])
+@router.get("/customers/{inn}/packages", dependencies=[cabinet])
 def get_customer_packages(
-    inn: str,
-    kpp: str | None = None,
-    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    inn: Annotated[str, Chars(12, 10), Path()],
+    kpp: Annotated[Text | None, Query()] = None,
+    limit: PageSize = 100,
+    offset: Skip = 0,
 ) -> list[dict[str, Any]]:
     """A customer's packages either way, newest first, with their documents, statuses and versions."""
     with session_scope() as session:
@@ -151,16 +157,16 @@ def get_customer_packages(
         )
 
 
-@router.get("/edo/packages/{package_id}", dependencies=[cabinet])
-def get_package(package_id: int) -> dict[str, Any]:
+@router.get("/packages/{package_id}", dependencies=[cabinet])
+def get_package(package_id: RowId) -> dict[str, Any]:
     try:
         return _package(package_id)
     except queries.NotFound as exc:
         raise HTTPException(404, str(exc)) from exc
 
 
-@router.get("/edo/documents/{document_id}/versions/{version}", dependencies=[cabinet])
-def get_version(document_id: int, version: Annotated[int, Path(ge=1, le=2)]) -> Response:
+@router.get("/documents/{document_id}/versions/{version}", dependencies=[cabinet])
+def get_version(document_id: RowId, version: Annotated[int, Digits(1, 2), Path()]) -> Response:
     """A document's version: 1 the original as signed, 2 the operator's print form with the stamp."""
     try:
         with session_scope() as session:
@@ -175,11 +181,11 @@ def get_version(document_id: int, version: Annotated[int, Path(ge=1, le=2)]) -> 
     )
 
 
-@router.get("/edo/incoming", dependencies=[read])
+@router.get("/incoming", dependencies=[read])
 def get_incoming(
-    status: str | None = None,
-    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    status: Annotated[Text | None, Query(description="routed, unrouted, answered …")] = None,
+    limit: PageSize = 100,
+    offset: Skip = 0,
 ) -> list[dict[str, Any]]:
     """The company's incoming documents, newest first, of one status (``routed``, ``unrouted``,
     ``answered``) or all."""
@@ -187,15 +193,15 @@ def get_incoming(
         return list(jsonable_encoder(queries.incoming(session, status, limit=limit, offset=offset)))
 
 
-@router.get("/edo/overdue", dependencies=[read])
-def get_overdue(limit: Annotated[int, Query(ge=1, le=1000)] = 100) -> list[dict[str, Any]]:
+@router.get("/overdue", dependencies=[read])
+def get_overdue(limit: PageSize = 100) -> list[dict[str, Any]]:
     """Incoming documents past their answer date, unanswered, the most overdue first."""
     with session_scope() as session:
         return list(jsonable_encoder(queries.overdue(session, limit=limit)))
 
 
-@router.get("/edo/packages/{package_id}/xml", dependencies=[read])
-def get_xml(package_id: int) -> list[dict[str, Any]]:
+@router.get("/packages/{package_id}/xml", dependencies=[read])
+def get_xml(package_id: RowId) -> list[dict[str, Any]]:
     """The package's «XML» tab: every SOAP request and answer about it, raw (secrets hidden)."""
     try:
         with session_scope() as session:
@@ -204,19 +210,24 @@ def get_xml(package_id: int) -> list[dict[str, Any]]:
         raise HTTPException(404, str(exc)) from exc
 
 
-@router.post("/edo/answers", dependencies=[write], status_code=201)
-async def post_answer(request: Request) -> JSONResponse:
-    """The company's signed answer to an incoming document (multipart): ``package_key``,
-    ``answers_document_id``, ``sender_login`` (listed in ``edo_senders``), and per document a
-    ``document`` file, its detached ``signature`` and a ``title``."""
-    form = await _form(request)
+@router.post("/answers", dependencies=[write], status_code=201)
+async def post_answer(
+    package_key: Annotated[Text, Form()],
+    answers_document_id: Annotated[Id, Form(description="the incoming document answered")],
+    sender_login: Annotated[Text, Form(description="listed in edo_senders")],
+    document: Files,
+    signature: Annotated[list[Attachment], File(max_length=MOST, description="detached CMS (DER)")],
+    title: Titles,
+) -> JSONResponse:
+    """The company's signed answer to an incoming document (multipart): per document a ``document``
+    file, its detached ``signature`` and a ``title``."""
     try:
         data = AnswerIn.model_validate(
             {
-                "package_key": _text(form, "package_key") or "",
-                "answers_document_id": _text(form, "answers_document_id") or "0",
-                "sender_login": _text(form, "sender_login") or "",
-                "documents": await _documents(form, register.ANSWER_TYPE),
+                "package_key": package_key,
+                "answers_document_id": answers_document_id,
+                "sender_login": sender_login,
+                "documents": await _documents(document, signature, title),
             }
         )
     except ValidationError as exc:

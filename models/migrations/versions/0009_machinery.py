@@ -10,7 +10,7 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-import models.base
+from models.migrations.step_registers import add_next_step_at, drop_next_step_at
 
 revision: str = "0009_machinery"
 down_revision: str | Sequence[str] | None = "0008_invoices"
@@ -39,20 +39,10 @@ STEP_TABLES = (
 )
 # The log registers the sweeper purges by age.
 LOG_TABLES = ("dead_letters", "exchange_log", "outbox", "sep_exchange_errors", "sep_exchange_history")
-IN_FLIGHT = "next_step_at IS NOT NULL"
 
 
 def upgrade() -> None:
-    for table in STEP_TABLES:
-        op.add_column(table, sa.Column("next_step_at", models.base.UTCDateTime(timezone=True), nullable=True))
-        op.create_index(
-            f"ix_{table}_next_step_at",
-            table,
-            ["next_step_at"],
-            unique=False,
-            postgresql_where=sa.text(IN_FLIGHT),
-            sqlite_where=sa.text(IN_FLIGHT),
-        )
+    add_next_step_at(STEP_TABLES)
     for table in LOG_TABLES:
         op.create_index(f"ix_{table}_created_at", table, ["created_at"], unique=False)
     op.add_column("canaries", sa.Column("queue", sa.String(length=40), server_default="ops", nullable=False))
@@ -66,6 +56,4 @@ def downgrade() -> None:
     op.drop_column("canaries", "queue")
     for table in LOG_TABLES:
         op.drop_index(f"ix_{table}_created_at", table_name=table)
-    for table in STEP_TABLES:
-        op.drop_index(f"ix_{table}_next_step_at", table_name=table)
-        op.drop_column(table, "next_step_at")
+    drop_next_step_at(STEP_TABLES)

@@ -1,7 +1,7 @@
 """edo flow: answer deadlines of incoming documents; the exchange log by business key (the «XML» tab)
 
 Revision ID: 0011_edo_flow
-Revises: 0008_invoices
+Revises: 0010_invoice_flow
 Create Date: 2026-12-02 17:10:00.000000
 """
 
@@ -11,12 +11,14 @@ import sqlalchemy as sa
 from alembic import op
 
 import models.base
+from models.migrations.step_registers import add_next_step_at, drop_next_step_at
 
 revision: str = "0011_edo_flow"
-down_revision: str | Sequence[str] | None = "0008_invoices"
+down_revision: str | Sequence[str] | None = "0010_invoice_flow"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
+NEW_STEP_TABLES = ("edo_answer_deadlines",)
 # 0007_edo declared these defaults as the text ``now()``, which SQLite (the embedded demo) does not
 # know: an insert there failed. SQLite gets them again as CURRENT_TIMESTAMP; Postgres is unchanged.
 NOW_DEFAULTS = {
@@ -73,6 +75,8 @@ def upgrade() -> None:
         postgresql_where=sa.text("status = 'waiting'"),
         sqlite_where=sa.text("status = 'waiting'"),
     )
+    # Step registers carry the due time of their next step (0009_machinery).
+    add_next_step_at(NEW_STEP_TABLES)
     op.create_index("ix_exchange_log_business_key", "exchange_log", ["business_key"], unique=False)
     if op.get_bind().dialect.name == "sqlite":
         for table, columns in NOW_DEFAULTS.items():
@@ -83,6 +87,7 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     op.drop_index("ix_exchange_log_business_key", table_name="exchange_log")
+    drop_next_step_at(NEW_STEP_TABLES)
     op.drop_index(
         "ix_edo_answer_deadlines_waiting_due",
         table_name="edo_answer_deadlines",
