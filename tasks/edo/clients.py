@@ -46,7 +46,7 @@ def record_edo_exchange(exchange: Exchange) -> None:
 def _config() -> SynerdocsConfig:
     s = get_settings()
     return SynerdocsConfig(
-        url=s.synerdocs_url,
+        url=s.url("synerdocs_url"),
         application_id=s.synerdocs_application_id,
         connect_timeout_s=s.synerdocs_connect_timeout_s,
         deadline_s=s.synerdocs_deadline_s,

@@ -248,7 +248,7 @@ def test_a_lost_answer_to_send_message_leaves_the_message_for_the_cursor_to_adop
         assert steps.send_package.run(package_id) is Outcome.RETRY
     forget_clients()
     lost = package(package_id)
-    assert (lost.status, lost.message_id) == (SENDING, None) and "NoAnswer" in (lost.last_error or "")
+    assert (lost.status, lost.message_id) == (SENDING, None) and "DeadlinePassed" in (lost.last_error or "")
     assert dict(fetch().outcomes) == {"adopted": 1}
     adopted = package(package_id)
     assert adopted.status == ROUTED and adopted.message_id in emulator(box).world.messages
