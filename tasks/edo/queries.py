@@ -139,13 +139,16 @@ def incoming(
     return [IncomingRow(*r) for r in session.execute(query)]
 
 
-def overdue(session: Session, now: datetime | None = None, *, limit: int = 100) -> list[IncomingRow]:
+def overdue(
+    session: Session, now: datetime | None = None, *, limit: int = 100, offset: int = 0
+) -> list[IncomingRow]:
     """Incoming documents past their answer date and not answered, the most overdue first."""
     query = (
         _incoming()
         .where(EdoDocument.answered_at.is_(None), EdoDocument.answer_due_at < (now or db_now(session)))
-        .order_by(EdoDocument.answer_due_at)
+        .order_by(EdoDocument.answer_due_at, EdoDocument.id)
         .limit(limit)
+        .offset(offset)
     )
     return [IncomingRow(*r) for r in session.execute(query)]
 

@@ -3,19 +3,18 @@ their settings: routing rules with answer terms, senders, box credentials."""
 
 from __future__ import annotations
 
-import json
 from dataclasses import asdict
 from typing import Any
 
 import click
 
-from workers.cli.output import register_session, table
+from workers.cli.output import echo_json, json_option, paging, register_session, table
 
 
 def _print(rows: list[Any], as_json: bool, columns: tuple[str, ...]) -> None:
     data = [asdict(r) for r in rows]
     if as_json:
-        click.echo(json.dumps(data, ensure_ascii=False, indent=2, default=str))
+        echo_json(data)
     elif data:
         click.echo(table(data, columns))
     else:
@@ -41,39 +40,41 @@ def edo() -> None:
 
 @edo.command("incoming")
 @click.option("--status", help="routed, unrouted, answered …")
-@click.option("--limit", default=100, show_default=True)
-@click.option("--json", "as_json", is_flag=True)
-def incoming_command(status: str | None, limit: int, as_json: bool) -> None:
+@paging
+@json_option
+def incoming_command(status: str | None, limit: int, offset: int, as_json: bool) -> None:
     """The company's incoming documents, newest first."""
     from models.db import session_scope
     from tasks.edo.queries import incoming
 
     with session_scope() as session:
-        _print(incoming(session, status, limit=limit), as_json, INCOMING)
+        _print(incoming(session, status, limit=limit, offset=offset), as_json, INCOMING)
 
 
 @edo.command("overdue")
-@click.option("--json", "as_json", is_flag=True)
-def overdue_command(as_json: bool) -> None:
+@paging
+@json_option
+def overdue_command(limit: int, offset: int, as_json: bool) -> None:
     """Incoming documents past their answer date, unanswered."""
     from models.db import session_scope
     from tasks.edo.queries import overdue
 
     with session_scope() as session:
-        _print(overdue(session), as_json, INCOMING)
+        _print(overdue(session, limit=limit, offset=offset), as_json, INCOMING)
 
 
 @edo.command("packages")
 @click.argument("inn")
 @click.option("--kpp")
-@click.option("--json", "as_json", is_flag=True)
-def packages_command(inn: str, kpp: str | None, as_json: bool) -> None:
+@paging
+@json_option
+def packages_command(inn: str, kpp: str | None, limit: int, offset: int, as_json: bool) -> None:
     """A customer's packages either way, newest first."""
     from models.db import session_scope
     from tasks.edo.queries import customer_packages
 
     with session_scope() as session:
-        rows = customer_packages(session, inn, kpp)
+        rows = customer_packages(session, inn, kpp, limit=limit, offset=offset)
     _print(rows, as_json, ("id", "package_key", "direction", "status", "message_id", "sent_at", "last_error"))
 
 

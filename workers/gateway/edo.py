@@ -194,10 +194,10 @@ def get_incoming(
 
 
 @router.get("/overdue", dependencies=[read])
-def get_overdue(limit: PageSize = 100) -> list[dict[str, Any]]:
+def get_overdue(limit: PageSize = 100, offset: Skip = 0) -> list[dict[str, Any]]:
     """Incoming documents past their answer date, unanswered, the most overdue first."""
     with session_scope() as session:
-        return list(jsonable_encoder(queries.overdue(session, limit=limit)))
+        return list(jsonable_encoder(queries.overdue(session, limit=limit, offset=offset)))
 
 
 @router.get("/packages/{package_id}/xml", dependencies=[read])
