@@ -283,7 +283,8 @@ class SynerdocsEmulator(Emulator):
 
     async def _hold(self, soap_action: str | None) -> None:
         """Knobs ``hold_operation``/``hold_s``/``hold_next``: the operation is done, its answer held
-        (a worker can be killed between the operator's work and its own commit)."""
+        (a worker can be killed between the operator's work and its own commit) until ``hold_s``
+        passed or the knob is taken back (a held answer would keep the sandbox from stopping)."""
         extra = self.knobs.extra
         operation = extra.get("hold_operation")
         if (
@@ -292,7 +293,10 @@ class SynerdocsEmulator(Emulator):
             and (soap_action or "").strip('"').endswith(f"/{operation}")
         ):
             extra["hold_next"] = int(extra["hold_next"]) - 1
-            await asyncio.sleep(float(extra.get("hold_s", 30.0)))
+            loop = asyncio.get_running_loop()
+            until = loop.time() + float(extra.get("hold_s", 30.0))
+            while loop.time() < until and self.knobs.extra.get("hold_operation") == operation:
+                await asyncio.sleep(0.05)
 
     def print_form(self, document: StoredDocument) -> dict[str, Any]:
         world = self.world
