@@ -158,6 +158,8 @@ def test_bad_uploads_are_refused_with_their_reason_and_nothing_is_taken_in(
             assert unknown.status_code == 422 and "unknown type 'poem'" in unknown.text
             missing_signature = httpx.post(url, data=form("k5"), files=files()[:1], headers=CABINET)
             assert missing_signature.status_code == 422
+            nul = post({**form("k8"), "title": "a\x00b"}, files())  # the edge types refuse it
+            assert nul.status_code == 422 and "NUL" in nul.text
             assert packages() == 0
 
             # A non-CMS signature is taken in, then refused by the check by name (tests/edo/test_flow.py).
