@@ -23,6 +23,7 @@ ROUTES: dict[str, str] = {
     "crm": "crm",
     "acts": "acts",
     "invoices": "invoices",
+    "edo": "edo",
 }
 QUEUE_NAMES: tuple[str, ...] = tuple(dict.fromkeys(ROUTES.values()))
 # The address settings a queue's steps call: a worker consuming the queue refuses to start without
@@ -31,6 +32,7 @@ QUEUE_URLS: dict[str, tuple[str, ...]] = {
     "sep": ("sep_url",),
     "acts": ("sbis_url",),
     "invoices": ("onec_url",),
+    "edo": ("synerdocs_url",),
 }
 DEFAULT_QUEUE = "ops"
 # Held (and renewed every tick) by the one active beat; `obmen healthcheck --beat` looks for it.
@@ -78,6 +80,10 @@ def beat_schedule(settings: Settings) -> dict[str, dict[str, Any]]:
         "acts-track": every("acts.track", settings.acts_track_interval_s),
         "acts-deadlines": every("acts.deadlines.sweep", settings.acts_deadline_sweep_interval_s),
         "acts-reconcile": every("acts.deals.reconcile", settings.acts_reconcile_interval_s),
+        # The company box's incoming cursor, the answers' statuses, the answer deadlines (seed 002).
+        "edo-fetch": every("edo.fetch", settings.edo_fetch_interval_s),
+        "edo-track": every("edo.track", settings.edo_track_interval_s),
+        "edo-deadlines": every("edo.deadlines.sweep", settings.edo_deadline_sweep_interval_s),
         # 1C's change list: payments, corrections, invoices made in 1C (docs/invoices.md).
         "invoices-poll": every("invoices.poll_changes", settings.invoice_poll_interval_s),
     }

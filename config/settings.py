@@ -16,7 +16,8 @@ from cryptography.fernet import Fernet
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-SCOPES = frozenset({"read", "write", "metrics", "invoices"})
+# ``cabinet``: the customers' personal cabinet (the site), which submits their EDO packages.
+SCOPES = frozenset({"read", "write", "metrics", "invoices", "cabinet"})
 # A scope and the scopes it brings along: an ops person who may re-drive may also look, and whoever
 # may read the registers may read their figures on /metrics.
 IMPLIED = {"write": {"read", "metrics"}, "read": {"metrics"}}
@@ -186,6 +187,21 @@ class Settings(BaseSettings):
     synerdocs_deadline_s: float = Field(60.0, gt=0)
     synerdocs_max_answer_bytes: int = Field(60_000_000, ge=65_536)
     synerdocs_max_file_bytes: int = Field(20_000_000, ge=1024)
+    # The company as the operator knows it (its box's organisation): the ИНН its answers' signatures
+    # must name, and the box row made from the default account.
+    synerdocs_inn: str = ""
+    synerdocs_kpp: str = ""
+    synerdocs_name: str = ""
+
+    # --- the EDO flow ------------------------------------------------------------------------------
+    edo_fetch_interval_s: int = Field(60, ge=1)
+    edo_track_interval_s: int = Field(300, ge=1)
+    edo_deadline_sweep_interval_s: int = Field(300, ge=1)
+    edo_deadline_batch: int = Field(2000, ge=1)
+    # A package from the cabinet: at most this many documents, each file at most
+    # OBMEN_SYNERDOCS_MAX_FILE_BYTES, the whole upload at most this many bytes.
+    edo_max_documents: int = Field(20, ge=1, le=100)
+    edo_max_upload_bytes: int = Field(64_000_000, ge=4096)
 
     # --- acts of completed work (seed 003) --------------------------------------------------------
     acts_track_interval_s: int = Field(60, ge=1)
@@ -300,7 +316,8 @@ def parse_api_tokens(raw: str) -> list[ApiToken]:
         scopes = frozenset(s.strip() for s in scopes_part.split("+") if s.strip())
         if not sep or not token or not scopes or not scopes <= SCOPES:
             raise ValueError(
-                "OBMEN_API_TOKENS entries look like 'read+write:TOKEN' (scopes: read, write, metrics); "
+                "OBMEN_API_TOKENS entries look like 'read+write:TOKEN' "
+                f"(scopes: {', '.join(sorted(SCOPES))}); "
                 f"one entry does not (scopes given: {sorted(scopes)})"
             )
         tokens.append(ApiToken(SecretStr(token), scopes))

@@ -44,14 +44,22 @@ INBOUND = "in"  # a customer's package to the company (from the cabinet, or read
 OUTBOUND = "out"  # the company's signed answer to a customer
 
 RECEIVED = "received"  # stored with its files; nothing sent yet
-CHECKED = "checked"  # the counterparty's box is known and the signatures passed obmen's checks
-SENDING = "sending"  # SendMessage may have been called: find the message by the key before resending
+# The counterparty's box is known and the signatures passed obmen's checks, committed before any
+# SendMessage: from here the message may have gone, so it is looked for by the key before sending.
+SENDING = "sending"
 SENT = "sent"  # the operator accepted it: message id and the operator's time are recorded
+STAMPING = "stamping"  # an answer the operator accepted: its print forms are to be fetched
+STAMPED = "stamped"  # an answer: the print forms are version 2 and the customer was told
 DELIVERED = "delivered"
 SIGNED = "signed"  # the recipient signed (an answer: the print form is version 2)
 REJECTED = "rejected"  # the recipient refused to sign
 REFUSED = "refused"  # obmen or the operator refused it (a bad signature, a file over the cap …)
-PACKAGE_STATUSES = (RECEIVED, CHECKED, SENDING, SENT, DELIVERED, SIGNED, REJECTED, REFUSED)
+ROUTED = "routed"  # an incoming package in the company's box: its documents went to their responsibles
+PACKAGE_STATUSES = (RECEIVED, SENDING, SENT, STAMPING, STAMPED, DELIVERED, SIGNED, REJECTED, REFUSED, ROUTED)
+
+# Statuses of an incoming document on the company side (besides the flow's above).
+UNROUTED = "unrouted"  # no routing rule for its type, nor for ``other``: a person routes it
+ANSWERED = "answered"  # the company's answer was sent: the operator fixed its time
 
 # --- document versions ---------------------------------------------------------------------------------
 ORIGINAL = 1  # the file as signed
@@ -153,7 +161,7 @@ class EdoPackage(StepMixin, Base):
     """
 
     __tablename__ = "edo_packages"
-    TERMINAL: ClassVar[frozenset[str]] = frozenset({SIGNED, REJECTED, REFUSED})
+    TERMINAL: ClassVar[frozenset[str]] = frozenset({SIGNED, REJECTED, REFUSED, ROUTED})
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     package_key: Mapped[str] = mapped_column(String(100), nullable=False, unique=True)
@@ -183,7 +191,7 @@ class EdoDocument(StepMixin, Base):
     """
 
     __tablename__ = "edo_documents"
-    TERMINAL: ClassVar[frozenset[str]] = frozenset({SIGNED, REJECTED, REFUSED})
+    TERMINAL: ClassVar[frozenset[str]] = frozenset({SIGNED, REJECTED, REFUSED, ANSWERED})
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     package_id: Mapped[int] = mapped_column(ForeignKey("edo_packages.id", ondelete="CASCADE"), nullable=False)
@@ -276,6 +284,35 @@ class EdoAnswerTerm(Base):
 
     document_type: Mapped[str] = mapped_column(String(60), primary_key=True)
     working_days: Mapped[int] = mapped_column(Integer, nullable=False)
+
+
+class EdoAnswerDeadline(StepMixin, Base):
+    """The answer deadline of an incoming document, a row for the one deadline sweeper
+    (``tasks.machinery.deadlines``): ``waiting`` → ``due`` → ``fired`` (the responsible was told the
+    answer is overdue), or ``cancelled`` (answered before it fell due; the sweep cancels the moot)."""
+
+    __tablename__ = "edo_answer_deadlines"
+    TERMINAL: ClassVar[frozenset[str]] = frozenset({"fired", "cancelled"})
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    kind: Mapped[str] = mapped_column(String(20), default="answer", nullable=False)
+    document_id: Mapped[int] = mapped_column(
+        ForeignKey("edo_documents.id", ondelete="CASCADE"), nullable=False, unique=True
+    )
+    due_at: Mapped[datetime] = mapped_column(UTCDateTime(), nullable=False)
+    status: Mapped[str] = mapped_column(String(20), default="waiting", nullable=False)
+    fired_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    result: Mapped[str | None] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), server_default=func.now(), nullable=False)
+
+    __table_args__ = (
+        Index(
+            "ix_edo_answer_deadlines_waiting_due",
+            "due_at",
+            postgresql_where=text("status = 'waiting'"),
+            sqlite_where=text("status = 'waiting'"),
+        ),
+    )
 
 
 class EdoCursor(Base):

@@ -34,4 +34,6 @@ class ExchangeLog(Base):
     __table_args__ = (
         Index("ix_exchange_log_system_created", "system", "created_at"),
         Index("ix_exchange_log_correlation", "correlation_id"),
+        # An EDO package's «XML» tab: every exchange about it, by its package key.
+        Index("ix_exchange_log_business_key", "business_key"),
     )

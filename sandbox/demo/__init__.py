@@ -35,6 +35,9 @@ COMPRESSED = {
     "OBMEN_ACTS_TRACK_INTERVAL_S": "1",
     "OBMEN_ACTS_DEADLINE_SWEEP_INTERVAL_S": "1",
     "OBMEN_ACTS_RECONCILE_INTERVAL_S": "5",
+    "OBMEN_EDO_FETCH_INTERVAL_S": "1",
+    "OBMEN_EDO_TRACK_INTERVAL_S": "1",
+    "OBMEN_EDO_DEADLINE_SWEEP_INTERVAL_S": "1",
     "OBMEN_BANK_HMAC_SECRETS": "demo-bank-secret",
     # The site's token for the invoice API.
     "OBMEN_API_TOKENS": "invoices:demo-site-token",
@@ -49,7 +52,10 @@ COMPRESSED = {
 
 
 # The emulators' own timing, compressed like obmen's (SEP's minimum delay is its own setting).
-SANDBOX_KNOBS: dict[str, dict[str, Any]] = {"sep": {"extra": {"min_delay_s": 2, "processing_s": 0.5}}}
+SANDBOX_KNOBS: dict[str, dict[str, Any]] = {
+    "sep": {"extra": {"min_delay_s": 2, "processing_s": 0.5}},
+    "synerdocs": {"extra": {"delivery_s": 0.5, "answer_after_s": 2}},
+}
 
 
 class ScenarioFailed(Exception):
@@ -81,7 +87,7 @@ Scenario = Callable[[DemoContext], None]
 
 def scenarios() -> list[tuple[str, Scenario]]:
     """Every flow's demo scenario, in the order a reader meets them. Flows add theirs here."""
-    from sandbox.demo import acts, invoices, machinery, mail, payments, sep
+    from sandbox.demo import acts, edo, invoices, machinery, mail, payments, sep
 
     return [
         ("machinery: outbox, retry policy, parking, re-drive", machinery.run),
@@ -93,6 +99,7 @@ def scenarios() -> list[tuple[str, Scenario]]:
             "invoices (seed 004): 1C's invoice, its PDF kept, one-time link, correction, paid by the bank",
             invoices.run,
         ),
+        ("EDO (seed 002): Synerdocs box registered, package routed, answer stamped as version 2", edo.run),
     ]
 
 

@@ -10,7 +10,9 @@
   ``CreateNonActiveSubscriber`` (its cabinet's customers, who then sign by themselves).
 * Knobs (``extra``): ``delivery_s``, ``answer_after_s``, ``recipient_answer`` (``sign`` / ``reject`` /
   ``none``), ``token_ttl_s``, ``page_size``, ``max_file_bytes``; the hostile answers' ``slow_s``,
-  ``drip_interval_s``, ``huge_bytes``, ``bomb_bytes``, ``entity_target``.
+  ``drip_interval_s``, ``huge_bytes``, ``bomb_bytes``, ``entity_target``; ``hold_operation`` with ``hold_s`` and ``hold_next``
+  (that operation is done, its answer held: a worker killed meanwhile never learns it was);
+  ``refuse_operation`` with ``refuse_code`` and ``refuse_next`` (a contract fault for that operation only).
 * Faults on demand (``fault`` + ``fault_next`` or ``error_rate``): a contract fault by its code
   (``Unauthorized``, ``SignIsNotValid``, ``ContragentIsNotAuthorized``, ``DocumentNotFound``,
   ``UnexpectedError`` …), ``html_500``, ``empty_200``, ``truncated``, ``unknown_enum``, ``extra_members``
@@ -24,6 +26,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
 import uuid
 from collections.abc import Iterable
@@ -182,6 +185,9 @@ class SynerdocsEmulator(Emulator):
             "OBMEN_SYNERDOCS_PASSWORD": COMPANY["password"],
             "OBMEN_SYNERDOCS_APPLICATION_ID": APPLICATION_ID,
             "OBMEN_SYNERDOCS_BOX": COMPANY["box"],
+            "OBMEN_SYNERDOCS_INN": COMPANY["inn"],
+            "OBMEN_SYNERDOCS_KPP": COMPANY["kpp"],
+            "OBMEN_SYNERDOCS_NAME": COMPANY["name"],
         }
 
     # --- the SOAP endpoint ---------------------------------------------------------------------------
@@ -194,7 +200,10 @@ class SynerdocsEmulator(Emulator):
             return Response(self.wsdl(str(request.url.replace(query=""))), media_type=XML)
 
         async def endpoint(request: Request) -> Response:
-            return self.answer(await request.body(), request.headers.get("soapaction"))
+            soap_action = request.headers.get("soapaction")
+            response = self.answer(await request.body(), soap_action)
+            await self._hold(soap_action)
+            return response
 
         return [Route(ENDPOINT, wsdl, methods=["GET"]), Route(ENDPOINT, endpoint, methods=["POST"])]
 
@@ -209,6 +218,7 @@ class SynerdocsEmulator(Emulator):
         except soap.BadRequest as exc:
             return _xml(soap.bad_request(exc), 500)
         try:
+            self._refuse(operation)
             result = self._dispatch(operation, args)
         except Fault as fault:
             return _xml(soap.fault(fault.code, fault.message, fault.field), 500)
@@ -261,6 +271,32 @@ class SynerdocsEmulator(Emulator):
             return world.flow_info(document, args.get("requestParams"))
         assert operation == "DownloadPdfDocument", operation
         return self.print_form(document)
+
+    def _refuse(self, operation: str) -> None:
+        """Knobs ``refuse_operation``/``refuse_code``/``refuse_next``: a contract fault for that
+        operation only (``SignIsNotValid`` for ``SendMessage``), whatever comes before it."""
+        extra = self.knobs.extra
+        if extra.get("refuse_operation") == operation and int(extra.get("refuse_next", 0)) > 0:
+            extra["refuse_next"] = int(extra["refuse_next"]) - 1
+            code = str(extra.get("refuse_code", "SignIsNotValid"))
+            raise Fault(code, f"песочница: {code}")
+
+    async def _hold(self, soap_action: str | None) -> None:
+        """Knobs ``hold_operation``/``hold_s``/``hold_next``: the operation is done, its answer held
+        (a worker can be killed between the operator's work and its own commit) until ``hold_s``
+        passed or the knob is taken back (a held answer would keep the sandbox from stopping)."""
+        extra = self.knobs.extra
+        operation = extra.get("hold_operation")
+        if (
+            operation
+            and int(extra.get("hold_next", 0)) > 0
+            and (soap_action or "").strip('"').endswith(f"/{operation}")
+        ):
+            extra["hold_next"] = int(extra["hold_next"]) - 1
+            loop = asyncio.get_running_loop()
+            until = loop.time() + float(extra.get("hold_s", 30.0))
+            while loop.time() < until and self.knobs.extra.get("hold_operation") == operation:
+                await asyncio.sleep(0.05)
 
     def print_form(self, document: StoredDocument) -> dict[str, Any]:
         world = self.world

@@ -8,6 +8,7 @@ fixed when the message is accepted, so a status read twice reads the same.
 
 from __future__ import annotations
 
+import hashlib
 import secrets
 import threading
 import uuid
@@ -164,6 +165,7 @@ class World:
         self.documents: dict[str, StoredDocument] = {}
         self.send_calls = 0  # every SendMessage accepted
         self.custom_fields: Counter[str] = Counter()  # messages per document CustomField
+        self.blobs: dict[bytes, bytes] = {}  # file contents by SHA-256
 
     # --- accounts ---------------------------------------------------------------------------------
     def add_organization(self, organization: Organization) -> Organization:
@@ -326,7 +328,10 @@ class World:
                     message_id=message.id,
                     name=document.get("Name"),
                     file_name=document["FileName"],
-                    content=document["Content"],
+                    # The same file sent again is kept once (the operator stores files, not copies).
+                    content=self.blobs.setdefault(
+                        hashlib.sha256(document["Content"]).digest(), document["Content"]
+                    ),
                     document_type=document.get("DocumentType") or "Untyped",
                     need_sign=bool(document.get("NeedSign")),
                     comment=document.get("Comment"),
@@ -349,8 +354,8 @@ class World:
                 message.document_ids.append(stored.id)
                 document_ids.append({"LocalId": document["Id"], "ServiceId": stored.id})
                 sign_ids.append({"LocalId": sign.get("Id"), "ServiceId": stored.sender_sign.id})
-                if stored.custom_field:
-                    self.custom_fields[stored.custom_field] += 1
+            # Messages per key: a message of three documents with one key counts once.
+            self.custom_fields.update({d.custom_field for d in self.documents_of(message) if d.custom_field})
             self.messages[message.id] = message
             self.order.append(message.id)
             self.send_calls += 1
@@ -361,6 +366,9 @@ class World:
             "SentDate": now,
             "SignIds": sign_ids,
         }
+
+    def documents_of(self, message: StoredMessage) -> list[StoredDocument]:
+        return [self.documents[d] for d in message.document_ids]
 
     # --- reading --------------------------------------------------------------------------------------
     def messages_after(
@@ -390,7 +398,7 @@ class World:
         message = self.messages.get(message_id or "")
         if message is None or box not in (message.from_box, message.to_box):
             raise Fault("NoDataFound", f"сообщение {message_id} не найдено в ящике {box}", "messageId")
-        documents = [self.documents[d] for d in message.document_ids]
+        documents = self.documents_of(message)
         recipient = self.organization_by_box(message.to_box)
         return {
             "Documents": [d.contract() for d in documents],

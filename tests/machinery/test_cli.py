@@ -29,6 +29,9 @@ LISTS = {
     ("acts", "list"),
     ("acts", "company"),
     ("acts", "deals-without-acts"),
+    ("edo", "incoming"),
+    ("edo", "overdue"),
+    ("edo", "packages"),
 }
 REPORTS = {("sep", "summary"), ("redrive",)}
 

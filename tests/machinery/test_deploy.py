@@ -111,7 +111,7 @@ def test_no_production_url_defaults_to_an_emulator() -> None:
     text = (ROOT / "docker-compose.yml").read_text()
     defaults = re.findall(r"\$\{(\w+):-([^}]*)\}", text)
     assert [(name, value) for name, value in defaults if "sandbox" in value or "8700" in value] == []
-    for name in ("SEP", "SBIS", "BITRIX24_WEBHOOK", "IMAP", "SMTP"):
+    for name in ("SEP", "SBIS", "BITRIX24_WEBHOOK", "IMAP", "SMTP", "ONEC", "SYNERDOCS"):
         assert str(env[f"OBMEN_{name}_URL"]).startswith(f"${{OBMEN_{name}_URL:?set OBMEN_{name}_URL"), name
     # The trial file sets every variable compose requires.
     required = set(re.findall(r"\$\{(\w+):\?", text))

@@ -117,7 +117,8 @@ class ApiToken(Access):
         "type": "http",
         "scheme": "bearer",
         "description": "A token from OBMEN_API_TOKENS. Scopes: `read`, `write` (implies read), "
-        "`metrics` (read implies it); each operation lists the scope it needs.",
+        "`metrics` (read implies it), `invoices` and `cabinet` (the site's own APIs); each operation "
+        "lists the scope it needs.",
     }
 
     def __init__(self, scope: str, who: str) -> None:

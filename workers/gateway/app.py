@@ -10,7 +10,7 @@ from fastapi.routing import iter_route_contexts
 
 from config.settings import get_settings
 from tasks.machinery.outbox import set_dispatch_mode
-from workers.gateway import acts, billing, docs, health, invoices, ops, payments, problems, sep
+from workers.gateway import acts, billing, docs, edo, health, invoices, ops, payments, problems, sep
 from workers.gateway.access_log import AccessLog
 from workers.gateway.edge import EdgeRoute, install
 from workers.gateway.limits import BodyLimit
@@ -26,11 +26,12 @@ ROUTERS = [
     payments.ops_router,
     acts.router,
     invoices.router,
+    edo.router,
 ]
 DESCRIPTION = """Bank, CRM and ops endpoints of obmen.
 
 Who may call an operation is its `security` and its `x-obmen-access`, checked before the request is
-read: a bearer token from OBMEN_API_TOKENS with a scope (`api_token`: read, write, metrics), the
+read: a bearer token from OBMEN_API_TOKENS with a scope (`api_token`: read, write, metrics, invoices, cabinet), the
 bank's HMAC signature (`bank_signature`), the Bitrix24 portal's application token in the event's form
 (`bitrix24_application_token`), the token of a form link (`form_link`), or anyone (`public`, with
 `security: []`: the health probes and this description). docs/operations.md says why each public
@@ -80,7 +81,11 @@ def create_app() -> FastAPI:
     # An HTTP caller gets its answer once the commit is done; publishing happens beside it.
     set_dispatch_mode("background")
     api = gateway_api()
-    api.add_middleware(BodyLimit, max_bytes=settings.max_request_body_bytes)
+    api.add_middleware(
+        BodyLimit,
+        max_bytes=settings.max_request_body_bytes,
+        uploads={edo.UPLOADS: settings.edo_max_upload_bytes},
+    )
     # Outside the body limit: a refused body is logged and answered with the request id too.
     api.add_middleware(AccessLog)
     return api

@@ -14,6 +14,7 @@ WHO = {
     "read": "ops people, dashboards and other services with a read token",
     "write": "ops people and managers' tools with a write token",
     "metrics": "the Prometheus scraper (a metrics, read or write token)",
+    "cabinet": "the customers' personal cabinet (the site) with a cabinet token",
 }
 
 

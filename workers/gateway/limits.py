@@ -1,4 +1,8 @@
-"""A body-size cap enforced before any handler reads the body (declared or streamed)."""
+"""A body-size cap enforced before any handler reads the body (declared or streamed).
+
+One cap for every route, and larger ones for the paths that take files (``uploads``: a path prefix
+and its cap), such as the EDO packages of signed documents.
+"""
 
 from __future__ import annotations
 
@@ -14,17 +18,22 @@ class BodyTooLarge(Exception):
 
 
 class BodyLimit:
-    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+    def __init__(self, app: ASGIApp, max_bytes: int, uploads: dict[str, int] | None = None) -> None:
         self.app = app
         self.max_bytes = max_bytes
+        self.uploads = uploads or {}
+
+    def cap(self, path: str) -> int:
+        return next((cap for prefix, cap in self.uploads.items() if path.startswith(prefix)), self.max_bytes)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        max_bytes = self.cap(scope["path"])
         declared = dict(scope["headers"]).get(b"content-length")
-        if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
-            await self._reject(send)
+        if declared is not None and declared.isdigit() and int(declared) > max_bytes:
+            await self._reject(send, max_bytes)
             return
         seen = 0
         started = False
@@ -34,7 +43,7 @@ class BodyLimit:
             message = await receive()
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
-                if seen > self.max_bytes:
+                if seen > max_bytes:
                     raise BodyTooLarge
             return message
 
@@ -47,10 +56,10 @@ class BodyLimit:
             await self.app(scope, limited_receive, tracking_send)
         except BodyTooLarge:
             if not started:
-                await self._reject(send)
+                await self._reject(send, max_bytes)
 
-    async def _reject(self, send: Send) -> None:
-        body = json.dumps(problems.document(413, f"request body over {self.max_bytes} bytes")).encode()
+    async def _reject(self, send: Send, max_bytes: int) -> None:
+        body = json.dumps(problems.document(413, f"request body over {max_bytes} bytes")).encode()
         await send(
             {
                 "type": "http.response.start",
