@@ -1,11 +1,11 @@
 """The ``obmen`` command: the processes (``processes``), the ops commands (``ops``), and a module of
-commands per flow (``mail``, ``sep``, ``acts``)."""
+commands per flow (``mail``, ``sep``, ``acts``), and the console's users (``user``)."""
 
 from __future__ import annotations
 
 import click
 
-from workers.cli import acts, mail, ops, processes, sep
+from workers.cli import acts, mail, ops, processes, sep, users
 
 
 @click.group()
@@ -18,6 +18,7 @@ for module in (processes, ops, mail):
         cli.add_command(command)
 cli.add_command(sep.sep)
 cli.add_command(acts.acts)
+cli.add_command(users.user)
 
 
 def main() -> None:
