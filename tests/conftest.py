@@ -32,6 +32,8 @@ def pytest_configure(config: pytest.Config) -> None:
             "OBMEN_RETRY_BACKOFF_S": "1",
             "OBMEN_RETRY_BACKOFF_MAX_S": "4",
             "OBMEN_MAX_ATTEMPTS": "3",
+            # The console's counts are read fresh on every page (tests compare them with the registers).
+            "OBMEN_CONSOLE_COUNT_CACHE_S": "0",
         }
     )
     from models.migrate import upgrade

@@ -10,6 +10,7 @@ import os
 import shutil
 import subprocess
 import sys
+from collections.abc import Callable
 
 import psycopg
 import redis
@@ -28,9 +29,10 @@ def main() -> int:
         redis.Redis.from_url(broker, socket_connect_timeout=5).ping()
     except Exception as exc:
         problems.append(f"Redis at {broker} is not reachable ({exc}); start it or set OBMEN_TEST_BROKER_URL")
-    problem = ensure_dovecot()
-    if problem:
-        problems.append(problem)
+    for ensure in (ensure_dovecot, ensure_chromium):
+        problem = ensure()
+        if problem:
+            problems.append(problem)
     for line in problems:
         print(f"tests need: {line}", file=sys.stderr)
     return 1 if problems else 0
@@ -40,19 +42,31 @@ def ensure_dovecot() -> str | None:
     """The mail tests read a real IMAP server: install Dovecot when it is missing and we may."""
     from tests.harness.dovecot import PACKAGE, dovecot_binary
 
-    if dovecot_binary() is not None:
+    return _apt_install(PACKAGE, "Dovecot", "Dovecot IMAP, for the mail tests", dovecot_binary)
+
+
+def ensure_chromium() -> str | None:
+    """The console tests drive Debian's Chromium through Playwright (Playwright's own browser
+    download is not reachable from our machines)."""
+    from tests.harness.browser import PACKAGE, chromium_binary
+
+    return _apt_install(PACKAGE, "Chromium", "Chromium, for the console's browser tests", chromium_binary)
+
+
+def _apt_install(package: str, name: str, why: str, binary: Callable[[], str | None]) -> str | None:
+    if binary() is not None:
         return None
     if os.geteuid() != 0 or shutil.which("apt-get") is None:
-        return f"Dovecot (Debian package {PACKAGE}): install it, e.g. `sudo apt-get install {PACKAGE}`"
-    print(f"tests: installing {PACKAGE} (Dovecot IMAP, for the mail tests)", file=sys.stderr)
+        return f"{name} (Debian package {package}): install it, e.g. `sudo apt-get install {package}`"
+    print(f"tests: installing {package} ({why})", file=sys.stderr)
     env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    install = ["apt-get", "install", "-y", "-q", "--no-install-recommends", PACKAGE]
+    install = ["apt-get", "install", "-y", "-q", "--no-install-recommends", package]
     done = subprocess.run(install, env=env, capture_output=True, text=True)
     if done.returncode != 0:  # a fresh machine may have no package lists yet
         subprocess.run(["apt-get", "update", "-q"], env=env, capture_output=True, text=True)
         done = subprocess.run(install, env=env, capture_output=True, text=True)
-    if done.returncode != 0 or dovecot_binary() is None:
-        return f"Dovecot (Debian package {PACKAGE}): apt-get install failed:\n{done.stderr[-2000:]}"
+    if done.returncode != 0 or binary() is None:
+        return f"{name} (Debian package {package}): apt-get install failed:\n{done.stderr[-2000:]}"
     return None
 
 

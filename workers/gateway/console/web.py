@@ -112,7 +112,7 @@ STATUS_WORDS: dict[str, tuple[str, str]] = {
     "Отклонено": ("Отклонено", "bad"),
     "Ошибка": ("Ошибка", "bad"),
 }
-STATUS_MARK = {"bad": "✖", "wait": "⏳", "good": "✔", "muted": "–"}
+STATUS_MARK = {"bad": "✖", "wait": "○", "good": "✔", "muted": "–"}
 
 
 def status_badge(value: Any) -> Markup:
