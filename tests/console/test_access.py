@@ -32,9 +32,8 @@ def test_login_form_in_russian_wrong_password_then_each_role_sees_its_menu(conso
     page.wait_for_url("**/console/")
     assert "Что требует внимания" in page.inner_text("h1")
     for role, sees_users in (("viewer", False), ("operator", False), ("admin", True)):
-        menu = console.page(role)
-        menu.goto("/console/")
-        assert (menu.get_by_role("link", name="Пользователи").count() == 1) is sees_users
+        menu = console.page(role).request.get("/console/").text()
+        assert ('href="/console/users"' in menu) is sees_users
     with session_scope() as session:
         logins = dict(
             session.execute(

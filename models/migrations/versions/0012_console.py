@@ -24,9 +24,7 @@ def upgrade() -> None:
     op.create_table(
         "console_audit",
         sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
-        sa.Column(
-            "at", models.base.UTCDateTime(timezone=True), server_default=sa.text("now()"), nullable=False
-        ),
+        sa.Column("at", models.base.UTCDateTime(timezone=True), server_default=sa.func.now(), nullable=False),
         sa.Column("login", sa.String(length=64), nullable=False),
         sa.Column("address", sa.String(length=64), nullable=True),
         sa.Column("action", sa.String(length=80), nullable=False),
@@ -43,9 +41,7 @@ def upgrade() -> None:
     op.create_table(
         "console_login_failures",
         sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
-        sa.Column(
-            "at", models.base.UTCDateTime(timezone=True), server_default=sa.text("now()"), nullable=False
-        ),
+        sa.Column("at", models.base.UTCDateTime(timezone=True), server_default=sa.func.now(), nullable=False),
         sa.Column("login", sa.String(length=64), nullable=False),
         sa.Column("address", sa.String(length=64), nullable=False),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_console_login_failures")),
@@ -65,13 +61,13 @@ def upgrade() -> None:
         sa.Column(
             "created_at",
             models.base.UTCDateTime(timezone=True),
-            server_default=sa.text("now()"),
+            server_default=sa.func.now(),
             nullable=False,
         ),
         sa.Column(
             "password_changed_at",
             models.base.UTCDateTime(timezone=True),
-            server_default=sa.text("now()"),
+            server_default=sa.func.now(),
             nullable=False,
         ),
         sa.Column("disabled_at", models.base.UTCDateTime(timezone=True), nullable=True),

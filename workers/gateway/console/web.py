@@ -396,9 +396,9 @@ def list_page(
 _counts: dict[str, tuple[float, Any]] = {}
 
 
-def cached(key: str, compute: Callable[[], Any]) -> Any:
-    """``compute()`` at most once per ``OBMEN_CONSOLE_COUNT_CACHE_S`` in this process."""
-    ttl = get_settings().console_count_cache_s
+def cached(key: str, compute: Callable[[], Any], ttl: float | None = None) -> Any:
+    """``compute()`` at most once per ``ttl`` (``OBMEN_CONSOLE_COUNT_CACHE_S``) in this process."""
+    ttl = get_settings().console_count_cache_s if ttl is None else ttl
     now = time.monotonic()
     hit = _counts.get(key)
     if ttl > 0 and hit is not None and now - hit[0] < ttl:
