@@ -31,5 +31,7 @@ class ExchangeLog(Base):
 
     __table_args__ = (
         Index("ix_exchange_log_system_created", "system", "created_at"),
+        # One system's exchanges, newest first, paged by id (the console's «Журнал обмена»).
+        Index("ix_exchange_log_system_id", "system", "id"),
         Index("ix_exchange_log_correlation", "correlation_id"),
     )

@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, ClassVar
 
-from sqlalchemy import Integer, Text, func
+from sqlalchemy import Index, Integer, Text, func
 from sqlalchemy.orm import Mapped, mapped_column
 
 from models.base import Base, UTCDateTime
@@ -61,3 +61,26 @@ def step_models() -> list[type[Any]]:
 
 def step_model(table: str) -> type[Any] | None:
     return next((cls for cls in step_models() if cls.__tablename__ == table), None)
+
+
+def parked_index_name(table: str) -> str:
+    return f"ix_{table}_parked"
+
+
+def index_parked_rows() -> None:
+    """Give every step register a partial index of its parked rows: the ops lists, the console's
+    count and re-drive find the few parked rows among millions without scanning the table.
+
+    Called once every model module is imported (``models/__init__.py``); migrations create the index
+    for each new step register (0012_console did for those before it).
+    """
+    for model in step_models():
+        table = model.__table__
+        name = parked_index_name(table.name)
+        if not any(index.name == name for index in table.indexes):
+            Index(
+                name,
+                table.c.parked_at,
+                postgresql_where=table.c.parked_at.is_not(None),
+                sqlite_where=table.c.parked_at.is_not(None),
+            )
