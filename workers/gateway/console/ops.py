@@ -8,7 +8,7 @@ from typing import Any
 
 from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import Response
-from sqlalchemy import func, select
+from sqlalchemy import func, select, union_all
 from sqlalchemy.orm import Session
 
 from models.db import session_scope
@@ -59,10 +59,14 @@ def parked_rows(session: Session, register: str | None = None) -> list[dict[str,
 
 
 def _parked_count(session: Session) -> int:
-    return sum(
-        session.scalar(select(func.count()).select_from(m).where(m.parked_at.is_not(None))) or 0
-        for m in step_models()
-    )
+    """Parked rows of every step register, in one query (each count reads its partial index)."""
+    counts = union_all(
+        *(
+            select(func.count().label("n")).select_from(m).where(m.parked_at.is_not(None))
+            for m in step_models()
+        )
+    ).subquery()
+    return int(session.scalar(select(func.coalesce(func.sum(counts.c.n), 0))) or 0)
 
 
 def _redrivable(letter: DeadLetter) -> bool:
