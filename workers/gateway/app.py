@@ -8,7 +8,7 @@ from fastapi_offline import FastAPIOffline
 from config.settings import get_settings
 from tasks.machinery.outbox import set_dispatch_mode
 from workers.gateway import acts, health, ops, payments, sep
-from workers.gateway.console.app import create_console
+from workers.gateway.console.app import install_console
 from workers.gateway.limits import BodyLimit
 
 ROUTERS = [health.router, ops.router, sep.router, payments.router, payments.ops_router, acts.router]
@@ -29,6 +29,6 @@ def create_app() -> FastAPI:
     )
     for router in ROUTERS:
         api.include_router(router)
-    api.mount("/console", create_console())
+    install_console(api)
     api.add_middleware(BodyLimit, max_bytes=settings.max_request_body_bytes)
     return api
