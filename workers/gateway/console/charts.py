@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 from models.db import db_now, session_scope
 from models.exchange_log import ExchangeLog
 from models.outbox import Outbox
-from workers.gateway.console.pages import flows
+from workers.gateway.console.pages import Flow, flows
 from workers.gateway.console.web import MOSCOW, cached
 
 HOURS = 72
@@ -126,8 +126,8 @@ def _backlog_chart(session: Session, hours: list[datetime]) -> Chart:
     return Chart(title, bars(title, hours, [("ждут публикации", "wait", values)]))
 
 
-def _titles() -> list[tuple[str, tuple[str, ...]]]:
-    return [(f.pages[0].title, f.systems) for f in flows() if f.systems and f.pages]
+def _charted() -> list[Flow]:
+    return [f for f in flows() if f.systems and f.pages]
 
 
 def flow_charts() -> list[Chart]:
@@ -137,11 +137,20 @@ def flow_charts() -> list[Chart]:
         with session_scope() as session:
             hours = _hours(db_now(session))
             charts = [
-                _exchange_chart(session, f"{title}: обмены за {HOURS // 24} дня", systems, hours)
-                for title, systems in _titles()
+                _exchange_chart(session, f"{f.pages[0].title}: обмены за {HOURS // 24} дня", f.systems, hours)
+                for f in _charted()
             ]
             charts.append(_backlog_chart(session, hours))
             return charts
 
     found: list[Chart] = cached("charts", compute, CHART_TTL_S)
     return found
+
+
+def chart_for(path: str) -> Chart | None:
+    """The chart of the flow whose pages ``path`` is among (shown under each of its pages)."""
+    for flow, chart in zip(_charted(), flow_charts(), strict=False):
+        section = f"/console{flow.router.prefix}/" if flow.router.prefix else None
+        if (section and path.startswith(section)) or any(path.startswith(p.path) for p in flow.pages):
+            return chart
+    return None

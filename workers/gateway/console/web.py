@@ -267,6 +267,7 @@ def render(
     request: Request, template: str, person: Person | None, *, fragment: bool = False, **context: Any
 ) -> HTMLResponse:
     """A page (or, ``fragment``, a piece of one that leaves the flash messages for the page)."""
+    from workers.gateway.console.charts import chart_for
     from workers.gateway.console.pages import navigation
 
     messages = request.session.pop(SESSION_FLASH, []) if person and not fragment else []
@@ -278,6 +279,7 @@ def render(
         messages=messages,
         path=request.url.path,
         query=dict(request.query_params),
+        chart=chart_for(request.url.path) if person and not fragment and "charts" not in context else None,
         **context,
     )
     return HTMLResponse(page, status_code=context.get("status_code", 200))
