@@ -15,6 +15,7 @@ from fastapi.responses import RedirectResponse, Response
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from config.settings import get_settings
 from models.db import db_now, session_scope
 from models.master import Asset, Employee, Organization
 from models.sep import QUEUED, SepApplication, SepAssetStatus, SepRequest
@@ -34,7 +35,12 @@ from workers.gateway.console.web import (
 )
 
 router = APIRouter(prefix="/sep")
-PAGE_ROWS = 200
+
+
+def _rows() -> int:
+    """A work list shows its first rows (``OBMEN_CONSOLE_PAGE_SIZE``) and its whole count in the tab."""
+    return get_settings().console_page_size
+
 
 # The seed's tabs, in its order: (key, title, the summary count shown in brackets).
 TABS = (
@@ -115,7 +121,7 @@ def request_applications(request: Request, person: Person = operator, form: Post
 @router.get("/letters")
 def letters_tab(request: Request, person: Person = viewer) -> Response:
     with session_scope() as session:
-        found = queries.letters(session, PAGE_ROWS)
+        found = queries.letters(session, _rows())
     return _tab(request, person, "letters", found=found)
 
 
@@ -148,7 +154,7 @@ OWNERSHIP_FILTERS = ("responsible", "asset", "vin", "epts")
 def ownership_tab(request: Request, person: Person = viewer) -> Response:
     chosen = {k: request.query_params.get(k, "").strip() or None for k in OWNERSHIP_FILTERS}
     with session_scope() as session:
-        found = queries.ownership_changes(session, limit=PAGE_ROWS, **chosen)
+        found = queries.ownership_changes(session, limit=_rows(), **chosen)
         employees = list(session.scalars(select(Employee).order_by(Employee.name)))
     return _tab(request, person, "ownership", found=found, employees=employees, chosen=chosen)
 
@@ -202,7 +208,7 @@ def lease_tab(request: Request, person: Person = viewer) -> Response:
             if query.get("fill")
             else None
         )
-        leases = queries.lease_applications(session, status=query.get("status") or None, limit=PAGE_ROWS)
+        leases = queries.lease_applications(session, status=query.get("status") or None, limit=_rows())
         organizations = _organizations(session)
     return _tab(
         request,
@@ -261,14 +267,14 @@ def lease_action(request: Request, person: Person = operator, form: Posted = pos
 @router.get("/queue")
 def queue_tab(request: Request, person: Person = viewer) -> Response:
     with session_scope() as session:
-        found = queries.queue(session, PAGE_ROWS)
+        found = queries.queue(session, _rows())
     return _tab(request, person, "queue", found=found)
 
 
 @router.get("/errors")
 def errors_tab(request: Request, person: Person = viewer) -> Response:
     with session_scope() as session:
-        found = queries.errors(session, PAGE_ROWS)
+        found = queries.errors(session, _rows())
     return _tab(request, person, "errors", found=found)
 
 
