@@ -4,14 +4,28 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: venv demo test lint typecheck bench clean
+# Every install takes the versions pinned in constraints.txt (the Dockerfile too); `make lock`
+# refreshes them from a clean environment with the newest versions pyproject.toml allows.
+CONSTRAINTS := constraints.txt
+LOCK_VENV := .lock-venv
 
-$(STAMP): pyproject.toml
+.PHONY: venv lock demo test lint typecheck bench clean
+
+$(STAMP): pyproject.toml $(CONSTRAINTS)
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "obmen needs Python 3.11 or newer")'
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(BIN)/python -m pip install --quiet -c $(CONSTRAINTS) -e '.[dev]'
 	touch $(STAMP)
+
+lock:
+	rm -rf $(LOCK_VENV)
+	$(PYTHON) -m venv $(LOCK_VENV)
+	$(LOCK_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(LOCK_VENV)/bin/python -m pip install --quiet '.[dev]'
+	{ echo "# Pinned versions of every dependency (runtime and dev). Refresh with: make lock"; \
+	  $(LOCK_VENV)/bin/python -m pip freeze --exclude obmen; } > $(CONSTRAINTS)
+	rm -rf $(LOCK_VENV) build
 
 venv: $(STAMP)
 
@@ -33,4 +47,4 @@ bench: $(STAMP)
 	$(BIN)/python -m bench.noop
 
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache .mypy_cache .obmen-demo
+	rm -rf $(VENV) $(LOCK_VENV) .pytest_cache .ruff_cache .mypy_cache .obmen-demo

@@ -66,15 +66,17 @@ def _descendants(pid: int) -> list[int]:
     return found
 
 
-def queue_drained(broker_url: str, queue: str) -> bool:
+def remaining(broker_url: str, queue: str) -> int:
+    """Messages of ``queue`` not yet done: waiting, or delivered and not yet acknowledged."""
     client = redis.Redis.from_url(broker_url)
-    return client.llen(queue) == 0 and client.hlen("unacked") == 0
+    return int(client.llen(queue)) + int(client.hlen("unacked"))
 
 
 def noop_rate(n: int = 5000, workers: int = 2) -> float:
     """Tasks per second of ``ops.noop`` through ``workers`` solo worker processes on the current broker."""
     from tests.harness.processes import start_worker
     from workers.app import app
+    from workers.cli.output import progress
 
     broker_url = os.environ["OBMEN_BROKER_URL"]
     procs = [start_worker(concurrency=1, pool="solo", queues="ops") for _ in range(workers)]
@@ -83,8 +85,11 @@ def noop_rate(n: int = 5000, workers: int = 2) -> float:
         with app.producer_or_acquire() as producer:
             for _ in range(n):
                 app.send_task("ops.noop", kwargs={}, producer=producer)
-        while not queue_drained(broker_url, "ops"):
-            time.sleep(0.01)
+        with progress("no-op tasks run", n) as shown:
+            while left := remaining(broker_url, "ops"):
+                shown.advance(max(0, n - left - shown.done))
+                time.sleep(0.01)
+            shown.advance(n - shown.done)
         return n / (time.perf_counter() - start)
     finally:
         for proc in procs:

@@ -22,9 +22,19 @@ ROUTES: dict[str, str] = {
     "billing": "billing",
     "crm": "crm",
     "acts": "acts",
+    "invoices": "invoices",
 }
 QUEUE_NAMES: tuple[str, ...] = tuple(dict.fromkeys(ROUTES.values()))
+# The address settings a queue's steps call: a worker consuming the queue refuses to start without
+# them (``config/selfcheck.py``), instead of parking every row later.
+QUEUE_URLS: dict[str, tuple[str, ...]] = {
+    "sep": ("sep_url",),
+    "acts": ("sbis_url",),
+    "invoices": ("onec_url",),
+}
 DEFAULT_QUEUE = "ops"
+# Held (and renewed every tick) by the one active beat; `obmen healthcheck --beat` looks for it.
+BEAT_LOCK_KEY = "obmen:redbeat:lock"
 
 
 def queue_for(task_name: str) -> str:
@@ -68,6 +78,8 @@ def beat_schedule(settings: Settings) -> dict[str, dict[str, Any]]:
         "acts-track": every("acts.track", settings.acts_track_interval_s),
         "acts-deadlines": every("acts.deadlines.sweep", settings.acts_deadline_sweep_interval_s),
         "acts-reconcile": every("acts.deals.reconcile", settings.acts_reconcile_interval_s),
+        # 1C's change list: payments, corrections, invoices made in 1C (docs/invoices.md).
+        "invoices-poll": every("invoices.poll_changes", settings.invoice_poll_interval_s),
     }
 
 
@@ -153,12 +165,20 @@ def celery_config(settings: Settings) -> dict[str, Any]:
     if embedded:
         conf["beat_scheduler"] = "celery.beat:PersistentScheduler"
     else:
-        # redbeat keeps the schedule in Redis and holds a lock: a second beat waits instead of
-        # sending every job twice (celery/celery#2856).
-        conf["beat_scheduler"] = "redbeat.RedBeatScheduler"
+        # redbeat keeps the schedule in Redis; our scheduler sends only under a lease it renews
+        # every tick, so a second beat waits instead of sending every job twice (celery/celery#2856)
+        # and a Redis outage, restart or FLUSHALL makes beat wait, never exit (workers/beat.py).
+        conf["beat_scheduler"] = "workers.beat:LeasedScheduler"
         conf["redbeat_redis_url"] = settings.broker_url
+        conf["redbeat_redis_options"] = {
+            "socket_timeout": settings.broker_socket_timeout_s,
+            "socket_connect_timeout": settings.broker_socket_timeout_s,
+            "socket_keepalive": True,
+            "health_check_interval": 25,
+        }
         conf["redbeat_key_prefix"] = "obmen:redbeat:"
-        conf["redbeat_lock_key"] = "obmen:redbeat:lock"
-        conf["redbeat_lock_timeout"] = 60
-        conf["beat_max_loop_interval"] = 5
+        conf["redbeat_lock_key"] = BEAT_LOCK_KEY
+        conf["redbeat_lock_timeout"] = settings.beat_lease_s
+        # Ticks (and lease renewals) at least four times a lease.
+        conf["beat_max_loop_interval"] = min(5.0, settings.beat_lease_s / 4)
     return conf

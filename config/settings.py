@@ -16,7 +16,18 @@ from cryptography.fernet import Fernet
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-SCOPES = frozenset({"read", "write"})
+SCOPES = frozenset({"read", "write", "metrics", "invoices"})
+# A scope and the scopes it brings along: an ops person who may re-drive may also look, and whoever
+# may read the registers may read their figures on /metrics.
+IMPLIED = {"write": {"read", "metrics"}, "read": {"metrics"}}
+
+
+class MissingSetting(ValueError):
+    """A setting obmen needs for what it was asked to do is not set (a ``ValueError``: never retried)."""
+
+    def __init__(self, name: str) -> None:
+        self.variable = f"OBMEN_{name.upper()}"
+        super().__init__(f"{self.variable} is not set")
 
 
 @dataclass(frozen=True)
@@ -25,8 +36,7 @@ class ApiToken:
     scopes: frozenset[str]
 
     def grants(self, scope: str) -> bool:
-        # write implies read: an ops person who may re-drive may also look.
-        return scope in self.scopes or (scope == "read" and "write" in self.scopes)
+        return scope in self.scopes or any(scope in IMPLIED.get(held, ()) for held in self.scopes)
 
 
 def normalize_database_url(url: str) -> str:
@@ -69,15 +79,27 @@ class Settings(BaseSettings):
     outbox_relay_batch: int = Field(500, ge=1)
     outbox_horizon_s: int = Field(60, ge=0)
     outbox_retention_days: int = Field(7, ge=1)
-    sweep_interval_s: int = Field(60, ge=1)
+    sweep_interval_s: int = Field(15, ge=1)
     stale_after_s: int = Field(900, ge=1)
+    lost_after_s: int = Field(30, ge=1)
+
+    # --- retention of the log registers (the sweeper purges older rows) ------------------------
+    exchange_log_retention_days: int = Field(90, ge=1)
+    dead_letters_retention_days: int = Field(90, ge=1)
+    canaries_retention_days: int = Field(90, ge=1)
+    sep_exchange_history_retention_days: int = Field(90, ge=1)
+    sep_exchange_errors_retention_days: int = Field(90, ge=1)
+    purge_batch: int = Field(1000, ge=1)
     canary_interval_s: int = Field(300, ge=10)
+    beat_lease_s: int = Field(60, ge=4)
 
     # --- processes --------------------------------------------------------------------------
     api_tokens: SecretStr = SecretStr("")
     flower_basic_auth: SecretStr | None = None
     # Touched when a worker is ready to consume (a container readiness probe, the test harness).
     worker_ready_file: str | None = None
+    # A worker serves its task metrics for Prometheus on this port (workers/metrics.py); unset: none.
+    worker_metrics_port: int | None = Field(None, ge=1, le=65535)
     log_level: str = "INFO"
     log_json: bool = True
     max_request_body_bytes: int = Field(1_048_576, ge=1024)
@@ -97,10 +119,13 @@ class Settings(BaseSettings):
     console_page_size: int = Field(50, ge=5, le=500)
 
     # --- SEP (АС «СЭП») ------------------------------------------------------------------------
-    sep_url: str = "http://127.0.0.1:8700/sep"
+    # External systems have no default address: a missing one is refused naming its setting
+    # (``Settings.url``, the self-check), never silently pointed at an emulator.
+    sep_url: str | None = None
     sep_min_poll_delay_s: int = Field(60, ge=0)
     sep_poll_interval_s: int = Field(60, ge=1)
     sep_max_polls: int = Field(30, ge=1)
+    sep_max_not_before_s: int = Field(3600, ge=1)
     sep_connect_timeout_s: float = Field(5.0, gt=0)
     sep_read_timeout_s: float = Field(30.0, gt=0)
     sep_operation_timeout_s: float = Field(60.0, gt=0)
@@ -150,7 +175,7 @@ class Settings(BaseSettings):
     billing_reminder_after_days: float = Field(10.0, ge=0)
     billing_disconnect_after_days: float = Field(30.0, ge=0)
     billing_escalate_interval_s: int = Field(300, ge=1)
-    sbis_url: str = "http://127.0.0.1:8700/sbis"
+    sbis_url: str | None = None
     sbis_login: str | None = None
     sbis_password: SecretStr | None = None
     sbis_timeout_s: float = Field(30.0, gt=0)
@@ -160,7 +185,7 @@ class Settings(BaseSettings):
     sbis_organization_kpp: str = ""
 
     # --- legally significant EDO through Synerdocs (seed 002) -------------------------------------
-    synerdocs_url: str = "http://127.0.0.1:8700/synerdocs/ExchangeService.svc"
+    synerdocs_url: str | None = None
     # The company's account at the operator and its default box (``<guid>@synerdocs.ru``).
     synerdocs_login: str | None = None
     synerdocs_password: SecretStr | None = None
@@ -191,7 +216,7 @@ class Settings(BaseSettings):
     acts_stage_remarks: str = "UC_REMARKS"
 
     # --- invoices from 1C (seed 004) -----------------------------------------------------------------
-    onec_url: str = "http://127.0.0.1:8700/onec/hs/obmen"
+    onec_url: str | None = None
     onec_user: str | None = None
     onec_password: SecretStr | None = None
     # 1C's licences are few: at most this many calls at once, across every worker and machine.
@@ -202,6 +227,8 @@ class Settings(BaseSettings):
     onec_busy_retry_s: float = Field(5.0, gt=0)
     onec_changes_page_size: int = Field(100, ge=1, le=1000)
     invoice_max_file_bytes: int = Field(5 * 1024 * 1024, ge=1024)
+    invoice_poll_interval_s: int = Field(60, ge=1)
+    invoice_link_ttl_s: int = Field(7 * 24 * 3600, ge=60)
 
     @field_validator("database_url")
     @classmethod
@@ -232,6 +259,15 @@ class Settings(BaseSettings):
     def _tokens_parse(cls, value: SecretStr) -> SecretStr:
         parse_api_tokens(value.get_secret_value())
         return value
+
+    def url(self, name: str) -> str:
+        """The address setting ``name`` (``"sep_url"``), or :class:`MissingSetting` naming its variable."""
+        value = getattr(self, name)
+        if isinstance(value, SecretStr):
+            value = value.get_secret_value()
+        if not value:
+            raise MissingSetting(name)
+        return str(value)
 
     @property
     def max_countdown_s(self) -> int:
@@ -278,7 +314,7 @@ def parse_api_tokens(raw: str) -> list[ApiToken]:
         scopes = frozenset(s.strip() for s in scopes_part.split("+") if s.strip())
         if not sep or not token or not scopes or not scopes <= SCOPES:
             raise ValueError(
-                "OBMEN_API_TOKENS entries look like 'read+write:TOKEN' (scopes: read, write); "
+                "OBMEN_API_TOKENS entries look like 'read+write:TOKEN' (scopes: read, write, metrics); "
                 f"one entry does not (scopes given: {sorted(scopes)})"
             )
         tokens.append(ApiToken(SecretStr(token), scopes))

@@ -1,13 +1,26 @@
-"""Outbound HTTP under one deadline and one size cap, with every request reported to the recorder.
+"""Every outbound HTTP request of obmen: one deadline, one size cap, typed errors, one exchange record.
+
+Every HTTP client (SEP, Synerdocs, Bitrix24, СБИС, 1C) sends through :class:`BoundedClient`; none
+builds its own ``httpx.Client``.
 
 httpx's timeouts bound each socket operation, not the request: a server that sends a byte of its
-headers or body every few seconds can hold a worker for ever. Here every connect, write and read of
-a request gets at most what is left of the request's single deadline (an httpcore network backend
-cuts each operation's timeout to it), so connect, response headers and body together end by then.
+headers or body every few seconds can hold a worker for ever. Here every connect, TLS handshake,
+write and read of a request gets at most what is left of the request's single deadline (an httpcore
+network backend cuts each operation's timeout to it), so connect, response headers and body
+together end by then. (Name resolution is the one step outside it: ``getaddrinfo`` takes no
+timeout; the systems obmen talks to are named in its settings.)
 
 The body is read raw and decompressed here in bounded steps: neither a large answer nor a gzip bomb
 grows past ``max_bytes`` in memory. We ask for ``identity``; a proxy that compresses anyway may use
 gzip or deflate, any other encoding is refused.
+
+What went wrong is a typed error, and the exchange record's ``error`` starts with its name
+(``DeadlinePassed: …``, ``AnswerTooLarge: …``), so the exchange log says which kind it was:
+
+* :class:`NotSent` — no connection: the request never left (transient);
+* :class:`NoAnswer` — it left and the connection broke, or a single read timed out (transient);
+* :class:`DeadlinePassed` — the deadline passed before the whole answer came (transient);
+* :class:`AnswerTooLarge`, :class:`AnswerUnreadable` — asking again gets the same (permanent).
 """
 
 from __future__ import annotations
@@ -22,10 +35,18 @@ from typing import Any
 import httpcore
 import httpx
 
-from integrations.errors import PermanentError, TransientError
+from integrations.errors import DeadlinePassed, PermanentError, TransientError
 from integrations.exchange import Exchange, Recorder, clip, redact, timed
 
 _deadline: ContextVar[float | None] = ContextVar("obmen_http_deadline", default=None)
+
+
+class NotSent(TransientError):
+    """No connection could be made: the request never left."""
+
+
+class NoAnswer(TransientError):
+    """The request left; the connection broke, or one read or write timed out, before the answer was whole."""
 
 
 class AnswerTooLarge(PermanentError):
@@ -34,6 +55,11 @@ class AnswerTooLarge(PermanentError):
 
 class AnswerUnreadable(PermanentError):
     """The answer uses a content encoding we do not decode."""
+
+
+def typed(exc: BaseException) -> str:
+    """How an exchange record names an error: its type, then what it says."""
+    return f"{type(exc).__name__}: {exc}"
 
 
 def _cut(timeout: float | None, expired: type[Exception]) -> float | None:
@@ -100,9 +126,10 @@ class _DeadlineBackend(httpcore.NetworkBackend):
 class _DeadlineTransport(httpx.HTTPTransport):
     def __init__(self, verify: bool | str = True) -> None:
         super().__init__(verify=verify)
-        # httpx takes no network backend; the pool it built is replaced by the same pool over ours.
+        # httpx takes no network backend; the pool it built is replaced by the same pool over ours
+        # (with the TLS context it made: loading the CA bundle again costs as much as the rest).
         self._pool = httpcore.ConnectionPool(
-            ssl_context=httpx.create_ssl_context(verify=verify),
+            ssl_context=self._pool._ssl_context,
             max_connections=100,
             max_keepalive_connections=20,
             keepalive_expiry=5.0,
@@ -118,14 +145,31 @@ class Answer:
 
 
 class BoundedClient:
-    """One per process and system; safe to share between threads."""
+    """One per process and system; safe to share between threads.
 
-    def __init__(self, *, deadline_s: float, max_bytes: int, verify: bool | str = True) -> None:
+    ``deadline_s`` bounds each request from connecting to the last byte of the answer;
+    ``connect_timeout_s`` and ``read_timeout_s`` (default: the deadline) bound a single connect or
+    read within it.
+    """
+
+    def __init__(
+        self,
+        *,
+        deadline_s: float,
+        max_bytes: int,
+        connect_timeout_s: float | None = None,
+        read_timeout_s: float | None = None,
+        verify: bool | str = True,
+    ) -> None:
         self.deadline_s = deadline_s
         self.max_bytes = max_bytes
         self.http = httpx.Client(
             transport=_DeadlineTransport(verify),
-            timeout=httpx.Timeout(deadline_s),
+            timeout=httpx.Timeout(
+                deadline_s,
+                connect=min(connect_timeout_s or deadline_s, deadline_s),
+                read=min(read_timeout_s or deadline_s, deadline_s),
+            ),
             follow_redirects=False,
         )
 
@@ -143,34 +187,60 @@ class BoundedClient:
         system: str,
         operation: str,
         business_key: str | None = None,
+        correlation_id: str | None = None,
         shape: Callable[[Exchange], Exchange] | None = None,
     ) -> Answer:
-        """Send ``request`` and read the whole answer by the deadline; network failures and the
-        deadline are :class:`TransientError`. ``shape`` may clip or mask the exchange before it is
-        recorded (the record is made whatever happens)."""
-        request.headers["Accept-Encoding"] = "identity"
+        """Send ``request`` and read the whole answer by the deadline, and record the exchange
+        whatever happens (``shape`` may clip or mask it first). Errors as :meth:`exchange` raises them."""
         exchange = Exchange(
-            system=system,
-            operation=operation,
-            url=str(request.url),
-            request_headers=redact(request.headers),
-            request_body=clip(request.content),
-            business_key=business_key,
+            system=system, operation=operation, business_key=business_key, correlation_id=correlation_id
         )
-        token = _deadline.set(time.monotonic() + self.deadline_s)
+        with timed() as elapsed:
+            try:
+                return self.exchange(request, exchange)
+            finally:
+                exchange.duration_ms = elapsed()
+                recorder(shape(exchange) if shape else exchange)
+
+    def exchange(self, request: httpx.Request, exchange: Exchange) -> Answer:
+        """Send ``request``, filling ``exchange`` in with what went over the wire (the request body
+        only if the caller has not put its own summary there) and, on failure, the typed error.
+
+        Raises :class:`NotSent`, :class:`NoAnswer`, :class:`DeadlinePassed`,
+        :class:`AnswerTooLarge` or :class:`AnswerUnreadable`; nothing else of the network.
+        """
+        request.headers["Accept-Encoding"] = "identity"
+        exchange.url = str(request.url)
+        exchange.request_headers = redact(request.headers)
+        if exchange.request_body is None:
+            exchange.request_body = clip(request.content)
+        deadline = time.monotonic() + self.deadline_s
+        token = _deadline.set(deadline)
         try:
-            with timed() as elapsed:
-                try:
-                    return self._exchange(request, exchange)
-                except httpx.HTTPError as exc:
-                    exchange.error = f"{type(exc).__name__}: {exc}"
-                    raise TransientError(f"{system} {operation}: {exchange.error}") from exc
-                except (AnswerTooLarge, AnswerUnreadable) as exc:
-                    exchange.error = str(exc)
-                    raise
-                finally:
-                    exchange.duration_ms = elapsed()
-                    recorder(shape(exchange) if shape else exchange)
+            return self._exchange(request, exchange)
+        except (
+            httpx.ConnectError,
+            httpx.ConnectTimeout,
+            httpx.PoolTimeout,
+            httpx.UnsupportedProtocol,
+        ) as exc:
+            error: Exception = NotSent(f"{exchange.system} {exchange.operation}: {type(exc).__name__}: {exc}")
+            exchange.error = typed(error)
+            raise error from exc
+        except httpx.HTTPError as exc:
+            if time.monotonic() >= deadline:
+                phase = "the body was still coming" if exchange.response_status else "no headers yet"
+                error = DeadlinePassed(
+                    f"{exchange.system} {exchange.operation}: no complete answer within "
+                    f"{self.deadline_s} s ({phase})"
+                )
+            else:
+                error = NoAnswer(f"{exchange.system} {exchange.operation}: {type(exc).__name__}: {exc}")
+            exchange.error = typed(error)
+            raise error from exc
+        except (AnswerTooLarge, AnswerUnreadable) as exc:
+            exchange.error = typed(exc)
+            raise
         finally:
             _deadline.reset(token)
 
@@ -195,11 +265,16 @@ class BoundedClient:
                 if decoder is None:
                     out, pending = pending[:room], pending[room:]
                 else:
-                    out = decoder.decompress(pending, room)
+                    try:
+                        out = decoder.decompress(pending, room)
+                    except zlib.error as exc:
+                        raise AnswerUnreadable(f"the answer's {encoding} stream is broken: {exc}") from exc
                     pending = decoder.unconsumed_tail
+                    if decoder.eof:  # a gzip stream may hold several members (RFC 1952): read them all
+                        pending, decoder = decoder.unused_data, _decoder(encoding)
                 body += out
                 if len(body) > self.max_bytes:
-                    raise AnswerTooLarge(f"the answer is larger than {self.max_bytes} bytes")
+                    raise AnswerTooLarge(f"the answer is larger than {self.max_bytes} bytes (as decoded)")
         return bytes(body)
 
 

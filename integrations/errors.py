@@ -15,6 +15,11 @@ class PermanentError(IntegrationError):
     """Retrying cannot help: the request or the answer is wrong. The row is parked with the reason."""
 
 
+class DeadlinePassed(TransientError):
+    """A call's one deadline (connect, headers and body, or a mail session's command and answer)
+    passed before the whole answer came: a slow or hostile peer; try again later."""
+
+
 class RateLimited(TransientError):
     """The service, or our own limiter for it, says "not now": try again in ``retry_after_s``.
 

@@ -12,10 +12,6 @@ from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
-import httpx
-
-from integrations.errors import TransientError
-
 BODY_LIMIT = 1_000_000
 SECRET_HEADERS = frozenset(
     {"authorization", "cookie", "set-cookie", "x-sbissessionid", "x-sbisaccesstoken", "x-obmen-signature"}
@@ -60,38 +56,3 @@ def clip(body: bytes | str | None) -> str | None:
 def timed() -> Iterator[Callable[[], float]]:
     start = time.perf_counter()
     yield lambda: round((time.perf_counter() - start) * 1000, 3)
-
-
-def send(
-    client: httpx.Client,
-    request: httpx.Request,
-    *,
-    recorder: Recorder,
-    system: str,
-    operation: str,
-    correlation_id: str | None = None,
-    business_key: str | None = None,
-) -> httpx.Response:
-    """Send one HTTP request and record it, whatever happens. Network failures become transient errors."""
-    exchange = Exchange(
-        system=system,
-        operation=operation,
-        url=str(request.url),
-        request_headers=redact(request.headers),
-        request_body=clip(request.content),
-        correlation_id=correlation_id,
-        business_key=business_key,
-    )
-    with timed() as elapsed:
-        try:
-            response = client.send(request)
-        except httpx.HTTPError as exc:
-            exchange.duration_ms = elapsed()
-            exchange.error = f"{type(exc).__name__}: {exc}"
-            recorder(exchange)
-            raise TransientError(f"{system} {operation}: {exchange.error}") from exc
-        exchange.duration_ms = elapsed()
-    exchange.response_status = response.status_code
-    exchange.response_body = clip(response.content)
-    recorder(exchange)
-    return response

@@ -16,7 +16,8 @@ from pydantic import AfterValidator, BeforeValidator
 from stdnum.exceptions import ValidationError as StdnumError
 from stdnum.ru import inn as stdnum_inn
 
-_DIGITS = re.compile(r"\d+")
+# Python's \d matches any script's digits (١٢, ５); identifiers and amounts are ASCII 0-9 only.
+_DIGITS = re.compile(r"[0-9]+")
 
 
 def _ascii_digits_only(value: str, what: str) -> str:
@@ -45,7 +46,7 @@ def validate_inn(value: str) -> str:
 
 def validate_kpp(value: str) -> str:
     """КПП: 9 characters — 4 digits, 2 digits or capital Latin letters, 3 digits."""
-    if not re.fullmatch(r"\d{4}[\dA-Z]{2}\d{3}", value or ""):
+    if not re.fullmatch(r"[0-9]{4}[0-9A-Z]{2}[0-9]{3}", value or ""):
         raise ValueError("КПП (KPP) is 9 characters: 4 digits, 2 digits or capital letters, 3 digits")
     return value
 
@@ -122,7 +123,7 @@ def parse_money(value: object) -> Decimal:
     if isinstance(value, bool) or not isinstance(value, str | int | Decimal):
         raise ValueError('an amount is a decimal string such as "1500.00", not a float')
     text = str(value)
-    if not re.fullmatch(r"-?\d+(\.\d+)?", text):
+    if not re.fullmatch(r"-?[0-9]+(\.[0-9]+)?", text):
         raise ValueError(f"{text!r} is not a plain decimal amount (no exponent, spaces or comma)")
     try:
         amount = Decimal(text)

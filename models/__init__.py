@@ -21,7 +21,5 @@ from models import (  # noqa: F401
     sep_codes,
 )
 from models.base import Base
-from models.steps import index_parked_rows
 
-index_parked_rows()
 metadata = Base.metadata

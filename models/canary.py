@@ -1,7 +1,8 @@
 """The canary: a synthetic step that proves outbox -> relay -> broker -> worker -> register works.
 
-Beat starts one every ``OBMEN_CANARY_INTERVAL_S``; ``/metrics`` shows its age and latency, so a
-silent pipeline is noticed before a bank payment waits in it. ``fault`` lets ops run a drill.
+Beat starts one on every queue every ``OBMEN_CANARY_INTERVAL_S``; ``/metrics`` shows each queue's
+canary age and latency, so a silent pipeline — or a queue nobody consumes — is noticed before a
+bank payment waits in it. ``fault`` lets ops run a drill.
 """
 
 from __future__ import annotations
@@ -9,7 +10,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import ClassVar
 
-from sqlalchemy import Float, Integer, String, func
+from sqlalchemy import Float, Index, Integer, String, func
 from sqlalchemy.orm import Mapped, mapped_column
 
 from models.base import Base, BigId, UTCDateTime, utcnow
@@ -22,6 +23,8 @@ class Canary(StepMixin, Base):
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     status: Mapped[str] = mapped_column(String(20), default="pending", nullable=False)
+    # The queue its step is published to (one canary per queue family).
+    queue: Mapped[str] = mapped_column(String(40), default="ops", server_default="ops", nullable=False)
     created_at: Mapped[datetime] = mapped_column(
         UTCDateTime(), default=utcnow, server_default=func.now(), nullable=False
     )
@@ -34,3 +37,8 @@ class Canary(StepMixin, Base):
     executions: Mapped[int] = mapped_column(Integer, default=0, nullable=False)
     completed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     latency_ms: Mapped[float | None] = mapped_column(Float)
+
+    __table_args__ = (
+        Index("ix_canaries_queue_completed", "queue", "completed_at"),
+        Index("ix_canaries_created_at", "created_at"),
+    )

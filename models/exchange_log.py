@@ -15,7 +15,9 @@ class ExchangeLog(Base):
     __tablename__ = "exchange_log"
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
-    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), server_default=func.now(), nullable=False)
+    created_at: Mapped[datetime] = mapped_column(
+        UTCDateTime(), server_default=func.now(), nullable=False, index=True
+    )
     system: Mapped[str] = mapped_column(String(40), nullable=False)
     operation: Mapped[str] = mapped_column(String(120), nullable=False)
     direction: Mapped[str] = mapped_column(String(3), default="out", nullable=False)

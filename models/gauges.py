@@ -13,7 +13,6 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from models.base import utcnow
-from models.canary import Canary
 from models.dead_letters import DeadLetter
 from models.outbox import Outbox
 from models.steps import step_models
@@ -63,17 +62,3 @@ def _parked(session: Session) -> Iterable[Sample]:
 @register_gauge("obmen_dead_letters", "Messages no task could run, recorded in dead_letters")
 def _dead_letters(session: Session) -> Iterable[Sample]:
     yield {}, session.scalar(select(func.count()).select_from(DeadLetter)) or 0
-
-
-@register_gauge("obmen_canary_age_seconds", "Seconds since the last canary completed the pipeline")
-def _canary_age(session: Session) -> Iterable[Sample]:
-    last = session.scalar(select(func.max(Canary.completed_at)))
-    yield {}, (utcnow() - last).total_seconds() if last else -1.0
-
-
-@register_gauge("obmen_canary_latency_ms", "Latency of the last completed canary, outbox to register")
-def _canary_latency(session: Session) -> Iterable[Sample]:
-    latency = session.scalar(
-        select(Canary.latency_ms).where(Canary.completed_at.is_not(None)).order_by(Canary.id.desc()).limit(1)
-    )
-    yield {}, latency if latency is not None else -1.0

@@ -52,6 +52,19 @@ REQUEST_PENDING = "pending"  # the step asks 1C
 REQUEST_DONE = "done"  # the invoice is in the register
 REQUEST_REJECTED = "rejected"  # 1C's answer broke the contract (``error_field`` names where)
 
+# --- invoice update statuses (a document to fetch from 1C after the change list said it changed) ---
+UPDATE_PENDING = "pending"
+UPDATE_APPLIED = "applied"
+UPDATE_REJECTED = "rejected"
+
+# --- statuses of a bank payment whose purpose names an invoice ----------------------------------
+MATCH_PENDING = "pending"  # the step matches it
+MATCH_MATCHED = "matched"  # counted towards ``invoice_id``
+MATCH_AMBIGUOUS = "ambiguous"  # several invoices (or dates) named, or several fit: a person decides
+MATCH_UNMATCHED = "unmatched"  # the payer has no invoice with that number: a person decides
+MATCH_STATUSES = (MATCH_PENDING, MATCH_MATCHED, MATCH_AMBIGUOUS, MATCH_UNMATCHED)
+MATCH_FOR_A_PERSON = (MATCH_AMBIGUOUS, MATCH_UNMATCHED)
+
 
 class InvoiceFile(Base):
     """A file's bytes, once per content however many versions or invoices point at it."""
@@ -79,8 +92,19 @@ class Invoice(Base):
     order_id: Mapped[str] = mapped_column(String(64), nullable=False, index=True)
     amount: Mapped[Decimal] = mapped_column(MONEY, nullable=False)
     purpose: Mapped[str] = mapped_column(Text, nullable=False, default="")
+    # What the site shows: the higher of what 1C says and what bank payments matched here add up to.
     payment_status: Mapped[str] = mapped_column(String(12), nullable=False, default=UNPAID)
     paid_amount: Mapped[Decimal] = mapped_column(MONEY, nullable=False, default=Decimal("0.00"))
+    # What 1C said last (its change list or document), and the sum of bank payments matched here.
+    onec_payment_status: Mapped[str] = mapped_column(
+        String(12), nullable=False, default=UNPAID, server_default=UNPAID
+    )
+    onec_paid_amount: Mapped[Decimal] = mapped_column(
+        MONEY, nullable=False, default=Decimal("0.00"), server_default="0"
+    )
+    matched_amount: Mapped[Decimal] = mapped_column(
+        MONEY, nullable=False, default=Decimal("0.00"), server_default="0"
+    )
     current_version: Mapped[int] = mapped_column(Integer, nullable=False)
     content_hash: Mapped[str] = mapped_column(String(64), nullable=False)
     file_sha256: Mapped[str] = mapped_column(ForeignKey("invoice_files.sha256"), nullable=False)
@@ -185,4 +209,70 @@ class InvoiceChangeCursor(Base):
     cursor: Mapped[str | None] = mapped_column(String(200))
     updated_at: Mapped[datetime] = mapped_column(
         UTCDateTime(), server_default=func.now(), onupdate=func.now(), nullable=False
+    )
+
+
+class InvoiceUpdate(StepMixin, Base):
+    """A document 1C's change list says changed (or obmen does not know yet), to fetch and apply:
+    ``pending`` (the step fetches it) → ``applied`` or ``rejected`` (``error_field`` names where).
+    ``key`` is 1C's id with its data version (or, without one, the change list's cursor), so a page
+    read twice makes one update."""
+
+    __tablename__ = "invoice_updates"
+    TERMINAL: ClassVar[frozenset[str]] = frozenset({UPDATE_APPLIED, UPDATE_REJECTED})
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    key: Mapped[str] = mapped_column(String(300), nullable=False, unique=True)
+    onec_id: Mapped[str] = mapped_column(String(64), nullable=False)
+    data_version: Mapped[str | None] = mapped_column(String(64))
+    status: Mapped[str] = mapped_column(String(12), nullable=False, default=UPDATE_PENDING)
+    invoice_id: Mapped[int | None] = mapped_column(ForeignKey("invoices.id"), index=True)
+    version: Mapped[int | None] = mapped_column(Integer)
+    error_field: Mapped[str | None] = mapped_column(String(40))
+    done_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), server_default=func.now(), nullable=False)
+
+    __table_args__ = (
+        Index(
+            "ix_invoice_updates_pending",
+            "updated_at",
+            postgresql_where=text("status = 'pending' AND parked_at IS NULL"),
+            sqlite_where=text("status = 'pending' AND parked_at IS NULL"),
+        ),
+    )
+
+
+class InvoicePayment(StepMixin, Base):
+    """A bank payment (``payments``) whose purpose names an invoice: ``pending`` (the step matches
+    it) → ``matched`` (its amount counts towards ``invoice_id``), or ``ambiguous`` / ``unmatched``
+    for a person (``note`` says why), who may assign it to an invoice."""
+
+    __tablename__ = "invoice_payments"
+    TERMINAL: ClassVar[frozenset[str]] = frozenset({MATCH_MATCHED, MATCH_AMBIGUOUS, MATCH_UNMATCHED})
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    payment_id: Mapped[int] = mapped_column(ForeignKey("payments.id"), nullable=False, unique=True)
+    payer_inn: Mapped[str] = mapped_column(String(12), nullable=False)
+    amount: Mapped[Decimal] = mapped_column(MONEY, nullable=False)
+    purpose: Mapped[str] = mapped_column(Text, nullable=False)
+    # The invoice numbers the purpose names, as written, comma-separated.
+    named: Mapped[str] = mapped_column(String(300), nullable=False)
+    status: Mapped[str] = mapped_column(String(12), nullable=False, default=MATCH_PENDING)
+    invoice_id: Mapped[int | None] = mapped_column(ForeignKey("invoices.id"), index=True)
+    note: Mapped[str | None] = mapped_column(Text)
+    matched_by: Mapped[str | None] = mapped_column(String(60))
+    matched_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), server_default=func.now(), nullable=False)
+
+    __table_args__ = (
+        CheckConstraint(
+            "status IN ('pending', 'matched', 'ambiguous', 'unmatched')", name="invoice_payment_status"
+        ),
+        # The work list of payments a person must decide: small however many matched.
+        Index(
+            "ix_invoice_payments_for_a_person",
+            "id",
+            postgresql_where=text("status IN ('ambiguous', 'unmatched')"),
+            sqlite_where=text("status IN ('ambiguous', 'unmatched')"),
+        ),
     )

@@ -20,7 +20,9 @@ class Outbox(Base):
     # The business key of the step, for people reading the register (not a uniqueness rule:
     # a re-drive legitimately writes a second row for the same key).
     business_key: Mapped[str | None] = mapped_column(String(300))
-    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), server_default=func.now(), nullable=False)
+    created_at: Mapped[datetime] = mapped_column(
+        UTCDateTime(), server_default=func.now(), nullable=False, index=True
+    )
     # Published no earlier than this, minus the relay horizon; the gap becomes a countdown.
     not_before: Mapped[datetime] = mapped_column(UTCDateTime(), server_default=func.now(), nullable=False)
     published_at: Mapped[datetime | None] = mapped_column(UTCDateTime())

@@ -133,7 +133,9 @@ class SepExchangeHistory(Base):
     __tablename__ = "sep_exchange_history"
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
-    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), server_default=func.now(), nullable=False)
+    created_at: Mapped[datetime] = mapped_column(
+        UTCDateTime(), server_default=func.now(), nullable=False, index=True
+    )
     # No foreign key: it is written while the step holds the queue row FOR UPDATE, and a key check
     # would wait for that very lock.
     request_id: Mapped[int | None] = mapped_column(BigInteger, index=True)
@@ -155,7 +157,9 @@ class SepExchangeError(Base):
     __tablename__ = "sep_exchange_errors"
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
-    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), server_default=func.now(), nullable=False)
+    created_at: Mapped[datetime] = mapped_column(
+        UTCDateTime(), server_default=func.now(), nullable=False, index=True
+    )
     correlation_id: Mapped[str] = mapped_column(String(64), nullable=False, index=True)
     request_id: Mapped[int | None] = mapped_column(BigInteger, index=True)  # no FK: see the history
     operation: Mapped[str] = mapped_column(String(40), nullable=False)
@@ -272,3 +276,16 @@ def _oldest_open(session: Session) -> Iterable[Sample]:
         select(func.min(SepRequest.created_at)).where(SepRequest.status.in_(OPEN_STATUSES))
     )
     yield {}, (utcnow() - oldest).total_seconds() if oldest else 0.0
+
+
+@register_gauge(
+    "obmen_sep_poll_overdue_seconds",
+    "How late the latest-overdue poll of a queued SEP request is (0: every poll on time)",
+)
+def _poll_overdue(session: Session) -> Iterable[Sample]:
+    due = session.scalar(
+        select(func.min(SepRequest.next_poll_at)).where(
+            SepRequest.status == QUEUED, SepRequest.parked_at.is_(None), SepRequest.next_poll_at.is_not(None)
+        )
+    )
+    yield {}, max(0.0, (utcnow() - due).total_seconds()) if due else 0.0

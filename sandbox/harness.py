@@ -2,7 +2,8 @@
 
 Each emulator is served under its own prefix (``/sep``, ``/bitrix24``, ``/sbis`` ...) and gets
 control endpoints under ``/_sandbox/<system>/``: ``requests`` (the log tests read), ``knobs``
-(latency, error rate), ``reset``, plus its own scenario endpoints.
+(latency, error rate), ``reset``, ``drip`` (the side port of the ``drip_headers`` answer), plus its
+own scenario endpoints. Every emulator answers the hostile fault kinds of :mod:`sandbox.hostile`.
 """
 
 from __future__ import annotations
@@ -21,6 +22,8 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import BaseRoute, Mount, Route, Router
 from starlette.types import Message, Receive, Scope, Send
+
+from sandbox import hostile
 
 
 class SandboxClock:
@@ -147,6 +150,10 @@ class Emulator:
 
     system: ClassVar[str]
     prefix: ClassVar[str]
+    # What the hostile answers look like (sandbox/hostile.py): the media type of the protocol, and an
+    # answer document of it with ``{value}`` where a text goes (an entity, the padding).
+    content_type: ClassVar[str] = "application/json"
+    hostile_document: ClassVar[bytes] = b'{"result": "{value}"}'
 
     def __init__(self, clock: SandboxClock, mailroom: Mailroom | None = None) -> None:
         self.clock = clock
@@ -154,6 +161,7 @@ class Emulator:
         self.log = RequestLog()
         self.knobs = Knobs()
         self._router = Router(routes=list(self.routes()))
+        self.drip = hostile.DripServer(self.drip_head, lambda: self.knobs.extra)
 
     # --- what subclasses provide ---------------------------------------------------------------
     def routes(self) -> Iterable[BaseRoute]:
@@ -176,6 +184,18 @@ class Emulator:
     def client_settings(self, base_url: str) -> dict[str, str]:
         """The ``OBMEN_*`` settings that point obmen's client at this emulator."""
         return {}
+
+    def drip_head(self) -> bytes:
+        """What the ``drip_headers`` side port trickles: an HTTP status line and headers."""
+        return (
+            f"HTTP/1.1 200 OK\r\nContent-Type: {self.content_type}\r\nX-Padding: ".encode()
+            + b"." * 400
+            + b"\r\n\r\n"
+        )
+
+    async def route(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Answer the request as the emulator does when nothing goes wrong."""
+        await self._router(scope, receive, send)
 
     def start(self, host: str) -> None:
         """Start side servers (an SMTP sink, say)."""
@@ -222,7 +242,10 @@ class Emulator:
 
         if fault is not None:
             entry.fault = fault
-            response = self.fault_response(fault, request)
+            if fault in hostile.KINDS:
+                response: Response = hostile.HostileAnswer(self, fault)
+            else:
+                response = self.fault_response(fault, request)
             await response(scope, replay, capture)
         else:
             await self._router(scope, replay, capture)
@@ -249,12 +272,17 @@ def _control_router(emulator: Emulator) -> Router:
         emulator.reset()
         return JSONResponse({"reset": True})
 
+    async def drip(request: Request) -> JSONResponse:
+        host, port = emulator.drip.start(request.url.hostname or "127.0.0.1")
+        return JSONResponse({"host": host, "port": port, "url": f"http://{host}:{port}{emulator.prefix}"})
+
     return Router(
         routes=[
             Route("/requests", requests, methods=["GET"]),
             Route("/requests", clear, methods=["DELETE"]),
             Route("/knobs", knobs, methods=["GET", "PUT"]),
             Route("/reset", reset, methods=["POST"]),
+            Route("/drip", drip, methods=["GET"]),
             *emulator.control_routes(),
         ]
     )

@@ -82,7 +82,8 @@ class SmtpSink(Emulator):
     """Accepts every letter (unless a fault knob says otherwise) and keeps it for tests and the demo.
 
     Faults (``PUT /_sandbox/smtp/knobs``, ``fault`` + ``fault_next`` or ``error_rate``): ``smtp_550``
-    refuses the recipient for good; any other fault answers 451 (try later).
+    refuses the recipient for good; any other fault answers 451 (try later). ``GET
+    /_sandbox/smtp/drip`` names a side port whose greeting trickles a byte at a time.
     """
 
     system = "smtp"
@@ -96,6 +97,10 @@ class SmtpSink(Emulator):
         self._lock = threading.Lock()
         self._seq = itertools.count(1)
         self._controller: Controller | None = None
+
+    def drip_head(self) -> bytes:
+        """The ``drip_headers`` side port is an SMTP server whose greeting trickles."""
+        return b"220 sandbox ESMTP " + b"." * 400 + b"\r\n"
 
     def keep(self, mail_from: str, rcpt_tos: list[str], data: bytes) -> int:
         seq = next(self._seq)
@@ -165,6 +170,7 @@ class SandboxMailbox(Emulator):
     ``deliver_to`` is ``maildir:///path`` or ``imap://user:pass@host:port/FOLDER`` (a real IMAP
     server, which the letters are APPENDed to); unset, a Maildir in a temporary directory is made.
     ``POST /_sandbox/mailbox/letters?to=ADDRESS`` delivers a raw letter given as the request body.
+    ``GET /_sandbox/mailbox/drip`` names a side port: an IMAP server whose greeting trickles.
     """
 
     system = "mailbox"
@@ -179,6 +185,10 @@ class SandboxMailbox(Emulator):
         self._lock = threading.Lock()
         self._imap: imaplib.IMAP4 | None = None
         self._seq = itertools.count(1)
+
+    def drip_head(self) -> bytes:
+        """The ``drip_headers`` side port is an IMAP server whose greeting trickles."""
+        return b"* OK [CAPABILITY IMAP4rev1] sandbox " + b"." * 400 + b"\r\n"
 
     def target(self) -> str:
         if self.deliver_to is None:

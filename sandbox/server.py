@@ -94,6 +94,7 @@ class Sandbox:
     def _stop_emulators(self) -> None:
         for emulator in self.emulators:
             emulator.stop()
+            emulator.drip.stop()
 
     def __enter__(self) -> Sandbox:
         return self.start()

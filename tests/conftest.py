@@ -32,6 +32,12 @@ def pytest_configure(config: pytest.Config) -> None:
             "OBMEN_RETRY_BACKOFF_S": "1",
             "OBMEN_RETRY_BACKOFF_MAX_S": "4",
             "OBMEN_MAX_ATTEMPTS": "3",
+            # External systems have no default address; nothing listens on these. A test that talks
+            # to an emulator points the setting at it (``Sandbox.client_settings()``).
+            "OBMEN_SEP_URL": "http://127.0.0.1:8700/sep",
+            "OBMEN_SBIS_URL": "http://127.0.0.1:8700/sbis",
+            "OBMEN_SYNERDOCS_URL": "http://127.0.0.1:8700/synerdocs/ExchangeService.svc",
+            "OBMEN_ONEC_URL": "http://127.0.0.1:8700/onec/hs/obmen",
             # The console's counts are read fresh on every page (tests compare them with the registers).
             "OBMEN_CONSOLE_COUNT_CACHE_S": "0",
         }

@@ -16,6 +16,7 @@ from config.logging import configure_logging
 from config.selfcheck import enforce
 from config.settings import get_settings
 from models.db import dispose_engines
+from workers import metrics
 
 settings = get_settings()
 
@@ -27,16 +28,15 @@ app.conf.update(celery_config(settings))
 app.conf.worker_consumer = "workers.consumer:DeadLetteringConsumer"
 
 
-def _flower_auth() -> None:
+def require_flower_auth(argv: list[str]) -> None:
     """Flower reads ``FLOWER_*`` variables; fill basic auth from ours, and refuse to run open."""
     if settings.flower_basic_auth is not None:
         os.environ.setdefault("FLOWER_BASIC_AUTH", settings.flower_basic_auth.get_secret_value())
-    if "flower" in sys.argv[1:] and not (
+    given = " ".join(argv)
+    if not (
         os.environ.get("FLOWER_BASIC_AUTH")
         or os.environ.get("FLOWER_AUTH")
-        or "--basic-auth" in " ".join(sys.argv)
-        or "--basic_auth" in " ".join(sys.argv)
-        or "--auth" in " ".join(sys.argv)
+        or any(option in given for option in ("--basic-auth", "--basic_auth", "--auth"))
     ):
         raise SystemExit(
             "obmen refuses to start Flower without authentication: set OBMEN_FLOWER_BASIC_AUTH=user:password "
@@ -44,7 +44,9 @@ def _flower_auth() -> None:
         )
 
 
-_flower_auth()
+# `celery -A workers.app flower` imports this module first: the same rule holds for it.
+if "flower" in sys.argv[1:]:
+    require_flower_auth(sys.argv)
 
 
 @signals.setup_logging.connect
@@ -53,15 +55,31 @@ def _setup_logging(**_: Any) -> None:
 
 
 @signals.worker_init.connect
+def _self_check_worker(**_: Any) -> None:
+    enforce(settings, app.conf, queues=list(app.amqp.queues.consume_from))
+    if settings.worker_metrics_port is not None:
+        metrics.start_exporter(settings.worker_metrics_port)
+
+
 @signals.beat_init.connect
-def _self_check(**_: Any) -> None:
-    enforce(settings, app.conf)
+def _self_check_beat(**_: Any) -> None:
+    enforce(settings, app.conf, queues=())
 
 
 @signals.worker_ready.connect
+@signals.heartbeat_sent.connect
 def _ready(**_: Any) -> None:
+    """The ready file is touched when the worker is ready and at every heartbeat (2 s) of its main
+    loop: a probe that finds it fresh knows the worker consumes (``obmen healthcheck``)."""
     if settings.worker_ready_file:
         Path(settings.worker_ready_file).touch()
+
+
+@signals.worker_shutdown.connect
+def _not_ready(**_: Any) -> None:
+    if settings.worker_ready_file:
+        Path(settings.worker_ready_file).unlink(missing_ok=True)
+    metrics.stop_exporter()
 
 
 @signals.worker_process_init.connect

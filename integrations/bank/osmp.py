@@ -9,18 +9,22 @@ answered with
     <result>0</result><comment>OK</comment></response>
 
 ``txn_id`` is the idempotency key: a repeated ``pay`` gets the original ``prv_txn`` and result 0.
+The query string is read strictly: a parameter given twice, digits other than ASCII 0-9 and a
+``txn_date`` outside the payment-date rule of the JSON API (``integrations/bank/dates.py``) are
+refused; :func:`parse_request` raises nothing but :class:`OsmpError`.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
+from urllib.parse import parse_qsl
 from xml.sax.saxutils import escape
 from zoneinfo import ZoneInfo
 
+from integrations.bank.dates import payment_date_problem
 from integrations.validation import validate_inn
 
 MOSCOW = ZoneInfo("Europe/Moscow")
@@ -55,20 +59,48 @@ class OsmpRequest:
         return f"osmp-{self.txn_id}"
 
 
-def parse_request(params: Mapping[str, str], max_sum: Decimal) -> OsmpRequest:
+MAX_FIELDS = 20
+TXN_ID = re.compile(r"[0-9]{1,20}")
+
+
+def read_query(query: str) -> dict[str, str]:
+    """The parameters of a query string, each given at most once."""
+    try:
+        pairs = parse_qsl(query, keep_blank_values=True, max_num_fields=MAX_FIELDS)
+    except ValueError as exc:
+        raise OsmpError(OTHER_ERROR, f"more than {MAX_FIELDS} parameters") from exc
+    params: dict[str, str] = {}
+    for name, value in pairs:
+        if name in params:
+            raise OsmpError(OTHER_ERROR, "a parameter is given twice")
+        params[name] = value
+    return params
+
+
+def echo_txn_id(query: str) -> str:
+    """The ``txn_id`` to name in an answer: the one given, when it is one (never the caller's other text)."""
+    try:
+        txn_id = read_query(query).get("txn_id", "")
+    except OsmpError:
+        return ""
+    return txn_id if TXN_ID.fullmatch(txn_id) else ""
+
+
+def parse_request(query: str, max_sum: Decimal, now: datetime, tolerance_s: int) -> OsmpRequest:
+    params = read_query(query)
     command = params.get("command", "")
     if command not in ("check", "pay"):
         raise OsmpError(OTHER_ERROR, "command must be check or pay")
     txn_id = params.get("txn_id", "")
-    if not re.fullmatch(r"\d{1,20}", txn_id):
-        raise OsmpError(OTHER_ERROR, "txn_id must be 1 to 20 digits")
+    if not TXN_ID.fullmatch(txn_id):
+        raise OsmpError(OTHER_ERROR, "txn_id must be 1 to 20 ASCII digits")
     account = params.get("account", "")
     try:
         account = validate_inn(account)
     except ValueError as exc:
         raise OsmpError(BAD_ACCOUNT_FORMAT, f"account: {exc}") from exc
     raw_sum = params.get("sum", "")
-    if not re.fullmatch(r"-?\d{1,15}(\.\d{1,2})?", raw_sum):
+    if not re.fullmatch(r"-?[0-9]{1,15}(\.[0-9]{1,2})?", raw_sum):
         raise OsmpError(OTHER_ERROR, "sum is rubles with at most 2 decimals after a point, e.g. 1500.00")
     amount = Decimal(raw_sum)
     if amount <= 0:
@@ -79,9 +111,14 @@ def parse_request(params: Mapping[str, str], max_sum: Decimal) -> OsmpRequest:
     if command == "pay":
         raw_date = params.get("txn_date", "")
         try:
+            if not re.fullmatch(r"[0-9]{14}", raw_date):
+                raise ValueError(raw_date)
             txn_date = datetime.strptime(raw_date, "%Y%m%d%H%M%S").replace(tzinfo=MOSCOW)
         except ValueError as exc:
             raise OsmpError(OTHER_ERROR, "txn_date is YYYYMMDDHHMMSS (Moscow time)") from exc
+        problem = payment_date_problem(txn_date, now, tolerance_s)
+        if problem:
+            raise OsmpError(PAYMENT_FORBIDDEN, f"txn_date {problem}")
     return OsmpRequest(command, txn_id, account, amount, txn_date)
 
 

@@ -1,14 +1,17 @@
 """The payment the bank reports (PostCustomersInfo) and the debt answer (GetCustomerInfo).
 
-Amounts are decimal strings in rubles (at most 2 decimals, > 0), never floats. A field that fails
-is named in the answer.
+Amounts are decimal strings in rubles (at most 2 decimals, > 0, ASCII digits), never floats. The
+body is JSON with one meaning (``integrations/strictjson.py``: a repeated key is refused, not
+resolved); texts are what the register store can hold (``integrations/storable.py``); the payment
+date follows the rule OSMP follows too (``integrations/bank/dates.py``). A field that fails is named
+in the answer; :func:`read_payment` raises nothing else.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Annotated, Any, Literal
 
@@ -22,6 +25,9 @@ from pydantic import (
     ValidationError,
 )
 
+from integrations import strictjson
+from integrations.bank.dates import payment_date_problem
+from integrations.storable import storable_text
 from integrations.validation import Inn, parse_money
 
 # Numeric(14, 2): the register keeps 12 integer digits.
@@ -41,15 +47,9 @@ def parse_amount(value: object) -> Decimal:
     return amount
 
 
-def no_nul(value: str) -> str:
-    # Postgres text cannot hold NUL; refusing it here keeps it a 422 and not a 500.
-    if "\x00" in value:
-        raise ValueError("must not contain NUL characters")
-    return value
-
-
 Amount = Annotated[Decimal, BeforeValidator(parse_amount)]
-Text = Annotated[str, AfterValidator(no_nul)]
+# NUL and lone surrogates are refused here, a 422, instead of failing the insert or the hash, a 500.
+Text = Annotated[str, AfterValidator(storable_text)]
 
 
 class PaymentIn(BaseModel):
@@ -68,10 +68,9 @@ class PaymentIn(BaseModel):
         errors = []
         if self.amount > max_amount:
             errors.append(("amount", f"more than the largest accepted payment ({max_amount})"))
-        if self.paid_at > now + timedelta(seconds=tolerance_s):
-            errors.append(("paid_at", "is in the future"))
-        if self.paid_at.year < 2000:
-            errors.append(("paid_at", "is before 2000"))
+        problem = payment_date_problem(self.paid_at, now, tolerance_s)
+        if problem:
+            errors.append(("paid_at", problem))
         return errors
 
     def content_hash(self) -> str:
@@ -100,15 +99,19 @@ def field_errors(exc: ValidationError) -> list[dict[str, str]]:
     return out
 
 
-def parse_payment(raw: bytes) -> PaymentIn | list[dict[str, str]]:
-    """The payment, or the errors naming each bad field."""
+def read_payment(
+    raw: bytes, max_amount: Decimal, now: datetime, tolerance_s: int
+) -> PaymentIn | list[dict[str, str]]:
+    """The payment in ``raw``, or the errors naming each bad field (and nothing raised)."""
     try:
-        document: Any = json.loads(raw)
-    except (ValueError, UnicodeDecodeError) as exc:
+        document: Any = strictjson.loads(raw)
+    except json.JSONDecodeError as exc:
         return [{"field": "body", "message": f"not JSON: {exc}"}]
     if not isinstance(document, dict):
         return [{"field": "body", "message": "must be a JSON object"}]
     try:
-        return PaymentIn.model_validate(document)
+        payment = PaymentIn.model_validate(document)
     except ValidationError as exc:
         return field_errors(exc)
+    problems = payment.check_limits(max_amount, now, tolerance_s)
+    return [{"field": f, "message": m} for f, m in problems] if problems else payment

@@ -17,8 +17,7 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-import httpx
-
+from integrations import jsonsafe
 from integrations.bitrix24.errors import (
     Bitrix24Error,
     Bitrix24Throttled,
@@ -26,12 +25,15 @@ from integrations.bitrix24.errors import (
     error_for,
 )
 from integrations.bitrix24.query import Ref, command
+from integrations.bounded_http import Answer, BoundedClient
 from integrations.errors import TransientError
-from integrations.exchange import Exchange, Recorder, discard, send
+from integrations.exchange import Exchange, Recorder, discard
 from integrations.ratelimit import RateLimiter, Slot
 
 SYSTEM = "bitrix24"
 BATCH_LIMIT = 50
+# A page of 50 deals, or a batch of 50 of them, is well under a megabyte.
+MAX_ANSWER_BYTES = 20_000_000
 _SECRET_PATH = re.compile(r"(/rest/[^/]+/)[^/]+/")
 
 
@@ -77,7 +79,7 @@ class Bitrix24Client:
         retries: int = 2,
         backoff_s: float = 0.5,
         timeout_s: float = 30.0,
-        http: httpx.Client | None = None,
+        max_answer_bytes: int = MAX_ANSWER_BYTES,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         if not webhook_url.startswith(("http://", "https://")) or "/rest/" not in webhook_url:
@@ -88,7 +90,8 @@ class Bitrix24Client:
         self.max_wait_s = max_wait_s
         self.retries = retries
         self.backoff_s = backoff_s
-        self._http = http or httpx.Client(timeout=timeout_s)
+        # ``timeout_s`` is the deadline of each request: connect, headers and body together.
+        self._http = BoundedClient(deadline_s=timeout_s, max_bytes=max_answer_bytes)
         self._sleep = sleep
 
     def close(self) -> None:
@@ -146,29 +149,29 @@ class Bitrix24Client:
     def _send(self, method: str, params: Mapping[str, Any], key: str | None) -> dict[str, Any]:
         request = self._http.build_request("POST", f"{self.base}{method}.json", json=params)
         try:
-            response = send(
-                self._http, request, recorder=self._record, system=SYSTEM, operation=method, business_key=key
+            answer = self._http.send(
+                request, recorder=self._record, system=SYSTEM, operation=method, business_key=key
             )
         except TransientError as exc:
             raise Bitrix24Unavailable(str(exc), method=method) from exc
         try:
-            body = response.json()
+            body = jsonsafe.loads(answer.content)
         except ValueError:
             body = None
-        if response.status_code == 200 and isinstance(body, dict) and "result" in body:
+        if answer.status_code == 200 and isinstance(body, dict) and "result" in body:
             return body
         if isinstance(body, dict) and "error" in body:
             raise error_for(
-                response.status_code,
+                answer.status_code,
                 str(body.get("error") or ""),
                 str(body.get("error_description") or ""),
                 method,
-                _retry_after(response),
+                _retry_after(answer),
             )
         raise error_for(
-            response.status_code if response.status_code != 200 else 502,
+            answer.status_code if answer.status_code != 200 else 502,
             "",
-            f"not a Bitrix24 answer: {response.text[:200]!r}",
+            f"not a Bitrix24 answer: {answer.content[:200].decode('utf-8', errors='replace')!r}",
             method,
         )
 
@@ -277,11 +280,14 @@ class Bitrix24Client:
         )
 
 
-def _retry_after(response: httpx.Response) -> float | None:
-    value = response.headers.get("retry-after")
+def _retry_after(answer: Answer) -> float | None:
+    value = answer.headers.get("retry-after")
     if not value:
         return None
     if value.isdigit():
         return float(value)
-    when = email.utils.parsedate_to_datetime(value)
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):  # the header is the portal's (or a proxy's) word
+        return None
     return max(0.0, when.timestamp() - time.time()) if when else None

@@ -3,6 +3,9 @@ first, then bodies, or only the header block of a message over the size cap), ST
 
 Network trouble is a ``TransientError`` (the next poll tries again); a refused login, a missing
 folder or a server that will not do STARTTLS is a ``PermanentError`` (someone must fix the settings).
+Connecting (greeting, STARTTLS, LOGIN, SELECT) and then each command with its answer run under one
+deadline of ``timeout`` seconds (:mod:`integrations.mail.deadline`): a server that trickles its
+answer is cut off, ``DeadlinePassed``.
 """
 
 from __future__ import annotations
@@ -18,7 +21,8 @@ from typing import Any
 
 from imap_tools.imap_utf7 import utf7_encode
 
-from integrations.errors import PermanentError, TransientError
+from integrations.errors import DeadlinePassed, PermanentError, TransientError
+from integrations.mail.deadline import Watchdog
 from integrations.mail.mailbox import HEADER_LIMIT, Fetched, Transcript
 from integrations.mail.urls import ServerUrl, tls_context
 
@@ -49,17 +53,30 @@ def _uid_set(uids: Sequence[int]) -> str:
 
 class ImapMailbox:
     def __init__(
-        self, client: imaplib.IMAP4, identity: str, uidvalidity: int, transcript: Transcript
+        self,
+        client: imaplib.IMAP4,
+        identity: str,
+        uidvalidity: int,
+        transcript: Transcript,
+        *,
+        watchdog: Watchdog,
+        timeout: float,
     ) -> None:
         self.client = client
         self.identity = identity
         self.uidvalidity = uidvalidity
         self.transcript = transcript
+        self.watchdog = watchdog
+        self.timeout = timeout
 
     def _uid(self, command: str, *args: str) -> list[Any]:
         shown = f"UID {command} {' '.join(args)}"[:200]
         try:
-            typ, data = self.client.uid(command, *args)
+            with self.watchdog.deadline(self.timeout, f"IMAP {self.identity} {shown}"):
+                typ, data = self.client.uid(command, *args)
+        except DeadlinePassed as exc:
+            self.transcript.add(shown, f"DeadlinePassed: {exc}")
+            raise
         except NETWORK_ERRORS as exc:
             self.transcript.add(shown, f"{type(exc).__name__}: {exc}")
             raise TransientError(f"IMAP {shown}: {exc}") from exc
@@ -132,10 +149,34 @@ class ImapMailbox:
             self.transcript.add(f"UID STORE {len(uids)} UIDs +FLAGS.SILENT (\\Seen)", "OK")
 
 
-def _connect(url: ServerUrl, timeout: float, ca_file: str | None) -> imaplib.IMAP4:
+class _Imap(imaplib.IMAP4):
+    """imaplib's client, telling the watchdog where its socket is as soon as there is one."""
+
+    def __init__(self, host: str, port: int, timeout: float, watchdog: Watchdog) -> None:
+        self.watchdog = watchdog
+        super().__init__(host, port, timeout)
+
+    def open(self, host: str = "", port: int = 143, timeout: float | None = None) -> None:
+        super().open(host, port, timeout)
+        self.watchdog.watch(lambda: self.sock)  # read when it fires: STARTTLS replaces the socket
+
+
+class _ImapTls(imaplib.IMAP4_SSL):
+    def __init__(
+        self, host: str, port: int, timeout: float, watchdog: Watchdog, context: ssl.SSLContext
+    ) -> None:
+        self.watchdog = watchdog
+        super().__init__(host, port, ssl_context=context, timeout=timeout)
+
+    def open(self, host: str = "", port: int | None = None, timeout: float | None = None) -> None:
+        super().open(host, port, timeout)
+        self.watchdog.watch(lambda: self.sock)
+
+
+def _connect(url: ServerUrl, timeout: float, ca_file: str | None, watchdog: Watchdog) -> imaplib.IMAP4:
     if url.implicit_tls:
-        return imaplib.IMAP4_SSL(url.host, url.port, ssl_context=tls_context(ca_file), timeout=timeout)
-    client = imaplib.IMAP4(url.host, url.port, timeout=timeout)
+        return _ImapTls(url.host, url.port, timeout, watchdog, tls_context(ca_file))
+    client = _Imap(url.host, url.port, timeout, watchdog)
     if url.starttls_required:
         if "STARTTLS" not in client.capabilities:
             with suppress(*NETWORK_ERRORS, imaplib.IMAP4.error):
@@ -153,13 +194,19 @@ def imap_session(
     url: ServerUrl, transcript: Transcript, *, timeout: float, ca_file: str | None
 ) -> Iterator[ImapMailbox]:
     folder = url.path.lstrip("/")
+    watchdog = Watchdog()
+    opening = f"IMAP {url.identity()} connect, login, select"
     try:
-        client = _connect(url, timeout, ca_file)
+        with watchdog.deadline(timeout, opening):
+            client = _connect(url, timeout, ca_file, watchdog)
     except ssl.SSLCertVerificationError as exc:
         transcript.add(f"CONNECT {url.host}:{url.port}", f"certificate refused: {exc}")
         raise PermanentError(
             f"IMAP {url.identity()}: certificate refused ({exc}); see OBMEN_MAIL_CA_FILE"
         ) from exc
+    except DeadlinePassed as exc:
+        transcript.add(f"CONNECT {url.host}:{url.port}", f"DeadlinePassed: {exc}")
+        raise
     except NETWORK_ERRORS as exc:
         transcript.add(f"CONNECT {url.host}:{url.port}", f"{type(exc).__name__}: {exc}")
         raise TransientError(f"IMAP {url.identity()}: cannot connect ({exc})") from exc
@@ -168,9 +215,10 @@ def imap_session(
             f"CONNECT {url.host}:{url.port}", "tls" if url.implicit_tls or url.starttls_required else "plain"
         )
         try:
-            client.login(url.username or "", url.password or "")
-            transcript.add(f"LOGIN {url.username}", "OK")
-            typ, data = client.select(_quote(folder))
+            with watchdog.deadline(timeout, opening):
+                client.login(url.username or "", url.password or "")
+                transcript.add(f"LOGIN {url.username}", "OK")
+                typ, data = client.select(_quote(folder))
         except NETWORK_ERRORS as exc:
             raise TransientError(f"IMAP {url.identity()}: {exc}") from exc
         except imaplib.IMAP4.error as exc:
@@ -184,7 +232,17 @@ def imap_session(
             raise PermanentError(f"IMAP {url.identity()}: the server sent no UIDVALIDITY for {folder!r}")
         uidvalidity = int(validity[0])
         transcript.add(f"SELECT {folder}", f"{int(data[0] or 0)} messages, UIDVALIDITY {uidvalidity}")
-        yield ImapMailbox(client, url.identity(), uidvalidity, transcript)
+        yield ImapMailbox(client, url.identity(), uidvalidity, transcript, watchdog=watchdog, timeout=timeout)
     finally:
-        with suppress(*NETWORK_ERRORS, imaplib.IMAP4.error):
-            client.logout()
+        _close(client, watchdog, timeout)
+
+
+def _close(client: imaplib.IMAP4, watchdog: Watchdog, timeout: float) -> None:
+    """LOGOUT within the deadline; a session whose deadline passed is only shut."""
+    if not watchdog.fired:
+        with suppress(DeadlinePassed, *NETWORK_ERRORS, imaplib.IMAP4.error):
+            with watchdog.deadline(timeout, "IMAP LOGOUT"):
+                client.logout()
+            return
+    with suppress(OSError):
+        client.shutdown()

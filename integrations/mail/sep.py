@@ -41,40 +41,60 @@ class Kind(enum.StrEnum):
 # Words may run together: Python's own mail package (before 3.12) drops the space where it folds a
 # long encoded subject, and the subject is where the kind is said.
 KIND_PATTERNS: list[tuple[Kind, re.Pattern[str]]] = [
-    (Kind.LEASE_ENTERED, re.compile(r"сведения\s*о\s*лизинге\s*внесены|внесены\s*сведения\s*о\s*лизинге")),
+    (
+        Kind.LEASE_ENTERED,
+        re.compile(
+            r"сведения\s{0,8}о\s{0,8}лизинге\s{0,8}внесены|внесены\s{0,8}сведения\s{0,8}о\s{0,8}лизинге"
+        ),
+    ),
     (
         Kind.LEASE_APPLICATION,
-        re.compile(r"внесени\w*\s*сведений\s*о\s*лизинге|заявлени\w*\s*(?:о|на)\s+(?:внесени\w*\s*)?лизинг"),
+        re.compile(
+            r"внесени\w{0,20}\s{0,8}сведений\s{0,8}о\s{0,8}лизинге|заявлени\w{0,20}\s{0,8}(?:о|на)\s{1,8}(?:внесени\w{0,20}\s{0,8})?лизинг"
+        ),
     ),
-    (Kind.OWNERSHIP_CHANGE, re.compile(r"смен\w*\s*собственник|переход\w*\s*прав\w*\s*собственност")),
+    (
+        Kind.OWNERSHIP_CHANGE,
+        re.compile(r"смен\w{0,20}\s{0,8}собственник|переход\w{0,20}\s{0,8}прав\w{0,20}\s{0,8}собственност"),
+    ),
 ]
-SEP_MARKER = re.compile(r"\bСЭП\b|\bЭПТС\b|электронн\w*\s+паспорт|elpts", re.IGNORECASE)
+SEP_MARKER = re.compile(r"\bСЭП\b|\bЭПТС\b|электронн\w{0,20}\s{1,8}паспорт|elpts", re.IGNORECASE)
 _DASH = r"[:\-–—]"
-_NUMBER = r"(?P<v>[0-9A-Za-z](?:[0-9A-Za-z\-/]*[0-9A-Za-z])?)"
+_NUMBER = r"(?P<v>[0-9A-Za-z](?:[0-9A-Za-z\-/]{0,62}[0-9A-Za-z])?)"
 APPLICATION_PATTERNS = [
-    re.compile(rf"номер\s+заявления\s*(?:{_DASH}|№|#)*\s*{_NUMBER}", re.IGNORECASE),
-    re.compile(rf"заявлени\w*\s*(?:№|N[o°]?\.?|#)\s*{_NUMBER}", re.IGNORECASE),
+    re.compile(rf"номер\s{{1,8}}заявления\s{{0,8}}(?:{_DASH}|№|#){{0,8}}\s{{0,8}}{_NUMBER}", re.IGNORECASE),
+    re.compile(rf"заявлени\w{{0,20}}\s{{0,8}}(?:№|N[o°]?\.?|#)\s{{0,8}}{_NUMBER}", re.IGNORECASE),
 ]
 EPTS_PATTERNS = [
     re.compile(
-        rf"(?:ЭПТС|электронного\s+паспорта)\s*(?:№|N|номер)?\s*{_DASH}?\s*(?P<v>\d{{15}})(?!\d)", re.I
+        rf"(?:ЭПТС|электронного\s{{1,8}}паспорта)\s{{0,8}}(?:№|N|номер)?\s{{0,8}}{_DASH}?\s{{0,8}}(?P<v>\d{{15}})(?!\d)",
+        re.I,
     ),
     re.compile(
-        rf"(?:ЭПТС|электронного\s+паспорта)\s*(?:№|N|номер)?\s*{_DASH}?\s*(?P<v>\d[\d \-]{{8,28}}\d)", re.I
+        rf"(?:ЭПТС|электронного\s{{1,8}}паспорта)\s{{0,8}}(?:№|N|номер)?\s{{0,8}}{_DASH}?\s{{0,8}}(?P<v>\d[\d \-]{{8,28}}\d)",
+        re.I,
     ),
 ]
 MASK = "*•#●✱_"
+# A notification is a few hundred characters; a letter's fields are looked for in its first 64 KB.
+# (Every pattern here has bounded quantifiers, so each is linear; this bounds the constant. A word's
+# ending before a lazy run that could also take it is possessive, ``\w{0,20}+``: it is not tried
+# 20 × 40 ways at every start.)
+TEXT_SCANNED = 65_536
 VIN_CHARACTER = re.compile(r"[A-HJ-NPR-Z0-9]")
 VIN_PATTERN = re.compile(
-    rf"\bVIN\b\)?(?:[\s\-]*(?:код|номер|№))?\s*{_DASH}?\s*(?P<v>[0-9A-Za-zА-Яа-яЁё{re.escape(MASK)}]{{5,25}})",
+    rf"\bVIN\b\)?(?:[\s\-]{{0,8}}(?:код|номер|№))?\s{{0,8}}{_DASH}?\s{{0,8}}(?P<v>[0-9A-Za-zА-Яа-яЁё{re.escape(MASK)}]{{5,25}})",
     re.IGNORECASE,
 )
 CODE_PATTERNS = [
     re.compile(
-        rf"код\w*\s+(?:для\s+)?(?:подтверждени\w*|акцепта)[^\n:]{{0,60}}?{_DASH}\s*(?P<v>[0-9A-Za-z]{{4,16}})\b",
+        rf"код\w{{0,20}}+\s{{1,8}}(?:для\s{{1,8}})?(?:подтверждени\w{{0,20}}+|акцепта)[^\n:]{{0,60}}?{_DASH}\s{{0,8}}(?P<v>[0-9A-Za-z]{{4,16}})\b",
         re.IGNORECASE,
     ),
-    re.compile(r"код\w*\s+(?:для\s+)?(?:подтверждени\w*|акцепта)\s+(?P<v>\d{4,16})\b", re.IGNORECASE),
+    re.compile(
+        r"код\w{0,20}\s{1,8}(?:для\s{1,8})?(?:подтверждени\w{0,20}|акцепта)\s{1,8}(?P<v>\d{4,16})\b",
+        re.IGNORECASE,
+    ),
 ]
 MONTHS = {
     m: i
@@ -88,7 +108,7 @@ MONTHS = {
 }  # fmt: skip
 _DATE = r"(?P<v>\d{1,2}\.\d{1,2}\.\d{2,4}|\d{4}-\d{2}-\d{2}|\d{1,2}\s+[а-я]+\s+\d{4})"
 CONFIRM_BY_PATTERN = re.compile(
-    rf"(?:подтвердить|подтвердите|подтверждени\w*|срок\w*|действител\w*|действует)[^\n\d]{{0,40}}?\bдо\b\s*{_DASH}?\s*{_DATE}",
+    rf"(?:подтвердить|подтвердите|подтверждени\w{{0,20}}+|срок\w{{0,20}}+|действител\w{{0,20}}+|действует)[^\n\d]{{0,40}}?\bдо\b\s{{0,8}}{_DASH}?\s{{0,8}}{_DATE}",
     re.IGNORECASE,
 )
 
@@ -205,6 +225,7 @@ def _kind(subject: str, text: str) -> Kind:
 
 
 def extract(subject: str, text: str, recognised_by: str) -> SepNotice:
+    subject, text = subject[:TEXT_SCANNED], text[:TEXT_SCANNED]
     problems: list[str] = []
     in_text = _has_digit(_first(APPLICATION_PATTERNS, text))
     in_subject = _has_digit(_first(APPLICATION_PATTERNS, subject))
@@ -253,7 +274,7 @@ def recognise(letter: Letter, senders: Sequence[str]) -> Verdict:
         if is_sep_sender(candidate.sender, senders):
             notice = extract(candidate.subject, candidate.text, f"{where}: sender {candidate.sender}")
             return Verdict(notice, notice.recognised_by)
-        if SEP_MARKER.search(f"{candidate.subject}\n{candidate.text}"):
+        if SEP_MARKER.search(f"{candidate.subject[:TEXT_SCANNED]}\n{candidate.text[:TEXT_SCANNED]}"):
             notice = extract(candidate.subject, candidate.text, f"{where}: names SEP and carries its fields")
             if notice.application_number and (
                 notice.code or notice.epts or (notice.vin and notice.vin.value)

@@ -3,7 +3,10 @@
 A 4xx answer or a lost connection is a ``TransientError`` (try later); a 5xx answer (no such
 recipient, refused sender, failed login) or a server that will not do STARTTLS where it must is a
 ``PermanentError``. The recorded exchange carries the server's answer to DATA (its queue id), and
-the letter's Message-ID as the correlation id, so a resend can be recognised.
+the letter's Message-ID as the correlation id, so a resend can be recognised. A letter's whole
+session (connect, greeting, STARTTLS, login, MAIL, RCPT, DATA, QUIT) runs under one deadline of
+``timeout`` seconds (:mod:`integrations.mail.deadline`): a server that trickles its greeting or its
+answers is cut off, ``DeadlinePassed``.
 """
 
 from __future__ import annotations
@@ -23,8 +26,9 @@ from email.mime.text import MIMEText
 from email.policy import compat32
 from email.utils import formataddr, formatdate, parseaddr
 
-from integrations.errors import PermanentError, TransientError
+from integrations.errors import DeadlinePassed, PermanentError, TransientError
 from integrations.exchange import Exchange, Recorder, clip, timed
+from integrations.mail.deadline import Watchdog
 from integrations.mail.urls import ServerUrl, parse_smtp_url, tls_context
 
 
@@ -104,14 +108,15 @@ class SmtpSender:
         self.recorder = recorder
         self.ca_file = ca_file
 
-    def _connect(self) -> smtplib.SMTP:
+    def _connect(self, watchdog: Watchdog) -> smtplib.SMTP:
         url = self.url
+        client: smtplib.SMTP
         if url.implicit_tls:
-            client: smtplib.SMTP = smtplib.SMTP_SSL(
-                url.host, url.port, timeout=self.timeout, context=tls_context(self.ca_file)
-            )
+            client = smtplib.SMTP_SSL(timeout=self.timeout, context=tls_context(self.ca_file))
         else:
-            client = smtplib.SMTP(url.host, url.port, timeout=self.timeout)
+            client = smtplib.SMTP(timeout=self.timeout)
+        watchdog.watch(lambda: client.sock)  # read when it fires: STARTTLS replaces the socket
+        client.connect(url.host, url.port)
         client.ehlo_or_helo_if_needed()
         if url.starttls_required:
             if not client.has_extn("starttls"):
@@ -126,7 +131,12 @@ class SmtpSender:
         return client
 
     def _transfer(self, sender: str, recipient: str, data: bytes) -> tuple[int, str]:
-        client = self._connect()
+        watchdog = Watchdog()
+        with watchdog.deadline(self.timeout, f"SMTP {self.url.identity()}"):
+            return self._session(watchdog, sender, recipient, data)
+
+    def _session(self, watchdog: Watchdog, sender: str, recipient: str, data: bytes) -> tuple[int, str]:
+        client = self._connect(watchdog)
         try:
             code, reply = client.mail(sender)
             if code != 250:
@@ -140,6 +150,8 @@ class SmtpSender:
             return code, reply.decode("utf-8", "replace")
         finally:
             try:
+                if watchdog.fired:
+                    raise smtplib.SMTPServerDisconnected("the deadline passed")
                 client.quit()
             except (*NETWORK_ERRORS, smtplib.SMTPException):
                 client.close()
@@ -163,6 +175,9 @@ class SmtpSender:
             try:
                 code, reply = self._transfer(sender, recipient, data)
                 exchange.response_status, exchange.response_body = code, reply
+            except DeadlinePassed as exc:
+                exchange.error = f"DeadlinePassed: {exc}"
+                raise
             except (PermanentError, TransientError) as exc:
                 exchange.error = str(exc)
                 raise

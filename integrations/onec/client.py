@@ -26,6 +26,7 @@ from typing import Any
 
 from pydantic import SecretStr
 
+from integrations import jsonsafe
 from integrations.bounded_http import Answer, BoundedClient
 from integrations.errors import RateLimited
 from integrations.exchange import Exchange, Recorder, discard
@@ -53,9 +54,13 @@ LEASE_MARGIN_S = 5.0
 # Room in an answer beyond the file itself (base64 grows it by 4/3, 1C breaks it into lines).
 ANSWER_OVERHEAD_BYTES = 1_000_000
 # How 1C (and the web server in front of it) words "no free licence" or "too many sessions".
+# Bounded quantifiers only: the text is the server's, up to the answer cap.
 _LICENCE_WORDS = re.compile(
-    r"лиценз|licen[cs]e|сеанс\w*[^.]{0,60}превыш|превыш\w*[^.]{0,60}(?:сеанс|соединен)", re.IGNORECASE
+    r"лиценз|licen[cs]e|сеанс\w{0,12}[^.]{0,60}превыш|превыш\w{0,12}[^.]{0,60}(?:сеанс|соединен)",
+    re.IGNORECASE,
 )
+# Where an error page says why: its beginning.
+_ERROR_TEXT_SCANNED = 65_536
 _REALM = re.compile(r'realm="([^"]*)"', re.IGNORECASE)
 # A long base64 run inside a JSON string (1C's line breaks appear escaped as \r\n).
 _BASE64_RUN = re.compile(r'"((?:[A-Za-z0-9+/=]|\\[rn]){256,})')
@@ -173,7 +178,7 @@ class OnecClient:
                 "OBMEN_ONEC_USER and OBMEN_ONEC_PASSWORD",
                 realm,
             )
-        if status >= 500 and _LICENCE_WORDS.search(text):
+        if status >= 500 and _LICENCE_WORDS.search(text[:_ERROR_TEXT_SCANNED]):
             raise OnecLicencesExhausted(
                 f"1C {operation}: no free licence or session (HTTP {status}: {said})",
                 retry_after_s=_retry_after(answer) or self.busy_retry_s,
@@ -200,7 +205,7 @@ def _text(content: bytes) -> str:
 def _said(text: str) -> str:
     """What an error answer says, in one short line: 1C's JSON message if there is one."""
     try:
-        body = json.loads(text)
+        body = jsonsafe.loads(text)
     except ValueError:
         body = None
     if isinstance(body, dict):

@@ -18,7 +18,6 @@ import binascii
 import enum
 import hashlib
 import io
-import json
 import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -29,6 +28,7 @@ from zoneinfo import ZoneInfo
 from pypdf import PdfReader
 from pypdf.errors import PyPdfError
 
+from integrations import jsonsafe
 from integrations.onec.errors import InvalidInvoice, InvoiceMismatch
 from integrations.validation import validate_inn
 
@@ -141,7 +141,7 @@ def load_json(content: bytes) -> Any:
     except UnicodeDecodeError as exc:
         raise InvalidInvoice("(тело ответа)", f"not UTF-8 at byte {exc.start}") from exc
     try:
-        return json.loads(text, parse_float=Decimal)
+        return jsonsafe.loads(text, parse_float=Decimal)
     except ValueError as exc:
         raise InvalidInvoice("(тело ответа)", f"not JSON: {exc}") from exc
 

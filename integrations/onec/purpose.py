@@ -25,29 +25,33 @@ _MONTHS = {
 _DATE = r"""(?:
     (?P<d>\d{1,2})[./-](?P<m>\d{1,2})[./-](?P<y>\d{4}|\d{2})(?!\d)
   | (?P<iy>\d{4})-(?P<im>\d{2})-(?P<id>\d{2})(?!\d)
-  | (?P<wd>\d{1,2})\s+(?P<wm>[а-яё]+)\s+(?P<wy>\d{4})(?!\d)
+  | (?P<wd>\d{1,2})\s{1,3}(?P<wm>[а-яё]{1,12})\s{1,3}(?P<wy>\d{4})(?!\d)
 )"""
-_NUMBER = r"(?:[0-9a-zа-яё]+[-/])*[0-9a-zа-яё]*\d[0-9a-zа-яё]*(?:[-/][0-9a-zа-яё]+)*"
+# Bounded quantifiers only (here and below): a segment of a number is at most 40 characters, and
+# the text has its runs of spaces collapsed to one, so no pattern backtracks over a long run.
+_NUMBER = (
+    r"(?:[0-9a-zа-яё]{1,40}[-/]){0,8}[0-9a-zа-яё]{0,40}\d[0-9a-zа-яё]{0,40}(?:[-/][0-9a-zа-яё]{1,40}){0,8}"
+)
 _SIGN = r"(?:№+|n|no\.?|\#|номер)"
 # An invoice word: «счёт» in its case forms (not «счётчик», not inside «расчёт»), «сч», «сч.».
 _MARKER = re.compile(
-    r"(?<![0-9a-zа-яё/\\])(?:сч[её]т(?:ам|ами|ах|ов|ом|у|а|е)?(?:-(?:договор|оферт)[а-яё]*)?|сч\.?)"
+    r"(?<![0-9a-zа-яё/\\])(?:сч[её]т(?:ам|ами|ах|ов|ом|у|а|е)?(?:-(?:договор|оферт)[а-яё]{0,12})?|сч\.?)"
     r"(?![а-яёa-z])"
-    r"(?!-?\s*фактур)(?:\s+на\s+оплату)?",
+    r"(?!-?\s{0,3}фактур)(?:\s{1,3}на\s{1,3}оплату)?",
     re.IGNORECASE,
 )
 # After the word: «от <date>» may come first, then the number (with or without №), then «от <date>».
 _ITEM = re.compile(
-    rf"\s*(?:от\s*{_DATE}\s*(?:г\.?|года)?\s*)?{_SIGN}?\s*(?P<number>(?>{_NUMBER}))"
-    rf"(?![.,]\d|\s*%|\s*(?:руб|р\.|коп))"
-    rf"(?:\s*(?:г\.|года)?\s*от\s*{_DATE.replace('?P<', '?P<a')})?",
+    rf"\s{{0,3}}(?:от\s{{0,3}}{_DATE}\s{{0,3}}(?:г\.?|года)?\s{{0,3}})?{_SIGN}?\s{{0,3}}(?P<number>(?>{_NUMBER}))"
+    rf"(?![.,]\d|\s{{0,3}}%|\s{{0,3}}(?:руб|р\.|коп))"
+    rf"(?:\s{{0,3}}(?:г\.|года)?\s{{0,3}}от\s{{0,3}}{_DATE.replace('?P<', '?P<a')})?",
     re.IGNORECASE | re.VERBOSE,
 )
-_LIST_SEPARATOR = re.compile(r"\s*(?:,|;|\+|\bи\b)\s*", re.IGNORECASE)
+_LIST_SEPARATOR = re.compile(r"\s{0,3}(?:,|;|\+|\bи\b)\s{0,3}", re.IGNORECASE)
 # Words before «счёт» that make it a bank or personal account, not an invoice.
 _ACCOUNT_BEFORE = re.compile(
-    r"(?:лицев|расч[её]тн|банковск|корр?(?:еспондентск)?|ссудн|депозитн|карточн)[а-яё]*\.?\s*$"
-    r"|(?:р|л|к)\s*/\s*$",
+    r"(?:лицев|расч[её]тн|банковск|корр?(?:еспондентск)?|ссудн|депозитн|карточн)[а-яё]{0,12}\.?\s{0,3}$"
+    r"|(?:р|л|к)\s{0,3}/\s{0,3}$",
     re.IGNORECASE,
 )
 _ACCOUNT_NUMBER = re.compile(r"\d{20}")

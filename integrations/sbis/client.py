@@ -21,16 +21,18 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
-import httpx
-
+from integrations import jsonsafe
+from integrations.bounded_http import Answer, BoundedClient
 from integrations.errors import PermanentError, TransientError
-from integrations.exchange import Exchange, Recorder, send
+from integrations.exchange import Exchange, Recorder
 from integrations.sbis.wire import event_kind, format_datetime, parse_datetime
 
 SYSTEM = "sbis"
 CONTENT_TYPE = "application/json-rpc;charset=utf-8"
 SESSION_HEADER = "X-SBISSessionID"
 REQUEST_ERROR_CODES = frozenset({-32700, -32600, -32601, -32602})
+# A change-list page of 200 documents with their events is a few megabytes at most.
+MAX_ANSWER_BYTES = 20_000_000
 _ids = itertools.count(1)
 
 _sessions: dict[tuple[str, str], str] = {}
@@ -79,13 +81,14 @@ class SbisClient:
         *,
         recorder: Recorder,
         timeout: float = 30.0,
-        http: httpx.Client | None = None,
+        max_answer_bytes: int = MAX_ANSWER_BYTES,
     ) -> None:
         self.base_url = base_url.rstrip("/")
         self.login = login
         self._password = password
         self.recorder = recorder
-        self.http = http or httpx.Client(timeout=timeout)
+        # ``timeout`` is the deadline of each request: connect, headers and body together.
+        self.http = BoundedClient(deadline_s=timeout, max_bytes=max_answer_bytes)
 
     # --- sessions -------------------------------------------------------------------------------
     @property
@@ -100,12 +103,8 @@ class SbisClient:
         request = self.http.build_request(
             "POST", f"{self.base_url}/auth/service/", content=body, headers={"Content-Type": CONTENT_TYPE}
         )
-        response = send(
-            self.http,
-            request,
-            recorder=self._redacting_recorder,
-            system=SYSTEM,
-            operation="СБИС.Аутентифицировать",
+        response = self.http.send(
+            request, recorder=self._redacting_recorder, system=SYSTEM, operation="СБИС.Аутентифицировать"
         )
         if response.status_code >= 500 or response.status_code == 429:
             raise SbisTransientError(f"СБИС login: HTTP {response.status_code}")
@@ -152,9 +151,7 @@ class SbisClient:
                 raise SbisTransientError(f"{method}: СБИС refused a fresh session (HTTP 401)")
         return _result(response, method)
 
-    def _post(
-        self, method: str, params: dict[str, Any], sid: str, business_key: str | None
-    ) -> httpx.Response:
+    def _post(self, method: str, params: dict[str, Any], sid: str, business_key: str | None) -> Answer:
         request = self.http.build_request(
             "POST",
             f"{self.base_url}/service/",
@@ -162,13 +159,8 @@ class SbisClient:
             content=_envelope(method, params),
             headers={"Content-Type": CONTENT_TYPE, SESSION_HEADER: sid},
         )
-        return send(
-            self.http,
-            request,
-            recorder=self.recorder,
-            system=SYSTEM,
-            operation=method,
-            business_key=business_key,
+        return self.http.send(
+            request, recorder=self.recorder, system=SYSTEM, operation=method, business_key=business_key
         )
 
     # --- the methods the acts flow uses -----------------------------------------------------------
@@ -260,16 +252,17 @@ def _envelope(method: str, params: dict[str, Any]) -> bytes:
     ).encode()
 
 
-def _result(response: httpx.Response, method: str) -> Any:
+def _result(response: Answer, method: str) -> Any:
     status = response.status_code
     if status == 429 or status >= 500:
         raise SbisTransientError(f"{method}: HTTP {status}")
     try:
-        body = response.json()
+        body = jsonsafe.loads(response.content)
     except ValueError as exc:
         if status >= 400:
             raise SbisRequestError(f"{method}: HTTP {status}, not a JSON-RPC answer", status) from exc
-        raise SbisTransientError(f"{method}: the answer is not JSON ({response.text[:200]!r})") from exc
+        text = response.content[:200].decode("utf-8", errors="replace")
+        raise SbisTransientError(f"{method}: the answer is not JSON ({text!r})") from exc
     error = body.get("error") if isinstance(body, dict) else None
     if error:
         code = error.get("code") if isinstance(error, dict) else None
@@ -278,7 +271,7 @@ def _result(response: httpx.Response, method: str) -> Any:
         text = f"{method}: СБИС error {code}: {message}" + (f" ({details})" if details else "")
         if "не найден" in f"{message} {details}".lower():
             raise DocumentNotFound(text, code)
-        if code in REQUEST_ERROR_CODES or (400 <= status < 500):
+        if (isinstance(code, int) and code in REQUEST_ERROR_CODES) or (400 <= status < 500):
             raise SbisRequestError(text, code)
         raise SbisTransientError(text, code)
     if status >= 400:

@@ -1,14 +1,14 @@
 """The SEP client: zeep over the pinned WSDL, with every answer mapped to a typed outcome.
 
-zeep builds and reads the envelopes; the HTTP is ours (httpx), so that connect, read and whole
-operation timeouts and a response size cap hold, and so that we know whether a failed request
-had left (``delivery``). XML is parsed with DTDs, entities and external references forbidden.
-Each request is reported to the ``recorder`` as a :class:`SepExchange`, success or not.
+zeep builds and reads the envelopes; the HTTP is :mod:`integrations.bounded_http`, so that one
+deadline covers connect, headers and body (``operation_timeout_s``), a size cap holds, and we know
+whether a failed request had left (``delivery``). Every answer passes :mod:`integrations.xmlsafe`
+(no DTD, no entity, no network) before zeep reads it. Each request is reported to the ``recorder``
+as a :class:`SepExchange`, success or not; a failure's ``error`` starts with its type's name.
 """
 
 from __future__ import annotations
 
-import re
 import threading
 import time
 from dataclasses import dataclass
@@ -21,7 +21,16 @@ import zeep
 from lxml import etree
 from zeep import exceptions as zx
 
-from integrations.exchange import Recorder, clip, discard, redact
+from integrations.bounded_http import (
+    AnswerTooLarge,
+    AnswerUnreadable,
+    BoundedClient,
+    NoAnswer,
+    NotSent,
+    typed,
+)
+from integrations.errors import DeadlinePassed
+from integrations.exchange import Recorder, discard
 from integrations.sep.messages import (
     Application,
     ApplicationKind,
@@ -44,6 +53,7 @@ from integrations.sep.outcomes import (
     SepExchange,
     XmlReadError,
 )
+from integrations.xmlsafe import XmlMalformed, XmlRefused, parse_untrusted
 
 WSDL = Path(__file__).with_name("sep.wsdl")
 BINDING = "{urn:obmen:sep:v1}SepExchangeBinding"
@@ -59,25 +69,6 @@ class SepClientConfig:
     max_response_bytes: int = 5_000_000
 
 
-class _Sent(Exception):
-    """Raised inside the transport when the answer broke after the request had left."""
-
-    def __init__(self, detail: str) -> None:
-        super().__init__(detail)
-
-
-class _NotSent(Exception):
-    pass
-
-
-class _Unreadable(Exception):
-    """The answer is refused before parsing: too large, or it declares a DTD."""
-
-
-# An XML declaration, comments and processing instructions, then a DOCTYPE: the prolog of a DTD.
-_DTD = re.compile(rb"(?:\xef\xbb\xbf)?\s*(?:<\?.*?\?>\s*|<!--.*?-->\s*)*<!DOCTYPE", re.S | re.I)
-
-
 @dataclass
 class _Reply:
     """What zeep needs of an HTTP response."""
@@ -89,19 +80,16 @@ class _Reply:
 
 
 class _Transport(zeep.Transport):
-    """zeep's transport over httpx, with a size cap and a deadline for the whole operation."""
+    """zeep's transport over the bounded HTTP client, with every answer passed through the XML gate."""
 
     def __init__(self, config: SepClientConfig) -> None:
         super().__init__(timeout=config.connect_timeout_s, operation_timeout=config.read_timeout_s)
         self.config = config
-        self.http = httpx.Client(
-            timeout=httpx.Timeout(
-                connect=config.connect_timeout_s,
-                read=config.read_timeout_s,
-                write=config.read_timeout_s,
-                pool=config.connect_timeout_s,
-            ),
-            follow_redirects=False,
+        self.http = BoundedClient(
+            deadline_s=config.operation_timeout_s,
+            max_bytes=config.max_response_bytes,
+            connect_timeout_s=config.connect_timeout_s,
+            read_timeout_s=config.read_timeout_s,
         )
         self.local = threading.local()
 
@@ -113,38 +101,14 @@ class _Transport(zeep.Transport):
 
     def post(self, address: str, message: bytes, headers: dict[str, str]) -> _Reply:
         exchange: SepExchange = self.local.exchange
-        exchange.url = address
-        exchange.request_headers = redact(headers)
-        exchange.request_body = clip(message)
-        deadline = time.monotonic() + self.config.operation_timeout_s
+        request = self.http.build_request("POST", address, content=message, headers=headers)
+        answer = self.http.exchange(request, exchange)
         try:
-            with self.http.stream("POST", address, content=message, headers=headers) as response:
-                chunks: list[bytes] = []
-                size = 0
-                for chunk in response.iter_bytes():
-                    size += len(chunk)
-                    if size > self.config.max_response_bytes:
-                        exchange.response_status = response.status_code
-                        raise _Unreadable(f"answer larger than {self.config.max_response_bytes} bytes")
-                    if time.monotonic() > deadline:
-                        raise _Sent(f"answer not complete within {self.config.operation_timeout_s} s")
-                    chunks.append(chunk)
-                content = b"".join(chunks)
-        except (
-            httpx.ConnectError,
-            httpx.ConnectTimeout,
-            httpx.PoolTimeout,
-            httpx.UnsupportedProtocol,
-        ) as exc:
-            raise _NotSent(f"{type(exc).__name__}: {exc}") from exc
-        except httpx.HTTPError as exc:  # read/write timeout, connection dropped: the request had left
-            raise _Sent(f"{type(exc).__name__}: {exc}") from exc
-        exchange.response_status = response.status_code
-        exchange.response_body = clip(content)
-        if _DTD.match(content):
-            # Refused before any parser sees it: no entity is expanded, no file read, nothing fetched.
-            raise _Unreadable("the answer declares a DTD (<!DOCTYPE ...>); SEP answers never do")
-        return _Reply(response.status_code, response.headers, content, response.encoding)
+            parse_untrusted(answer.content, max_bytes=self.config.max_response_bytes)
+        except XmlMalformed:
+            # Not XML (an error page, an empty or cut answer): the status decides, as zeep would.
+            raise zx.TransportError(status_code=answer.status_code, content=answer.content) from None
+        return _Reply(answer.status_code, answer.headers, answer.content, "utf-8")
 
 
 class SepClient:
@@ -227,12 +191,12 @@ class SepClient:
         try:
             answer = getattr(self._service, operation)(**kwargs)
             return read(answer)
-        except _NotSent as exc:
-            return RequestError(str(exc), retryable=True, delivery="not_sent")
-        except _Sent as exc:
-            return RequestError(f"no complete answer: {exc}", retryable=True, delivery="maybe")
-        except _Unreadable as exc:
-            return XmlReadError(str(exc), retryable=False)
+        except NotSent as exc:
+            return RequestError(typed(exc), retryable=True, delivery="not_sent")
+        except (NoAnswer, DeadlinePassed) as exc:
+            return RequestError(typed(exc), retryable=True, delivery="maybe")
+        except (AnswerTooLarge, AnswerUnreadable, XmlRefused) as exc:
+            return XmlReadError(typed(exc), retryable=False)
         except zx.Fault as fault:
             return _fault_outcome(fault, exchange.response_status)
         except (zx.DTDForbidden, zx.EntitiesForbidden, zx.ExternalReferenceForbidden) as exc:
@@ -243,6 +207,12 @@ class SepClient:
             return XmlReadError(f"{type(exc).__name__}: {exc}", retryable=True)
         except _SchemaMismatch as exc:
             return XmlReadError(str(exc), retryable=False)
+        except (ValueError, TypeError, AttributeError, zx.ValidationError, zx.LookupError) as exc:
+            # A value zeep or we cannot read as the contract types it (a date that is none, a member
+            # where a list was): the answer is SEP's, not our bug, and asking again reads the same.
+            return XmlReadError(
+                f"the answer does not read as the contract says: {typed(exc)}", retryable=False
+            )
         finally:
             exchange.duration_ms = round((time.perf_counter() - started) * 1000, 3)
             self._transport.local.exchange = None

@@ -19,6 +19,7 @@ import zeep
 from lxml import etree
 from zeep import exceptions as zx
 
+from integrations.bounded_http import typed
 from integrations.exchange import Exchange, Recorder, discard
 from integrations.synerdocs.errors import (
     ContractViolation,
@@ -392,18 +393,20 @@ class SynerdocsClient:
         try:
             return getattr(self._service, operation)(**arguments)
         except SynerdocsError as exc:
-            exchange.error = str(exc)
+            exchange.error = typed(exc)
             raise
         except zx.Fault as fault:
             error = _fault(operation, fault)
-            exchange.error = str(error)
+            exchange.error = typed(error)
             raise error from None
         except (zx.XMLSyntaxError, etree.XMLSyntaxError) as exc:
-            exchange.error = f"{type(exc).__name__}: {exc}"
-            raise MalformedAnswer(operation, exchange.error) from None
+            error = MalformedAnswer(operation, typed(exc))
+            exchange.error = typed(error)
+            raise error from None
         except (zx.ValidationError, zx.XMLParseError, zx.TransportError, zx.LookupError, ValueError) as exc:
-            exchange.error = f"{type(exc).__name__}: {exc}"
-            raise ContractViolation(operation, exchange.error) from None
+            error = ContractViolation(operation, typed(exc))
+            exchange.error = typed(error)
+            raise error from None
         finally:
             exchange.duration_ms = elapsed_ms(started)
             self._transport.local.exchange = None

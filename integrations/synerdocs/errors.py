@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import Literal
 
+from integrations import errors
 from integrations.errors import IntegrationError, PermanentError, TransientError
 
 Delivery = Literal["not_sent", "refused", "maybe"]
@@ -40,6 +41,10 @@ class Unreachable(SynerdocsError, TransientError):
 
 class NoAnswer(SynerdocsError, TransientError):
     """The request left; no complete answer came within the deadline, or the connection broke."""
+
+
+class DeadlinePassed(NoAnswer, errors.DeadlinePassed):
+    """The request left; the deadline passed before the whole answer came (slow or dripping answer)."""
 
 
 class HttpStatusError(SynerdocsError):

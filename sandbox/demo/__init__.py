@@ -37,6 +37,9 @@ COMPRESSED = {
     "OBMEN_ACTS_DEADLINE_SWEEP_INTERVAL_S": "1",
     "OBMEN_ACTS_RECONCILE_INTERVAL_S": "5",
     "OBMEN_BANK_HMAC_SECRETS": "demo-bank-secret",
+    # The site's token for the invoice API.
+    "OBMEN_API_TOKENS": "invoices:demo-site-token",
+    "OBMEN_INVOICE_POLL_INTERVAL_S": "2",
     # About 3 and 6 seconds instead of 10 and 30 days.
     "OBMEN_BILLING_REMINDER_AFTER_DAYS": "0.000035",
     "OBMEN_BILLING_DISCONNECT_AFTER_DAYS": "0.00007",
@@ -79,7 +82,7 @@ Scenario = Callable[[DemoContext], None]
 
 def scenarios() -> list[tuple[str, Scenario]]:
     """Every flow's demo scenario, in the order a reader meets them. Flows add theirs here."""
-    from sandbox.demo import acts, machinery, mail, payments, sep
+    from sandbox.demo import acts, invoices, machinery, mail, payments, sep
 
     return [
         ("machinery: outbox, retry policy, parking, re-drive", machinery.run),
@@ -87,6 +90,10 @@ def scenarios() -> list[tuple[str, Scenario]]:
         ("SEP: ownership change and lease application, submit → wait ≥ min delay → poll → apply", sep.run),
         ("payments and billing (seed 001): bank API, posting, CRM, escalation", payments.run),
         ("acts: СБИС signing tracked, deal stages follow, working-day deadlines", acts.run),
+        (
+            "invoices (seed 004): 1C's invoice, its PDF kept, one-time link, correction, paid by the bank",
+            invoices.run,
+        ),
     ]
 
 

@@ -27,7 +27,7 @@ PAYER = "500100732259"
 DEBTOR = "7707083893"
 
 
-class _Bank:
+class DemoBank:
     """The bank's application: it signs with its own code, as a real bank would."""
 
     def __init__(self, url: str, secret: str) -> None:
@@ -55,7 +55,7 @@ class _Bank:
         )
 
 
-def _gateway() -> tuple[uvicorn.Server, str]:
+def demo_gateway() -> tuple[uvicorn.Server, str]:
     from workers.gateway.app import create_app
 
     port = free_port()
@@ -116,9 +116,9 @@ def run(ctx: DemoContext) -> None:
         f"({', '.join(w['document_id'][2] for w in workflows)}), deals in «{portal.portal.stages[portal.portal.deals[deals[0]]['STAGE_ID']]}»"
     )
 
-    server, url = _gateway()
+    server, url = demo_gateway()
     try:
-        bank = _Bank(url, get_settings().bank_secrets()[0].decode())
+        bank = DemoBank(url, get_settings().bank_secrets()[0].decode())
         debt = bank.debt(PAYER)
         ctx.say(f"bank: GET /bank/v1/customers/{PAYER} -> {debt.status_code} {debt.json()}")
         payment = {

@@ -18,7 +18,8 @@ Knobs (``extra``): ``licences`` (4); ``call_ms`` (time a call holds its licence;
 ``"sessions"``); ``bom`` (true); ``numbers`` (``"string"`` ``"1234.50"`` | ``"number"`` ``1234.5`` |
 ``"russian"`` ``"1 234,50"``); ``base64_lines`` (true); ``auto_pay_after_s`` / ``auto_correct_after_s``
 (what happens to every new invoice, in sandbox seconds); ``corrupt`` (``"base64"``, ``"not_pdf"``,
-``"broken_pdf"``, ``"big_file"``, ``"amount"``, ``"order"``) with ``corrupt_count`` answers to spoil;
+``"broken_pdf"``, ``"big_file"``, ``"amount"``, ``"order"``, ``"renumber"`` — the same id with
+another number, ``"number_taken"`` — another invoice's number) with ``corrupt_count`` answers to spoil;
 ``big_file_bytes``. Faults (``fault``): ``html_500`` (an Apache error page), ``licence``.
 
 Scenario endpoints under ``/_sandbox/onec/``:
@@ -317,6 +318,12 @@ class OnecEmulator(Emulator):
             document["Сумма"] = self._money(invoice.amount + 1)
         elif kind == "order":
             document["Заказ"] = invoice.order + "-другой"
+        elif kind == "renumber":
+            document["Номер"] = invoice.number + "/1"
+        elif kind == "number_taken":
+            taken = next((n for n in self.books.by_number if n != invoice.number), None)
+            if taken is not None:
+                document["Номер"] = taken
 
     # --- writing JSON as 1C does ------------------------------------------------------------------
     def _money(self, amount: Decimal) -> Any:

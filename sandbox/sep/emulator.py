@@ -7,10 +7,9 @@
   processing time (``extra.processing_s`` plus a random share of ``extra.processing_spread_s``;
   ``extra.never_ready`` keeps it there), then ``Done`` or ``Error``, the same on every later poll.
 * Faults on demand (knobs ``fault`` + ``fault_next`` or ``error_rate``): ``soap_fault``,
-  ``soap_fault_client``, ``html_500``, ``empty_200``, ``truncated`` and ``slow`` (the request is
-  executed, the answer is cut or held ``extra.slow_s``), ``unknown_enum``, ``dtd_bomb``,
-  ``xxe_file`` and ``xxe_http`` (an external entity naming ``extra.xxe_file``, default
-  ``/etc/passwd``, or ``extra.xxe_url``).
+  ``soap_fault_client``, ``html_500``, ``empty_200``, ``truncated`` (the request is executed, the
+  answer is cut), ``unknown_enum``, and the hostile answers of :mod:`sandbox.hostile` (``dtd``,
+  ``entity``, ``pi_flood``, ``slow_headers``, ``drip_body``, ``huge``, ``gzip_bomb``, ``drip_headers``).
 * Scenario endpoints under ``/_sandbox/sep/``: ``vehicles``, ``ownership-changes`` (a dealer starts
   one; the new owner gets the letter with the code), ``ownership-changes/many`` (``count`` of them,
   no letters: load), ``applications/{number}``, ``polls`` (SEP's own log of poll times per queue
@@ -54,6 +53,13 @@ def _xml(body: bytes, status: int = 200) -> Response:
 class SepEmulator(Emulator):
     system = "sep"
     prefix = "/sep"
+    content_type = XML
+    hostile_document = (
+        b'<soap:Envelope xmlns:soap="http://schemas.xmlsoap.org/soap/envelope/"><soap:Body>'
+        b'<sep:GetQueueResultResponse xmlns:sep="urn:obmen:sep:v1"><sep:queueNumber>{value}</sep:queueNumber>'
+        b"<sep:state>Done</sep:state><sep:serverTime>2026-01-01T00:00:00+00:00</sep:serverTime>"
+        b"</sep:GetQueueResultResponse></soap:Body></soap:Envelope>"
+    )
 
     def __init__(self, clock: SandboxClock, mailroom: Mailroom | None = None) -> None:
         super().__init__(clock, mailroom)
@@ -112,6 +118,12 @@ class SepEmulator(Emulator):
     def _poll(self, queue_number: str, timing: Timing) -> bytes:
         state, item = self.world.poll(queue_number, timing)
         now = self.clock.now()
+        announced = self.knobs.extra.get("not_before")
+        if announced is not None and now < datetime.fromisoformat(str(announced)):
+            # A SEP that announces a "not before" of its own (9999-12-31, say) and keeps to it.
+            return soap.queue_result(
+                queue_number, "TooEarly", now, not_before=datetime.fromisoformat(str(announced))
+            )
         if state == "TooEarly":
             return soap.queue_result(
                 queue_number, state, now, not_before=item.accepted_at + timedelta(seconds=timing.min_delay_s)
@@ -263,32 +275,8 @@ def _public(application: Any) -> dict[str, Any]:
     }
 
 
-BILLION_LAUGHS = b"""<?xml version="1.0"?>
-<!DOCTYPE lolz [
- <!ENTITY lol "lol">
- <!ENTITY lol2 "&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;">
- <!ENTITY lol3 "&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;">
- <!ENTITY lol4 "&lol3;&lol3;&lol3;&lol3;&lol3;&lol3;&lol3;&lol3;&lol3;&lol3;">
- <!ENTITY lol5 "&lol4;&lol4;&lol4;&lol4;&lol4;&lol4;&lol4;&lol4;&lol4;&lol4;">
- <!ENTITY lol6 "&lol5;&lol5;&lol5;&lol5;&lol5;&lol5;&lol5;&lol5;&lol5;&lol5;">
-]>
-<soap:Envelope xmlns:soap="http://schemas.xmlsoap.org/soap/envelope/"><soap:Body>
-<sep:GetQueueResultResponse xmlns:sep="urn:obmen:sep:v1"><sep:queueNumber>&lol6;</sep:queueNumber>
-<sep:state>Done</sep:state><sep:serverTime>2026-01-01T00:00:00+00:00</sep:serverTime></sep:GetQueueResultResponse>
-</soap:Body></soap:Envelope>"""
-
-
-def _external_entity(target: str) -> bytes:
-    return f"""<?xml version="1.0"?>
-<!DOCTYPE soap:Envelope [<!ENTITY xxe SYSTEM "{target}">]>
-<soap:Envelope xmlns:soap="http://schemas.xmlsoap.org/soap/envelope/"><soap:Body>
-<sep:GetQueueResultResponse xmlns:sep="urn:obmen:sep:v1"><sep:queueNumber>&xxe;</sep:queueNumber>
-<sep:state>Done</sep:state><sep:serverTime>2026-01-01T00:00:00+00:00</sep:serverTime></sep:GetQueueResultResponse>
-</soap:Body></soap:Envelope>""".encode()
-
-
 class _Fault(Response):
-    """A fault answer; the kinds that need the real answer (truncated, slow, unknown_enum) execute the
+    """A fault answer; the kinds that need the real answer (truncated, unknown_enum) execute the
     request first, as a SEP that accepted it but whose answer went wrong would have."""
 
     def __init__(self, emulator: SepEmulator, kind: str, request: Request) -> None:
@@ -312,30 +300,19 @@ class _Fault(Response):
             )
         elif kind == "empty_200":
             response = Response(b"", status_code=200, media_type=XML)
-        elif kind == "dtd_bomb":
-            response = _xml(BILLION_LAUGHS)
-        elif kind == "xxe_file":
-            response = _xml(_external_entity(str(emulator.knobs.extra.get("xxe_file", "file:///etc/passwd"))))
-        elif kind == "xxe_http":
-            response = _xml(
-                _external_entity(str(emulator.knobs.extra.get("xxe_url", "http://127.0.0.1:9/xxe")))
-            )
-        elif kind in ("truncated", "slow", "unknown_enum"):
+        elif kind in ("truncated", "unknown_enum"):
             real = emulator.answer(body)
             content = bytes(real.body)
             if kind == "truncated":
                 response = Response(
                     content[: len(content) // 2], status_code=real.status_code, media_type=XML
                 )
-            elif kind == "unknown_enum":
+            else:
                 content = re.sub(rb"<sep:state>\w+</sep:state>", b"<sep:state>Postponed</sep:state>", content)
                 content = re.sub(
                     rb"<sep:status>Confirmed</sep:status>", b"<sep:status>Suspended</sep:status>", content
                 )
                 response = Response(content, status_code=real.status_code, media_type=XML)
-            else:
-                await asyncio.sleep(float(emulator.knobs.extra.get("slow_s", 30.0)))
-                response = real
         else:
             response = HTMLResponse(
                 "<html><head><title>500 Internal Server Error</title></head><body><h1>Internal Server Error</h1>"

@@ -15,12 +15,11 @@
   (``Unauthorized``, ``SignIsNotValid``, ``ContragentIsNotAuthorized``, ``DocumentNotFound``,
   ``UnexpectedError`` …), ``html_500``, ``empty_200``, ``truncated``, ``unknown_enum``, ``extra_members``
   (an organisation carries a member the contract does not know yet, as a newer service would) and the hostile
-  answers of :mod:`sandbox.synerdocs.hostile` (``dtd``, ``entity``, ``huge``, ``gzip_bomb``,
-  ``slow_headers``, ``drip_body``); a status line and headers that trickle come from a side port
-  (``GET /_sandbox/synerdocs/drip``): an ASGI server cannot trickle its own.
+  answers of :mod:`sandbox.hostile` (``dtd``, ``entity``, ``pi_flood``, ``huge``, ``gzip_bomb``,
+  ``slow_headers``, ``drip_body``, ``drip_headers`` from ``GET /_sandbox/synerdocs/drip``).
 * Scenario endpoints under ``/_sandbox/synerdocs/``: ``accounts``, ``sent`` (SendMessage counted:
   calls, messages per document ``CustomField``, the keys sent more than once), ``tokens/expire``,
-  ``documents/{id}/sign`` and ``…/reject`` (the recipient answers now), ``drip``.
+  ``documents/{id}/sign`` and ``…/reject`` (the recipient answers now).
 """
 
 from __future__ import annotations
@@ -35,9 +34,10 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import BaseRoute, Route
+from starlette.types import Receive, Scope, Send
 
 from sandbox.harness import Emulator, LoggedRequest, Mailroom, RequestLog, SandboxClock
-from sandbox.synerdocs import hostile, printform, signatures, soap
+from sandbox.synerdocs import printform, signatures, soap
 from sandbox.synerdocs.contract import WSDL
 from sandbox.synerdocs.world import (
     OPERATOR_CODE,
@@ -105,12 +105,17 @@ def _xml(body: bytes, status: int = 200) -> Response:
 class SynerdocsEmulator(Emulator):
     system = "synerdocs"
     prefix = "/synerdocs"
+    content_type = XML
+    hostile_document = (
+        b'<s:Envelope xmlns:s="http://schemas.xmlsoap.org/soap/envelope/"><s:Body>'
+        b'<AuthenticateResponse xmlns="http://synerdocs.ru"><AuthenticateResult>{value}</AuthenticateResult>'
+        b"</AuthenticateResponse></s:Body></s:Envelope>"
+    )
 
     def __init__(self, clock: SandboxClock, mailroom: Mailroom | None = None) -> None:
         super().__init__(clock, mailroom)
         self.log = _ClippedLog()
         self.world = self._seeded()
-        self.drip = hostile.DripServer(self)
 
     def _seeded(self) -> World:
         world = World(lambda: self.clock.now())
@@ -178,12 +183,6 @@ class SynerdocsEmulator(Emulator):
             "OBMEN_SYNERDOCS_APPLICATION_ID": APPLICATION_ID,
             "OBMEN_SYNERDOCS_BOX": COMPANY["box"],
         }
-
-    def start(self, host: str) -> None:
-        self.drip.start(host)
-
-    def stop(self) -> None:
-        self.drip.stop()
 
     # --- the SOAP endpoint ---------------------------------------------------------------------------
     def routes(self) -> Iterable[BaseRoute]:
@@ -306,7 +305,7 @@ class SynerdocsEmulator(Emulator):
     def fault_response(self, kind: str, request: Request) -> Response:
         if kind in CONTRACT_FAULTS:
             return _xml(soap.fault(kind, f"песочница: {kind}"), 500)
-        return hostile.HostileAnswer(self, kind, request)
+        return _BrokenAnswer(self, kind, request)
 
     # --- scenario endpoints --------------------------------------------------------------------------
     def control_routes(self) -> Iterable[BaseRoute]:
@@ -343,13 +342,50 @@ class SynerdocsEmulator(Emulator):
             self.world.answer(document, request.path_params["action"], body.get("comment"))
             return JSONResponse({"document": document.id, "answer": document.answered(self.clock.now())})
 
-        async def drip(request: Request) -> JSONResponse:
-            return JSONResponse({"url": self.drip.url + self.prefix + ENDPOINT})
-
         return [
             Route("/accounts", accounts, methods=["GET"]),
             Route("/sent", sent, methods=["GET"]),
             Route("/tokens/expire", expire, methods=["POST"]),
             Route("/documents/{id}/{action}", answer, methods=["POST"]),
-            Route("/drip", drip, methods=["GET"]),
         ]
+
+
+class _BrokenAnswer(Response):
+    """An answer that went wrong on the operator's side. ``empty_200``; the kinds that need the real
+    answer (``truncated``, ``unknown_enum``, ``extra_members``) execute the request first, as an
+    operator that did the work would have; anything else is an IIS error page."""
+
+    def __init__(self, emulator: SynerdocsEmulator, kind: str, request: Request) -> None:
+        super().__init__()
+        self.emulator = emulator
+        self.kind = kind
+        self.request = request
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        kind = self.kind
+        response: Response
+        if kind == "empty_200":
+            response = Response(b"", media_type=XML)
+        elif kind in ("truncated", "unknown_enum", "extra_members"):
+            real = self.emulator.answer(await self.request.body(), self.request.headers.get("soapaction"))
+            content = bytes(real.body)
+            if kind == "truncated":
+                content = content[: len(content) // 2]
+            elif kind == "extra_members":
+                # A newer service: a member the published contract does not have yet, after the known ones.
+                content = content.replace(
+                    b"</a:Organization>", b"<a:ZNewMember>1</a:ZNewMember></a:Organization>"
+                )
+            else:
+                content = content.replace(b">DeliveredToRecipient<", b">Teleported<").replace(
+                    b">SentToRecipient<", b">Teleported<"
+                )
+            response = Response(content, status_code=real.status_code, media_type=XML)
+        else:
+            response = Response(
+                b"<html><head><title>500 Internal Server Error</title></head><body>"
+                b"<h1>Internal Server Error</h1><hr><address>IIS</address></body></html>",
+                status_code=500,
+                media_type="text/html",
+            )
+        await response(scope, receive, send)

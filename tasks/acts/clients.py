@@ -21,4 +21,4 @@ def sbis_client() -> SbisClient:
         raise PermanentError(
             "OBMEN_SBIS_LOGIN and OBMEN_SBIS_PASSWORD must be set to exchange acts with СБИС"
         )
-    return _client(s.sbis_url, s.sbis_login, s.sbis_password.get_secret_value(), s.sbis_timeout_s)
+    return _client(s.url("sbis_url"), s.sbis_login, s.sbis_password.get_secret_value(), s.sbis_timeout_s)

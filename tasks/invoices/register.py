@@ -12,25 +12,35 @@ from __future__ import annotations
 
 import hashlib
 import json
+import secrets
 import uuid
 from dataclasses import dataclass
+from datetime import timedelta
 from decimal import Decimal
 from enum import StrEnum
 
-from sqlalchemy import select
+from sqlalchemy import or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from integrations.onec.invoices import Invoice as Document
 from integrations.onec.invoices import InvoiceChange
 from integrations.onec.purpose import number_key
-from models.db import dialect_insert, insert_ignoring_conflicts
+from models.db import db_now, dialect_insert, insert_ignoring_conflicts
 from models.invoices import (
+    CANCELLED,
+    PAID,
+    PARTLY_PAID,
+    REQUEST_DONE,
     REQUEST_PENDING,
+    REQUEST_REJECTED,
+    UNPAID,
     Invoice,
     InvoiceChangeCursor,
+    InvoiceDownloadLink,
     InvoiceFile,
     InvoiceRequest,
+    InvoiceUpdate,
     InvoiceVersion,
 )
 
@@ -55,6 +65,14 @@ class NumberTaken(RegisterConflict):
 
 class InvoiceNotInRegister(LookupError):
     pass
+
+
+class LinkUnknown(LookupError):
+    """No such one-time link (HTTP 404)."""
+
+
+class LinkGone(LookupError):
+    """The one-time link was used already or has expired (HTTP 410)."""
 
 
 @dataclass(frozen=True)
@@ -165,8 +183,99 @@ def record_request(
     return row, made is not None
 
 
+def invoice_for_order(session: Session, *, order_id: str, amount: Decimal, customer_inn: str) -> int | None:
+    """The register's invoice for this order, amount and customer (the newest, if not cancelled)."""
+    return session.scalar(
+        select(Invoice.id)
+        .where(
+            Invoice.order_id == order_id,
+            Invoice.amount == amount.quantize(Decimal("0.01")),
+            Invoice.customer_inn == customer_inn,
+            Invoice.payment_status != CANCELLED,
+        )
+        .order_by(Invoice.issued_at.desc(), Invoice.id.desc())
+        .limit(1)
+    )
+
+
+def finish_request(session: Session, request: InvoiceRequest, invoice_id: int) -> None:
+    request.status = REQUEST_DONE
+    request.invoice_id = invoice_id
+    request.error_field = None
+    request.done_at = db_now(session)
+
+
+def reject(row: InvoiceRequest | InvoiceUpdate, field: str, error: str) -> None:
+    """1C's answer broke the contract or contradicts the register: say where, write nothing else."""
+    row.status = REQUEST_REJECTED
+    row.error_field = field[:40]
+    row.record_error(error)
+
+
+def reopen_request(request: InvoiceRequest) -> None:
+    """The site asks again for a rejected request: ask 1C again (it may have fixed the invoice)."""
+    request.status = REQUEST_PENDING
+    request.error_field = None
+    request.last_error = None
+    request.attempts = 0
+    request.parked_at = None
+
+
+def issue_link(session: Session, invoice_id: int, ttl_s: int) -> str:
+    """A one-time link to the invoice's current file: its token (only its SHA-256 is kept)."""
+    invoice = session.get(Invoice, invoice_id)
+    if invoice is None:
+        raise InvoiceNotInRegister(f"no invoice {invoice_id} in the register")
+    token = secrets.token_urlsafe(24)
+    session.add(
+        InvoiceDownloadLink(
+            token_hash=_token_hash(token),
+            invoice_id=invoice_id,
+            version=invoice.current_version,
+            expires_at=db_now(session) + timedelta(seconds=ttl_s),
+        )
+    )
+    session.flush()
+    return token
+
+
+def use_link(session: Session, token: str) -> tuple[int, int]:
+    """Spend a one-time link: the invoice id and version it gives, once. One statement marks it
+    used, so of two downloads at once exactly one gets the file; every later one :class:`LinkGone`."""
+    digest = _token_hash(token)
+    now = db_now(session)
+    spent = session.execute(
+        update(InvoiceDownloadLink)
+        .where(
+            InvoiceDownloadLink.token_hash == digest,
+            InvoiceDownloadLink.used_at.is_(None),
+            or_(InvoiceDownloadLink.expires_at.is_(None), InvoiceDownloadLink.expires_at > now),
+        )
+        .values(used_at=now)
+        .returning(InvoiceDownloadLink.invoice_id, InvoiceDownloadLink.version)
+    ).one_or_none()
+    if spent is not None:
+        return spent.invoice_id, spent.version
+    if session.scalar(select(InvoiceDownloadLink.id).where(InvoiceDownloadLink.token_hash == digest)) is None:
+        raise LinkUnknown("no such download link")
+    raise LinkGone("this download link was used already or has expired")
+
+
+def _token_hash(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
 def read_cursor(session: Session, name: str = ONEC_CHANGES) -> str | None:
     return session.scalar(select(InvoiceChangeCursor.cursor).where(InvoiceChangeCursor.name == name))
+
+
+def claim_cursor(session: Session, expected: str | None, name: str = ONEC_CHANGES) -> bool:
+    """Lock the cursor row; whether it still is ``expected`` (else another poll applied this page)."""
+    session.execute(insert_ignoring_conflicts(session, InvoiceChangeCursor).values(name=name, cursor=None))
+    held = session.scalar(
+        select(InvoiceChangeCursor.cursor).where(InvoiceChangeCursor.name == name).with_for_update()
+    )
+    return held == expected
 
 
 def advance_cursor(session: Session, cursor: str, name: str = ONEC_CHANGES) -> None:
@@ -184,14 +293,15 @@ def _apply(session: Session, document: Document) -> Applied:
         return _create(session, document)
     if row.number != document.number:
         raise InvoiceRenumbered("Номер", _renumbered(row, document.number))
-    payment_changed = _set_payment(row, document.payment_status, document.paid_amount)
     digest = content_hash(document)
-    if digest == row.content_hash:
+    new_version = digest != row.content_hash
+    if new_version:
+        row.current_version += 1
+        _write_version(session, row, document, digest)  # a corrected amount counts in the payment below
+    else:
         row.onec_data_version = document.data_version
-        return Applied(row.id, row.current_version, False, False, payment_changed)
-    row.current_version += 1
-    _write_version(session, row, document, digest)
-    return Applied(row.id, row.current_version, False, True, payment_changed)
+    payment_changed = _set_payment(row, document.payment_status, document.paid_amount)
+    return Applied(row.id, row.current_version, False, new_version, payment_changed)
 
 
 def _create(session: Session, document: Document) -> Applied:
@@ -205,11 +315,13 @@ def _create(session: Session, document: Document) -> Applied:
     row = Invoice(
         onec_id=document.onec_id,
         number=document.number,
-        payment_status=document.payment_status.value,
-        paid_amount=document.paid_amount,
+        onec_payment_status=document.payment_status.value,
+        onec_paid_amount=document.paid_amount,
+        matched_amount=Decimal("0.00"),
         current_version=1,
     )
     _write_version(session, row, document, content_hash(document))
+    settle(row)
     return Applied(row.id, 1, True, True, False)
 
 
@@ -247,11 +359,38 @@ def _write_version(session: Session, row: Invoice, document: Document, digest: s
 
 
 def _set_payment(row: Invoice, status: str, paid_amount: Decimal) -> bool:
-    if row.payment_status == status and row.paid_amount == paid_amount:
-        return False
-    row.payment_status = str(status)
-    row.paid_amount = paid_amount
-    return True
+    """Record what 1C says of the payment; whether what the site shows changed."""
+    row.onec_payment_status = str(status)
+    row.onec_paid_amount = paid_amount
+    return settle(row)
+
+
+_RANK = {UNPAID: 0, PARTLY_PAID: 1, PAID: 2}
+
+
+def settle(row: Invoice) -> bool:
+    """What the site shows, from 1C's word and the bank payments matched here; whether it changed.
+
+    Both sources see the same money (1C books the same bank statement), so the paid amount is the
+    higher of the two, never their sum; the status is the further along of 1C's and the one the
+    matched payments make. 1C's «Отменён» stands whatever was paid (the money shows beside it).
+    """
+    before = (row.payment_status, row.paid_amount)
+    paid = max(row.onec_paid_amount, row.matched_amount)
+    if row.onec_payment_status == CANCELLED:
+        status = CANCELLED
+    else:
+        matched = row.matched_amount
+        by_bank = PAID if matched >= row.amount else PARTLY_PAID if matched > 0 else UNPAID
+        status = max(row.onec_payment_status, by_bank, key=lambda s: _RANK[s])
+    row.payment_status, row.paid_amount = status, paid
+    return before != (status, paid)
+
+
+def count_bank_payment(row: Invoice, amount: Decimal) -> bool:
+    """Add a bank payment matched to this (locked) invoice; whether what the site shows changed."""
+    row.matched_amount += amount
+    return settle(row)
 
 
 def _renumbered(row: Invoice, number: str) -> str:

@@ -4,7 +4,7 @@ Two places find such messages and both come here: a step or an entry refusing it
 (``tasks/machinery/steps.py``), and the worker's consumer refusing a message before any task code
 runs — an unknown task, a body that is not JSON, no task headers (``workers/consumer.py``).
 Whatever the message held, the row can be written: every value is escaped and clipped
-(``tasks/machinery/storable.py``). ``obmen_dead_letters`` on ``/metrics`` counts the rows.
+(``integrations/storable.py``). ``obmen_dead_letters`` on ``/metrics`` counts the rows.
 """
 
 from __future__ import annotations
@@ -13,10 +13,10 @@ from typing import Any
 
 import structlog
 
+from integrations.storable import escaped, escaped_text
 from models.db import session_scope
 from models.dead_letters import DeadLetter
 from tasks.machinery.policy import describe
-from tasks.machinery.storable import escaped, escaped_text
 
 log = structlog.get_logger(__name__)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -84,11 +85,19 @@ def _values(section: str, row: Row) -> dict[str, Any]:
     return values
 
 
-def import_master_data(session: Session, document: Any) -> ImportReport:
+def import_master_data(
+    session: Session, document: Any, on_row: Callable[[int, int], None] | None = None
+) -> ImportReport:
+    """Upsert every section of ``document``; ``on_row(done, total)`` follows the rows (progress)."""
     parsed = parse(document)
     report = ImportReport(errors=list(parsed.errors), warnings=list(parsed.warnings))
+    total = sum(len(rows) for rows in parsed.rows.values())
+    done = 0
     for section, target in TARGETS.items():
         for index, row in parsed.rows.get(section, []):
+            done += 1
+            if on_row is not None:
+                on_row(done, total)
             values = _values(section, row)
             missing = [
                 f"{section}[{index}].{column}: no {ref_model.__tablename__} row with {ref_key} {values[column]!r}"

@@ -13,15 +13,16 @@ import queue
 import threading
 import time
 from collections.abc import Sequence
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any, Literal, cast
 
 import structlog
 from celery import current_app
 from celery.canvas import Signature
 from celery.exceptions import SoftTimeLimitExceeded
-from sqlalchemy import delete, event, func, insert, select, update
+from sqlalchemy import event, func, insert, select, update
 from sqlalchemy.orm import Session
+from sqlalchemy.orm.util import identity_key
 
 from config.settings import get_settings
 from models.db import db_now, session_scope
@@ -32,7 +33,12 @@ log = structlog.get_logger(__name__)
 
 _PENDING = "obmen_outbox_pending"
 _PENDING_IDS = "obmen_outbox_pending_ids"
+_STAMPED = "obmen_outbox_stamped"
 DispatchMode = Literal["inline", "background", "off"]
+
+# Step task name -> the register its ``{"id": …}`` names (``steps.step`` fills it): enqueueing a step
+# stamps the row's ``next_step_at`` with the message's due time.
+STEP_REGISTERS: dict[str, type[Any]] = {}
 
 
 def enqueue(
@@ -41,12 +47,14 @@ def enqueue(
     kwargs: dict[str, Any] | None = None,
     *,
     delay_s: float = 0,
+    not_before: datetime | None = None,
     business_key: str | None = None,
 ) -> Outbox:
     """Write an outbox row for ``task`` (a task name with kwargs, or a whole canvas).
 
-    ``delay_s`` counts from the database clock. Delays within the relay horizon become countdowns;
-    longer ones stay rows until they come near, so the broker never holds a long wait.
+    The message is due ``delay_s`` from the database clock, or at ``not_before``. Delays within the
+    relay horizon become countdowns; longer ones stay rows until they come near, so the broker never
+    holds a long wait. A step enqueued for a row stamps the row's ``next_step_at`` with that time.
     """
     if isinstance(task, str):
         payload = dict(current_app.signature(task, kwargs=kwargs or {}))
@@ -57,11 +65,44 @@ def enqueue(
         payload = dict(task)
         name = _first_task_name(payload)
     row = Outbox(task_name=name, kwargs=payload, business_key=business_key)
-    if delay_s > 0:
+    if not_before is not None:
+        row.not_before = not_before
+    elif delay_s > 0:
         row.not_before = db_now(session) + timedelta(seconds=delay_s)
     session.add(row)
     session.info.setdefault(_PENDING, []).append(row)
+    if payload.get("task") == name:
+        _stamp(session, name, [payload.get("kwargs") or {}], row.not_before)
     return row
+
+
+def _stamp(session: Session, task: str, kwargs_list: Sequence[dict[str, Any]], due: datetime | None) -> None:
+    """Set ``next_step_at`` of the rows a step is enqueued for (``due`` None: the transaction's now)."""
+    model = STEP_REGISTERS.get(task)
+    if model is None:
+        return
+    ids = [k["id"] for k in kwargs_list if isinstance(k.get("id"), int)]
+    value: Any = due if due is not None else func.now()
+    absent = []
+    for row_id in ids:
+        loaded = session.identity_map.get(identity_key(model, row_id))
+        if loaded is None:
+            absent.append(row_id)
+        else:
+            loaded.next_step_at = value
+        session.info.setdefault(_STAMPED, set()).add((model, row_id))
+    if absent:
+        session.execute(
+            update(model)
+            .where(model.id.in_(absent))
+            .values(next_step_at=value)
+            .execution_options(synchronize_session=False)
+        )
+
+
+def stamped(session: Session, model: type[Any], row_id: int) -> bool:
+    """Whether this transaction enqueued a step for the row (and so set its ``next_step_at``)."""
+    return (model, row_id) in session.info.get(_STAMPED, ())
 
 
 def enqueue_many(
@@ -84,6 +125,7 @@ def enqueue_many(
     ]
     ids = list(session.scalars(insert(Outbox).returning(Outbox.id), rows))
     session.info.setdefault(_PENDING_IDS, []).extend(ids)
+    _stamp(session, task, kwargs_list, None)
     return ids
 
 
@@ -157,6 +199,7 @@ def set_dispatch_mode(mode: DispatchMode) -> None:
 
 @event.listens_for(Session, "after_commit")
 def _after_commit(session: Session) -> None:
+    session.info.pop(_STAMPED, None)
     ids = [row.id for row in session.info.pop(_PENDING, ())] + session.info.pop(_PENDING_IDS, [])
     if ids:
         dispatch(ids)
@@ -166,6 +209,7 @@ def _after_commit(session: Session) -> None:
 def _after_rollback(session: Session, previous_transaction: Any) -> None:
     session.info.pop(_PENDING, None)
     session.info.pop(_PENDING_IDS, None)
+    session.info.pop(_STAMPED, None)
 
 
 def relay(ids: Sequence[int] | None = None, limit: int | None = None) -> int:
@@ -203,7 +247,7 @@ def relay(ids: Sequence[int] | None = None, limit: int | None = None) -> int:
         if not claimed:
             return 0
         ordered = sorted(claimed, key=lambda r: (r.not_before, r.id))
-        app = _app()
+        app = obmen_app()
         with app.producer_or_acquire() as producer:
             for published, row in enumerate(ordered):
                 countdown = max(0.0, (row.not_before - row.published_at).total_seconds())
@@ -230,7 +274,7 @@ def relay(ids: Sequence[int] | None = None, limit: int | None = None) -> int:
     return len(ordered)
 
 
-def _app() -> Any:
+def obmen_app() -> Any:
     app = cast(Any, current_app)._get_current_object()
     if app.main != "obmen":
         # Celery's fallback app would publish to amqp://localhost, silently, somewhere else.
@@ -239,7 +283,7 @@ def _app() -> Any:
 
 
 def _publish(row_id: int, payload: dict[str, Any], producer: Any, countdown: float) -> None:
-    app = _app()
+    app = obmen_app()
     sig = Signature.from_dict(payload, app=app)
     options: dict[str, Any] = {"producer": producer, "retry": False}
     if countdown:
@@ -263,14 +307,3 @@ def relay_all(max_batches: int = 20) -> int:
         if n < batch:
             break
     return total
-
-
-def purge_published(retention_days: int | None = None) -> int:
-    """Published rows older than the retention are history nobody needs in the hot table."""
-    days = retention_days or get_settings().outbox_retention_days
-    with session_scope() as session:
-        cutoff = db_now(session) - timedelta(days=days)
-        result = session.execute(
-            delete(Outbox).where(Outbox.published_at.is_not(None)).where(Outbox.published_at < cutoff)
-        )
-        return int(result.rowcount or 0)  # type: ignore[attr-defined]

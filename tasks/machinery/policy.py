@@ -20,9 +20,11 @@ outbox, delayed        the step itself knows when to come back:    ``enqueue(...
                        its time, an uncertain SEP send             countdowns, far ones wait as rows
 next beat run          a beat job failed (mail fetch, the СБИС      nothing: its cursor did not move,
                        feed, a reconciliation)                     the next period reads from there
-sweeper                a message was lost (worker killed, Redis    ``ops.sweep`` re-drives rows left in
-                       restarted without its data)                 a step's statuses past its
-                                                                   ``stale_after_s``
+sweeper                a message was lost (worker killed, Redis    ``ops.sweep`` re-drives a row
+                       restarted without its data)                 ``OBMEN_LOST_AFTER_S`` past its
+                                                                   ``next_step_at`` (held by no step,
+                                                                   queue drained), else past its
+                                                                   step's ``stale_after_s``
 re-drive (a person)    a row was parked: its error needs a fix     ``obmen redrive`` / ``POST
                        (master data, a rejected request)           /ops/redrive`` un-parks and enqueues
 =====================  ==========================================  =====================================

@@ -18,20 +18,23 @@ import enum
 import inspect
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Annotated, Any, Generic, TypeVar, cast
 
 import structlog
-from celery import Task, shared_task
+from celery import Task, current_app, shared_task
+from celery.canvas import Signature
 from pydantic import BaseModel, ConfigDict, Field, StrictInt
+from sqlalchemy import case, func
 
 from config.settings import get_settings
 from integrations.errors import RateLimited
+from integrations.storable import BIGINT_MAX, refuse_unstorable
 from models.db import db_now, session_scope
 from models.steps import StepMixin
 from tasks.machinery.dead_letters import record_dead_letter
-from tasks.machinery.outbox import enqueue
+from tasks.machinery.outbox import STEP_REGISTERS, enqueue, stamped
 from tasks.machinery.policy import countdown, describe, is_retryable
-from tasks.machinery.storable import BIGINT_MAX, refuse_unstorable
 
 log = structlog.get_logger(__name__)
 
@@ -69,6 +72,15 @@ class StepSpec(Generic[RowT]):
     fn: Callable[..., None]
     # The plain function wants the delivery's task id (see ``step``).
     takes_task_id: bool = False
+    # The queue a row's step goes to, when it is the row's own choice (the canaries); None: the route.
+    queue_of: Callable[[Any], str] | None = None
+    # Counted in the claim transaction, with the attempt, before the work (see ``step``).
+    on_claim: Callable[[Any, Any], None] | None = None
+
+    def signature(self, row: Any) -> Signature:
+        """The step's message for ``row``, as the sweeper and a re-drive enqueue it."""
+        options = {"queue": self.queue_of(row)} if self.queue_of is not None else {}
+        return current_app.signature(self.task_name, kwargs={"id": row.id}, **options)
 
 
 STEPS: dict[str, StepSpec[Any]] = {}
@@ -98,22 +110,31 @@ def run_step(spec: StepSpec[Any], row_id: int, task: Task | None = None) -> Outc
 
     # 1. Count the attempt in its own commit, so a worker killed mid-step still used one up. Only
     # a crash of Postgres itself could lose it, which costs one uncounted attempt: not durable.
-    with session_scope(durable=False) as session:
-        row = session.get(spec.model, row_id, with_for_update=True)
-        if row is None:
-            log.warning("step.row_missing", step=spec.task_name)
-            return Outcome.MISSING
-        if row.is_parked or row.status not in spec.statuses:
-            return Outcome.NOTHING_TO_DO
-        if row.attempts >= settings.max_attempts:
-            row.park(
-                f"gave up after {row.attempts} attempts; last error: {row.last_error or 'worker lost mid-step'}",
-                db_now(session),
-            )
-            log.error("step.parked", step=spec.task_name, attempts=row.attempts, error=row.last_error)
-            return Outcome.PARKED
-        row.attempts += 1
-        attempt = row.attempts
+    try:
+        with session_scope(durable=False) as session:
+            row = session.get(spec.model, row_id, with_for_update=True)
+            if row is None:
+                log.warning("step.row_missing", step=spec.task_name)
+                return Outcome.MISSING
+            if row.is_parked or row.status not in spec.statuses:
+                return Outcome.NOTHING_TO_DO
+            if row.attempts >= settings.max_attempts:
+                row.park(
+                    f"gave up after {row.attempts} attempts; last error: "
+                    f"{row.last_error or 'worker lost mid-step'}",
+                    db_now(session),
+                )
+                log.error("step.parked", step=spec.task_name, attempts=row.attempts, error=row.last_error)
+                return Outcome.PARKED
+            row.attempts += 1
+            attempt = row.attempts
+            if spec.on_claim is not None:
+                spec.on_claim(session, row)
+    except Exception as exc:  # the claim itself failed (a dropped connection): nothing was counted
+        log.warning("step.claim_failed", step=spec.task_name, error=describe(exc))
+        if task is None:
+            raise
+        raise task.retry(countdown=countdown(1, settings), exc=exc, max_retries=None) from exc
 
     # 2. Work under the row lock: a duplicate delivery waits here, then finds nothing to do.
     try:
@@ -126,6 +147,11 @@ def run_step(spec: StepSpec[Any], row_id: int, task: Task | None = None) -> Outc
             else:
                 spec.fn(session, row)
             row.attempts = 0
+            if not stamped(session, spec.model, row_id) and row.next_step_at is not None:
+                # This delivery was the one due (or later): it is consumed. A copy that came early
+                # leaves the schedule it found (a SEP poll not yet due).
+                column = spec.model.next_step_at
+                row.next_step_at = case((column <= func.now(), None), else_=column)
     except RateLimited as exc:
         return _deferred(spec, row_id, attempt, exc, task)
     except Exception as exc:
@@ -162,6 +188,7 @@ def _failed(spec: StepSpec[Any], row_id: int, attempt: int, exc: Exception, task
     settings = get_settings()
     error = describe(exc)
     park = not is_retryable(exc) or attempt >= settings.max_attempts
+    delay = countdown(attempt, settings)
     try:
         with session_scope() as session:
             row = session.get(spec.model, row_id, with_for_update=True)
@@ -170,12 +197,12 @@ def _failed(spec: StepSpec[Any], row_id: int, attempt: int, exc: Exception, task
                     row.park(error, db_now(session))
                 else:
                     row.record_error(error)
+                    row.next_step_at = db_now(session) + timedelta(seconds=delay)
     except Exception as record_exc:  # the database may be the thing that failed
         log.warning("step.error_not_recorded", step=spec.task_name, error=describe(record_exc))
     if park:
         log.error("step.parked", step=spec.task_name, attempt=attempt, error=error)
         return Outcome.PARKED
-    delay = countdown(attempt, settings)
     log.warning("step.retry", step=spec.task_name, attempt=attempt, countdown=round(delay, 1), error=error)
     if task is None:
         return Outcome.RETRY
@@ -227,19 +254,27 @@ def step(
     model: type[RowT],
     statuses: set[str] | frozenset[str],
     stale_after_s: int | None = None,
+    queue_of: Callable[[RowT], str] | None = None,
+    on_claim: Callable[[Any, RowT], None] | None = None,
 ) -> Callable[[Callable[..., None]], Step[RowT]]:
     """Declare the step ``name`` working on ``model`` rows in ``statuses``.
 
     The plain function takes ``(session, row)``. One that must tell its own delivery from a copy
     (the SEP poll) also declares a keyword-only ``task_id``: the delivery's Celery task id, or None
-    when it runs without Celery.
+    when it runs without Celery. ``queue_of`` names the queue of a row whose step does not follow
+    the task's route (the canary of each queue). ``on_claim(session, row)`` counts what must be
+    counted even when the worker dies mid-step (the SEP sends): it runs in the claim's own commit,
+    with the attempt.
     """
 
     def decorate(fn: Callable[..., None]) -> Step[RowT]:
-        spec = StepSpec(name, model, frozenset(statuses), stale_after_s, fn, _takes_task_id(fn))
+        spec = StepSpec(
+            name, model, frozenset(statuses), stale_after_s, fn, _takes_task_id(fn), queue_of, on_claim
+        )
         if name in STEPS:
             raise RuntimeError(f"step {name} declared twice")
         STEPS[name] = spec
+        STEP_REGISTERS[name] = model
 
         def step_task(self: Task, *args: Any, **kwargs: Any) -> str:
             ref = _arguments(self, RowRef, args, kwargs)

@@ -11,7 +11,7 @@ once: the key (mailbox, UIDVALIDITY, UID) is unique, and a second fetcher's inse
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -127,8 +127,12 @@ def store_batch(
             report.oversize += 1
 
 
-def fetch_mail(settings: Settings | None = None) -> FetchReport:
-    """Store what is new in the mailbox, in batches; at most ``OBMEN_MAIL_FETCH_MAX_PER_RUN`` per run."""
+def fetch_mail(
+    settings: Settings | None = None, on_batch: Callable[[int, int], None] | None = None
+) -> FetchReport:
+    """Store what is new in the mailbox, in batches; at most ``OBMEN_MAIL_FETCH_MAX_PER_RUN`` per run.
+
+    ``on_batch(stored, total)`` follows the batches (the command's progress)."""
     settings = settings or get_settings()
     report = FetchReport()
     if settings.imap_url is None or not settings.imap_url.get_secret_value():
@@ -153,6 +157,8 @@ def fetch_mail(settings: Settings | None = None) -> FetchReport:
                 store_batch(session, box.identity, box.uidvalidity, items, report)
             # Only now that the rows are committed: a crash before this leaves the flags as they were.
             box.mark_seen([item.uid for item in items])
+            if on_batch is not None:
+                on_batch(start + len(batch), len(todo))
         if len(uids) > len(todo):
             report.more = True
             with session_scope() as session:

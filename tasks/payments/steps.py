@@ -25,6 +25,7 @@ from models.payments import (
     SubscriberBalance,
     SubscriberRequest,
 )
+from tasks.invoices.matching import note_payment
 from tasks.machinery.bitrix24 import bitrix24_client
 from tasks.machinery.outbox import enqueue
 from tasks.machinery.steps import step
@@ -37,7 +38,11 @@ log = structlog.get_logger(__name__)
 
 @step(POST, model=Payment, statuses={"received"}, stale_after_s=120)
 def post_payment(session: Session, payment: Payment) -> None:
-    """Allocate the payment to the subscriber's accruals, oldest first; the rest is an advance."""
+    """Allocate the payment to the subscriber's accruals, oldest first; the rest is an advance.
+
+    A purpose that names an invoice («Оплата по счету № 123») also goes to the invoice flow.
+    """
+    note_payment(session, payment)
     inn = payment.subscriber_inn or payment.inn
     subscriber = session.get(Subscriber, inn)
     if subscriber is None:

@@ -58,16 +58,15 @@ def statuses_of(task: str) -> frozenset[str]:
 def enqueue_next(session: Session, request: SepRequest, *, at: datetime | None = None) -> Outbox:
     """Enqueue the step ``request``'s status waits for, no earlier than ``at`` (database clock)."""
     task = NEXT_STEP[request.status]
-    row = enqueue(
+    # Due at ``at``: published as a countdown once within the outbox horizon.
+    return enqueue(
         session,
         current_app.signature(
             task, kwargs={"id": request.id}, priority=SUBMIT_PRIORITY if task == SUBMIT else 0
         ),
+        not_before=at,
         business_key=f"sep:{request.queue_number or request.message_id}",
     )
-    if at is not None:
-        row.not_before = at  # published as a countdown once within the outbox horizon
-    return row
 
 
 def schedule_poll(session: Session, request: SepRequest, at: datetime) -> None:

@@ -16,7 +16,7 @@ def sep_client() -> SepClient:
     """Parsing the WSDL takes tens of milliseconds: it is done once per process and configuration."""
     s = get_settings()
     config = SepClientConfig(
-        url=s.sep_url,
+        url=s.url("sep_url"),
         connect_timeout_s=s.sep_connect_timeout_s,
         read_timeout_s=s.sep_read_timeout_s,
         operation_timeout_s=s.sep_operation_timeout_s,

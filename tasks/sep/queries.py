@@ -51,7 +51,7 @@ def _row(obj: Any, columns: tuple[str, ...]) -> dict[str, Any]:
     return {c: _value(getattr(obj, c)) for c in columns}
 
 
-def letters(session: Session, limit: int = DEFAULT_LIMIT) -> WorkList:
+def letters(session: Session, limit: int = DEFAULT_LIMIT, offset: int = 0) -> WorkList:
     """Список писем к обработке: letters not read yet, letters that could not be read, and SEP
     letters whose application is not dealt with yet (no data, or not closed)."""
     query = (
@@ -90,7 +90,9 @@ def letters(session: Session, limit: int = DEFAULT_LIMIT) -> WorkList:
         "match_reason",
     )
     items = []
-    for message, code, application_status, request_status, responsible in session.execute(query.limit(limit)):
+    for message, code, application_status, request_status, responsible in session.execute(
+        query.limit(limit).offset(offset)
+    ):
         item = _row(message, columns)
         item.update(
             code=code,
@@ -110,6 +112,7 @@ def ownership_changes(
     vin: str | None = None,
     epts: str | None = None,
     limit: int = DEFAULT_LIMIT,
+    offset: int = 0,
 ) -> WorkList:
     """Смена собственника: ownership changes to us not yet «Исполнен», with the seed's filters."""
     query = (
@@ -130,7 +133,7 @@ def ownership_changes(
     if epts:
         query = query.where(SepApplication.epts == epts.strip())
     items = []
-    for application, asset_name, responsible_name in session.execute(query.limit(limit)):
+    for application, asset_name, responsible_name in session.execute(query.limit(limit).offset(offset)):
         item = _row(
             application,
             (
@@ -166,7 +169,12 @@ def ownership_changes(
 
 
 def lease_applications(
-    session: Session, *, status: str | None = None, open_only: bool = False, limit: int = DEFAULT_LIMIT
+    session: Session,
+    *,
+    status: str | None = None,
+    open_only: bool = False,
+    limit: int = DEFAULT_LIMIT,
+    offset: int = 0,
 ) -> WorkList:
     """Заявления на лизинг: our lease applications, those still in progress first."""
     query = select(SepLeaseApplication).order_by(
@@ -191,7 +199,7 @@ def lease_applications(
         "last_error",
         "updated_at",
     )
-    items = [_row(r, columns) for r in session.scalars(query.limit(limit))]
+    items = [_row(r, columns) for r in session.scalars(query.limit(limit).offset(offset))]
     return WorkList(
         "lease_applications", "Заявления на лизинг (lease applications)", _count(session, query), items
     )
@@ -203,6 +211,8 @@ def lease_candidates_list(
     organization: str | None = None,
     period_from: date | None = None,
     period_to: date | None = None,
+    limit: int = DEFAULT_LIMIT,
+    offset: int = 0,
 ) -> WorkList:
     """Приложения ДЛ: lease contract appendices that may get a lease application (``ready``)."""
     found = lease_candidates(session, organization, period_from, period_to)
@@ -216,12 +226,12 @@ def lease_candidates_list(
             "vehicles": c.statuses,
             "ready": c.ready,
         }
-        for c in found
+        for c in found[offset : offset + limit]
     ]
-    return WorkList("lease_candidates", "Приложения ДЛ (lease contract appendices)", len(items), items)
+    return WorkList("lease_candidates", "Приложения ДЛ (lease contract appendices)", len(found), items)
 
 
-def queue(session: Session, limit: int = DEFAULT_LIMIT) -> WorkList:
+def queue(session: Session, limit: int = DEFAULT_LIMIT, offset: int = 0) -> WorkList:
     """Очередь: requests not yet applied — their queue numbers, polls and next poll; parked ones first."""
     query = (
         select(SepRequest)
@@ -244,11 +254,11 @@ def queue(session: Session, limit: int = DEFAULT_LIMIT) -> WorkList:
         "parked_at",
         "last_error",
     )
-    items = [_row(r, columns) for r in session.scalars(query.limit(limit))]
+    items = [_row(r, columns) for r in session.scalars(query.limit(limit).offset(offset))]
     return WorkList("queue", "Очередь (open queue numbers)", _count(session, query), items)
 
 
-def errors(session: Session, limit: int = DEFAULT_LIMIT) -> WorkList:
+def errors(session: Session, limit: int = DEFAULT_LIMIT, offset: int = 0) -> WorkList:
     """Ошибки обмена: the newest errors, per correlation id."""
     query = select(SepExchangeError).order_by(SepExchangeError.id.desc())
     columns = (
@@ -261,7 +271,7 @@ def errors(session: Session, limit: int = DEFAULT_LIMIT) -> WorkList:
         "message",
         "application_number",
     )
-    items = [_row(r, columns) for r in session.scalars(query.limit(limit))]
+    items = [_row(r, columns) for r in session.scalars(query.limit(limit).offset(offset))]
     return WorkList("errors", "Ошибки обмена (errors)", _count(session, query), items)
 
 

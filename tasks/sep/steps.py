@@ -28,7 +28,14 @@ from tasks.sep.clients import sep_client
 log = structlog.get_logger(__name__)
 
 
-@step(SUBMIT, model=SepRequest, statuses=statuses_of(SUBMIT))
+def _count_send(session: Session, request: SepRequest) -> None:
+    """A send is counted before it leaves, in the claim's commit: a worker that dies mid-send (the
+    request may have reached SEP) still counts it. A copy of the message that then finds the work
+    done counts one that never left: ``sends`` is an upper bound, never below the truth."""
+    request.sends += 1
+
+
+@step(SUBMIT, model=SepRequest, statuses=statuses_of(SUBMIT), on_claim=_count_send)
 def submit_request(session: Session, request: SepRequest) -> None:
     """Send the request to SEP under its fixed message id; keep the queue number and schedule the first poll.
 
@@ -46,7 +53,6 @@ def submit_request(session: Session, request: SepRequest) -> None:
             sends=request.sends,
             why=request.last_error or "an earlier attempt did not finish",
         )
-    request.sends += 1
     outcome = sep_client().submit(
         args, request.message_id, request_id=request.id, business_key=request.business_key
     )
@@ -154,8 +160,18 @@ def poll_queue(session: Session, request: SepRequest, *, task_id: str | None) ->
     else:
         wait = float(settings.sep_poll_interval_s)
         if result.state is QueueState.TOO_EARLY and result.not_before is not None:
-            # SEP's clock and minimum may differ from ours; its own "not before" wins.
+            # SEP's clock and minimum may differ from ours; its own "not before" wins, up to a bound:
+            # beyond it (a notBefore of 9999-12-31) the poll comes back after the bound, counted
+            # like every answer towards OBMEN_SEP_MAX_POLLS, so the row ends parked, not queued forever.
             wait = max(1.0, (result.not_before - result.server_time).total_seconds())
+            if wait > settings.sep_max_not_before_s:
+                log.warning(
+                    "sep.not_before_too_far",
+                    request_id=request.id,
+                    not_before=result.not_before.isoformat(),
+                    waiting_s=settings.sep_max_not_before_s,
+                )
+                wait = float(settings.sep_max_not_before_s)
         schedule_poll(session, request, polled + timedelta(seconds=wait))
     if changed or request.status != QUEUED:
         mirror(session, request)

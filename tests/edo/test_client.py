@@ -336,7 +336,7 @@ def test_exchanges_are_recorded_with_secrets_and_files_summarized(
     assert "<ns0:authToken>***</ns0:authToken>" in (send.request_body or "")
     assert f"[{len(documents[0].content)} bytes, sha256 " in (send.request_body or "")
     assert (send.operation, send.business_key, send.response_status) == ("SendMessage", "pkg-log", 200)
-    assert send.request_headers["SOAPAction"] == '"http://synerdocs.ru/IExchangeService/SendMessage"'
+    assert send.request_headers["soapaction"] == '"http://synerdocs.ru/IExchangeService/SendMessage"'
     assert all(
         e.duration_ms is not None and e.url and e.url.endswith("/ExchangeService.svc") for e in recorded
     )

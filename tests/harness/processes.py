@@ -49,6 +49,8 @@ class Process:
 
     def __init__(self, argv: list[str], env: Mapping[str, str] | None = None, cwd: str | None = None) -> None:
         self.argv = argv
+        # A worker's OBMEN_WORKER_READY_FILE (``start_worker``).
+        self.ready_file: Path | None = None
         self.output: list[str] = []
         self._lock = threading.Lock()
         self.proc = subprocess.Popen(
@@ -114,6 +116,7 @@ def start_worker(
     worker = Process(
         argv, env={"OBMEN_LOG_JSON": "false", **(env or {}), "OBMEN_WORKER_READY_FILE": str(ready)}
     )
+    worker.ready_file = ready
 
     def is_ready() -> bool:
         if worker.proc.poll() is not None:

@@ -80,3 +80,29 @@ def client(
     c = make_client(_sandbox, RedisSessions(redis_client, "onec", 4), exchanges)
     yield c
     c.close()
+
+
+INVOICES_TOKEN = "test-invoices-token"
+SITE = {"Authorization": f"Bearer {INVOICES_TOKEN}"}
+
+
+@pytest.fixture
+def flow(
+    _sandbox: Sandbox, onec: OnecEmulator, monkeypatch: pytest.MonkeyPatch, obmen_app: object
+) -> Iterator[Sandbox]:
+    """This process's settings pointed at the 1C emulator, with a token of the site's scope."""
+    from config.settings import get_settings
+    from tasks.invoices.clients import forget_clients
+
+    for key, value in {
+        **_sandbox.client_settings(),
+        "OBMEN_API_TOKENS": f"{os.environ['OBMEN_API_TOKENS']},invoices:{INVOICES_TOKEN}",
+        "OBMEN_ONEC_TIMEOUT_S": "5",
+    }.items():
+        monkeypatch.setenv(key, value)
+    get_settings.cache_clear()
+    forget_clients()
+    yield _sandbox
+    monkeypatch.undo()
+    get_settings.cache_clear()
+    forget_clients()

@@ -20,6 +20,7 @@ import redis
 from kombu import Connection, Exchange, Producer
 from sqlalchemy import func, select
 
+from integrations.storable import JSON_LIMIT, refuse_unstorable
 from models.canary import Canary
 from models.db import session_scope
 from models.dead_letters import DeadLetter
@@ -27,7 +28,6 @@ from models.gauges import GAUGES
 from tasks.machinery.canary import start_canary
 from tasks.machinery.dead_letters import record_dead_letter
 from tasks.machinery.outbox import set_dispatch_mode
-from tasks.machinery.storable import JSON_LIMIT, refuse_unstorable
 from tests.harness.processes import start_worker
 from tests.harness.waiting import wait_for
 

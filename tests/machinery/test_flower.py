@@ -1,4 +1,5 @@
-"""Flower, started the documented way, refuses unauthenticated access."""
+"""Flower, started the documented ways (`obmen flower`, `celery -A workers.app flower`), refuses
+unauthenticated access."""
 
 from __future__ import annotations
 
@@ -6,14 +7,14 @@ import subprocess
 
 import httpx
 
-from tests.harness.processes import BIN, Process, env_with, free_port
+from tests.harness.processes import BIN, OBMEN, Process, env_with, free_port
 from tests.harness.waiting import wait_for
 
 
 def test_flower_answers_401_without_credentials_and_200_with_them() -> None:
     port = free_port()
     flower = Process(
-        [str(BIN / "celery"), "-A", "workers.app", "flower", f"--port={port}", "--address=127.0.0.1"],
+        [OBMEN, "flower", f"--port={port}", "--address=127.0.0.1"],
         env={"OBMEN_FLOWER_BASIC_AUTH": "ops:s3cret"},
     )
     try:
@@ -30,6 +31,9 @@ def test_flower_answers_401_without_credentials_and_200_with_them() -> None:
         assert httpx.get(url + "/api/workers", timeout=5).status_code == 401
         assert httpx.get(url + "/", auth=("ops", "wrong"), timeout=5).status_code == 401
         assert httpx.get(url + "/", auth=("ops", "s3cret"), timeout=5).status_code == 200
+        # docker-compose's healthcheck: Flower's own probe answers without credentials, says only OK.
+        probe = httpx.get(url + "/healthcheck", timeout=5)
+        assert (probe.status_code, probe.text) == (200, "OK")
     finally:
         flower.stop()
 

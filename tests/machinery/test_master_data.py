@@ -27,6 +27,8 @@ DATA = Path(__file__).parents[1] / "data" / "master.json"
 def test_the_same_file_twice_changes_nothing(tmp_path: Path) -> None:
     first = obmen("import", str(DATA))
     assert first.returncode == 0, first.stderr + first.stdout
+    # Off a terminal, progress is plain lines on stderr, the last one at the end.
+    assert first.stderr.strip().splitlines()[-1] == f"importing {DATA}: 11/11"
     report = json.loads(first.stdout)
     assert report["inserted"] == {
         "organizations": 1, "employees": 2, "counterparties": 2, "tariffs": 1, "assets": 2,

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import subprocess
 
+import pytest
+
 from config.celery import celery_config
 from config.selfcheck import problems
-from config.settings import Settings
+from config.settings import MissingSetting, Settings
 from tests.harness.processes import BIN, env_with, obmen
 
 
@@ -22,6 +24,12 @@ def test_countdown_plus_time_limit_reaching_the_visibility_timeout_is_refused() 
     found = problems(settings, celery_config(settings))
     assert len(found) == 1
     assert "visibility timeout (900 s)" in found[0] and "600" in found[0]
+
+
+def test_an_outbound_deadline_reaching_the_soft_time_limit_is_refused() -> None:
+    settings = Settings(task_soft_time_limit_s=120, task_time_limit_s=180, sep_operation_timeout_s=120)
+    found = problems(settings, celery_config(settings))
+    assert len(found) == 1 and "OBMEN_SEP_OPERATION_TIMEOUT_S (120.0 s)" in found[0]
 
 
 def test_pickle_and_missing_expiry_and_old_kombu_are_refused() -> None:
@@ -61,3 +69,25 @@ def test_check_command_reports_ok() -> None:
     result = obmen("check")
     assert result.returncode == 0, result.stderr
     assert '"problems": []' in result.stdout
+
+
+def test_a_broker_or_store_obmen_cannot_run_on_is_refused_naming_the_setting() -> None:
+    settings = Settings(broker_url="amqp://guest:guest@rabbit:5672//", database_url="mysql://obmen@db/obmen")
+    found = "\n".join(problems(settings, celery_config(settings)))
+    assert "OBMEN_BROKER_URL uses amqp://" in found and "Redis only" in found
+    assert "OBMEN_DATABASE_URL uses mysql://" in found
+    # `obmen check` passed an amqp:// broker before (it prints these problems) and beat then crashed.
+    beat = obmen("beat", env={"OBMEN_BROKER_URL": "amqp://guest:guest@127.0.0.1:5672//"}, timeout=60)
+    assert beat.returncode != 0 and "OBMEN_BROKER_URL uses amqp://" in beat.stderr
+
+
+def test_a_worker_refuses_a_queue_whose_system_has_no_address() -> None:
+    settings = Settings(sep_url=None, sbis_url="")
+    conf = celery_config(settings)
+    assert problems(settings, conf, queues=["payments", "ops"]) == []
+    found = problems(settings, conf, queues=["mail", "sep", "acts"])
+    assert [p.split(" is not set")[0] for p in found] == ["OBMEN_SEP_URL", "OBMEN_SBIS_URL"]
+    with pytest.raises(MissingSetting, match="OBMEN_SEP_URL is not set"):
+        settings.url("sep_url")
+    refused = obmen("worker", "-Q", "sep", env={"OBMEN_SEP_URL": ""}, timeout=60)
+    assert refused.returncode != 0 and "OBMEN_SEP_URL is not set" in refused.stderr

@@ -287,6 +287,7 @@ def test_obmen_fetch_mail_reads_the_mailbox_now(mailroom: Mailroom) -> None:
     assert done.returncode == 0, done.stderr
     report = json.loads(done.stdout.strip().splitlines()[-1])
     assert (report["found"], report["stored"]) == (2, 2) and report["mailbox"].startswith("maildir://")
+    assert "fetching mail: 2/2" in done.stderr  # progress, as plain lines off a terminal
     assert [o.published_at is not None for o in outbox("mail.process")] == [True, True]
     assert obmen("fetch-mail", env={"OBMEN_IMAP_URL": ""}).returncode == 2
 
@@ -298,7 +299,7 @@ def test_metrics_count_letters_by_status_and_letters_waiting(mailroom: Mailroom)
     run_step(STEPS[PROCESS], messages()[0].id)
     run_step(STEPS[PROCESS], messages()[1].id)
     with GatewayThread() as gateway:
-        text = httpx.get(gateway.url + "/metrics").text
+        text = httpx.get(gateway.url + "/metrics", headers={"Authorization": "Bearer test-read-token"}).text
     assert 'obmen_mail_messages{status="new"} 1.0' in text
     assert 'obmen_mail_messages{status="processed"} 1.0' in text
     assert 'obmen_mail_messages{status="ignored"} 1.0' in text

@@ -114,6 +114,45 @@ def test_body_rules(bank: Bank) -> None:
     assert count(Payment) == 0
 
 
+def test_strict_where_lenient_booked_money(bank: Bank) -> None:
+    """Issue 16 finding 7: each of these was booked (or accepted) on main."""
+    inn = seed_subscribers(1)[0]
+    bad_digits = bank.pay(payment(inn, "T-AR", amount="٣.00"))
+    assert [e["field"] for e in bad_digits.json()["errors"]] == ["amount"]
+    twice = json.dumps(payment(inn, "T-DUP", amount="10.00"))[:-1] + ', "amount": "20.00"}'
+    assert bank.pay(twice.encode()).json()["errors"][0]["field"] == "body"
+    surrogate = json.dumps(payment(inn, "T-SUR"), ensure_ascii=False).replace(
+        "Иванов Иван Иванович", "\\ud800"
+    )
+    assert [e["field"] for e in bank.pay(surrogate.encode()).json()["errors"]] == ["payer_name"]
+    for paid_at in ("1999-12-31T23:00:00+03:00", "0001-01-01T00:00:00+03:00", "9999-12-31T23:59:59-05:00"):
+        answer = bank.pay(payment(inn, "T-DATE", paid_at=paid_at))
+        assert [e["field"] for e in answer.json()["errors"]] == ["paid_at"], paid_at
+    body = json.dumps(payment(inn, "T-CT")).encode()
+    for content_type, status in [
+        ("text/x-application/json-nope", 415),
+        ("application/json-patch", 415),
+        ("application/jsonx", 415),
+        ("Application/JSON; charset=utf-8", 201),
+    ]:
+        headers = {"Content-Type": content_type, **signed("POST", "/bank/v1/payments", body)}
+        answer = bank.http.post("/bank/v1/payments", content=body, headers=headers)
+        assert answer.status_code == status, content_type
+    pay = {"command": "pay", "account": inn, "sum": "1.00", "txn_date": "20261120101500"}
+    for query, result in [
+        ({**pay, "txn_id": "١٢"}, 300),
+        ({**pay, "txn_id": "13", "sum": "١.00"}, 300),
+        ({**pay, "txn_id": "14", "txn_date": "19990101101500"}, 7),
+        ({**pay, "txn_id": "15", "txn_date": "00010101000000"}, 7),
+    ]:
+        assert f"<result>{result}</result>" in bank.osmp(**query).text, query
+    repeated = "command=pay&txn_id=16&txn_id=17&account=" + inn + "&sum=1.00&txn_date=20261120101500"
+    answer = bank.http.get(f"/bank/osmp?{repeated}", headers=signed("GET", f"/bank/osmp?{repeated}"))
+    assert "<result>300</result>" in answer.text
+    with session_scope() as s:
+        assert s.scalars(select(Payment.transaction_id)).all() == ["T-CT"]
+
+
 def test_signatures(bank: Bank) -> None:
     body = json.dumps(payment(inn12(1))).encode()
     url = "/bank/v1/payments"
@@ -251,5 +290,6 @@ def test_openapi_documents_the_bank_api(bank: Bank) -> None:
     assert set(post["responses"]) >= {"200", "201", "401", "409", "422", "503"}
     body = post["requestBody"]["content"]["application/json"]["schema"]
     assert set(body["required"]) >= {"transaction_id", "inn", "amount", "paid_at", "purpose"}
-    params = {p["name"] for p in post["parameters"]}
-    assert {"x-obmen-timestamp", "x-obmen-signature"} <= params
+    assert post["security"] == [{"bank_signature": []}]
+    assert schema["components"]["securitySchemes"]["bank_signature"]["name"] == "X-Obmen-Signature"
+    assert "X-Obmen-Timestamp" in {p["name"] for p in post["parameters"]}

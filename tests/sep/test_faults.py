@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 from datetime import timedelta
 
 import pytest
@@ -52,7 +53,7 @@ def test_an_unknown_enum_parks_the_row_with_the_xml_read_error(sep_box, master) 
 def test_a_hostile_answer_to_a_poll_parks_it_and_fetches_nothing(sep_box, master) -> None:
     request_id = _ask(sep_box)
     run_due(until=lambda: _request(request_id).status == QUEUED)
-    sep(sep_box).knobs.update({"fault": "xxe_file", "fault_next": 1})
+    sep(sep_box).knobs.update({"fault": "entity", "fault_next": 1})
     run_due()
     row = _request(request_id)
     assert row.parked_at is not None and "declares a DTD" in (row.last_error or "")
@@ -87,7 +88,7 @@ def test_a_transient_fault_while_polling_is_retried(sep_box, master) -> None:
     assert _request(request_id).status == APPLIED
 
 
-@pytest.mark.parametrize("fault", ["slow", "html_500", "empty_200", "truncated"])
+@pytest.mark.parametrize("fault", ["slow_headers", "html_500", "empty_200", "truncated"])
 def test_a_submission_that_may_have_reached_sep_is_sent_again_as_the_same_request(
     sep_box, master, fault: str
 ) -> None:
@@ -146,3 +147,51 @@ def test_an_early_poll_waits_by_the_database_clock_even_if_the_worker_clock_runs
     assert _request(request_id).status == APPLIED
     [item] = [i for i in sep(sep_box).world.queue.values() if i.operation == "RequestApplicationData"]
     assert [(at - item.accepted_at).total_seconds() >= 2 for at, _ in item.polls] == [True]
+
+
+def test_a_not_before_in_year_9999_is_polled_again_after_the_bound_and_parks_the_row(
+    sep_box, master, monkeypatch
+) -> None:
+    set_env(
+        monkeypatch,
+        OBMEN_SEP_MIN_POLL_DELAY_S="0",
+        OBMEN_SEP_MAX_POLLS="2",
+        OBMEN_SEP_MAX_NOT_BEFORE_S="1",
+    )
+    sep(sep_box).knobs.update({"extra": {"min_delay_s": 0, "not_before": "9999-12-31T00:00:00+00:00"}})
+    request_id = _ask(sep_box)
+    run_due(timeout=10)
+    row = _request(request_id)
+    assert (row.polls, row.sep_state, row.status) == (2, "TooEarly", QUEUED)
+    assert row.parked_at is not None and "no result after 2 polls (SEP says TooEarly)" in (
+        row.last_error or ""
+    )
+
+
+class _WorkerKilled(BaseException):
+    """What SIGKILL does to a step: the work transaction never commits, nothing in it runs on."""
+
+
+def test_a_send_is_counted_before_it_leaves_so_a_worker_killed_mid_send_still_counts_it(
+    sep_box, master
+) -> None:
+    sep(sep_box).knobs.update({"fault": "slow_headers", "fault_next": 1, "extra": {"slow_s": 5}})
+    request_id = _ask(sep_box)
+
+    def kill(signum: int, frame: object) -> None:
+        raise _WorkerKilled
+
+    previous = signal.signal(signal.SIGALRM, kill)
+    signal.setitimer(signal.ITIMER_REAL, 1.0)  # SEP has the request by then; its answer is held
+    try:
+        with pytest.raises(_WorkerKilled):
+            run_step(submit_request.spec, request_id)
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+    assert soap_requests(sep_box, "RequestApplicationData") == ["RequestApplicationData"]
+    row = _request(request_id)
+    assert (row.sends, row.attempts, row.queue_number) == (1, 1, None)
+    run_due()  # the sweeper's re-drive, in effect: sent again under the same message id
+    row = _request(request_id)
+    assert (row.sends, row.status) == (2, APPLIED)

@@ -96,7 +96,7 @@ def test_a_worker_killed_between_submit_and_storing_the_queue_number_gives_one_s
         )
         enqueue(session, "sep.submit_lease_application", {"lease_contract": "ДЛ-1/1", "source": "ops"})
     # SEP takes the application, then holds its answer long enough for the worker to be killed.
-    sep(sep_box).knobs.update({"fault": "slow", "fault_next": 1, "extra": {"slow_s": 3}})
+    sep(sep_box).knobs.update({"fault": "slow_headers", "fault_next": 1, "extra": {"slow_s": 3}})
     env = {**worker_env, "OBMEN_SEP_READ_TIMEOUT_S": "30", "OBMEN_SEP_OPERATION_TIMEOUT_S": "40"}
     worker = start_worker(env=env, queues="sep,ops", concurrency=1)
     try:

@@ -100,6 +100,9 @@ def test_work_lists_as_tables_and_actions_from_the_command_line(sep_box: Sandbox
     summary = runner.invoke(cli, ["sep", "summary"]).output.splitlines()
     assert summary[0].split() == ["letters", "ownership_changes", "lease_applications", "queue", "errors"]
     assert summary[2].split() == ["1", "0", "0", "1", "0"]
+    counts = json.loads(runner.invoke(cli, ["sep", "summary", "--json"]).output)
+    assert counts == {"letters": 1, "ownership_changes": 0, "lease_applications": 0, "queue": 1, "errors": 0}
+    assert json.loads(runner.invoke(cli, ["sep", "queue", "--json", "--offset", "1"]).output)["items"] == []
     refused = runner.invoke(cli, ["sep", "confirm-lease", "2026-777777"])
     assert refused.exit_code != 0 and "no lease application of ours has SEP number" in refused.output
     listed = json.loads(runner.invoke(cli, ["sep", "letters", "--json"]).output)

@@ -9,8 +9,9 @@ from typing import Any
 
 import click
 
-from models.acts import ACT_STATUSES, ACT_TYPES
-from workers.cli.output import publishing, table
+from models import acts as acts_model
+from models.acts import ACT_TYPES
+from workers.cli.output import CodeOrLabel, json_option, paging, publishing, table
 
 
 def _print(data: Any, as_json: bool, columns: tuple[str, ...] = (), key: str = "acts") -> None:
@@ -28,18 +29,32 @@ def acts() -> None:
     """Acts of completed work: lists, one act, a manager's status steps."""
 
 
+# English codes for the statuses the register keeps in Russian (either is accepted).
+STATUS = CodeOrLabel(
+    {
+        "created": acts_model.CREATED,
+        "signed_by_us": acts_model.SIGNED_BY_US,
+        "sending": acts_model.SENDING,
+        "sent": acts_model.SENT,
+        "signed": acts_model.SIGNED,
+        "accepted_unsigned": acts_model.ACCEPTED_UNSIGNED,
+        "refused": acts_model.REFUSED,
+    },
+    stores="label",
+)
+TYPE = CodeOrLabel(ACT_TYPES, stores="code")
+
 ACT_COLUMNS = ("id", "number", "deal_id", "company_id", "act_type", "status", "signature_due_at", "overdue")
 
 
 @acts.command("list")
-@click.option("--status", type=click.Choice(ACT_STATUSES))
+@click.option("--status", type=STATUS, help=STATUS.help())
 @click.option("--deal", "deal_id", type=int)
 @click.option("--company", "company_id", type=int)
-@click.option("--type", "act_type", type=click.Choice(list(ACT_TYPES)))
+@click.option("--type", "act_type", type=TYPE, help=TYPE.help())
 @click.option("--overdue", is_flag=True, help="sent, unsigned, past the 5 working days")
-@click.option("--limit", default=100, show_default=True)
-@click.option("--offset", default=0, show_default=True)
-@click.option("--json", "as_json", is_flag=True)
+@paging
+@json_option
 def list_command(
     status: str | None,
     deal_id: int | None,
@@ -77,27 +92,29 @@ def show(act_id: int) -> None:
 
 @acts.command("company")
 @click.argument("company_id", type=int)
-@click.option("--json", "as_json", is_flag=True)
-def company(company_id: int, as_json: bool) -> None:
+@paging
+@json_option
+def company(company_id: int, limit: int, offset: int, as_json: bool) -> None:
     """Every act of a company."""
     from models.db import session_scope
     from tasks.acts.queries import ActFilter, list_acts
 
     with session_scope() as session:
-        data = list_acts(session, ActFilter(company_id=company_id, limit=1000))
+        data = list_acts(session, ActFilter(company_id=company_id, limit=limit, offset=offset))
     _print(data, as_json, ACT_COLUMNS)
 
 
 @acts.command("deals-without-acts")
 @click.option("--stage", help="only deals standing in this Bitrix24 stage")
-@click.option("--json", "as_json", is_flag=True)
-def deals_without(stage: str | None, as_json: bool) -> None:
+@paging
+@json_option
+def deals_without(stage: str | None, limit: int, offset: int, as_json: bool) -> None:
     """Deals obmen knows from Bitrix24 that have no act yet."""
     from models.db import session_scope
     from tasks.acts.queries import deals_without_acts
 
     with session_scope() as session:
-        data = deals_without_acts(session, stage, limit=1000)
+        data = deals_without_acts(session, stage, limit=limit, offset=offset)
     _print(
         data, as_json, ("deal_id", "title", "stage_id", "company_id", "exchange_method", "form"), key="deals"
     )
@@ -116,7 +133,7 @@ def _upload(path: str | None) -> Any:
 
 @acts.command("set-status")
 @click.argument("act_id", type=int)
-@click.argument("status", type=click.Choice(ACT_STATUSES))
+@click.argument("status", type=STATUS)
 @click.option(
     "--file", "path", type=click.Path(exists=True, dir_okay=False), help="the scan, where the step needs one"
 )
@@ -146,7 +163,7 @@ def set_status(act_id: int, status: str, path: str | None, note: str | None) -> 
 @acts.command("create")
 @click.option("--number", required=True)
 @click.option("--deal", "deal_id", required=True, type=int)
-@click.option("--type", "act_type", required=True, type=click.Choice(list(ACT_TYPES)))
+@click.option("--type", "act_type", required=True, type=TYPE, help=TYPE.help())
 @click.option("--file", "path", required=True, type=click.Path(exists=True, dir_okay=False))
 @click.option("--company", "company_id", type=int)
 @click.option("--inn", "counterparty_inn")

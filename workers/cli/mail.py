@@ -7,23 +7,18 @@ import sys
 
 import click
 
-from config.logging import configure_logging
-from config.settings import get_settings
-
 
 @click.command("fetch-mail")
 def fetch_mail() -> None:
     """Read the SEP mailbox now («Получить письма»; beat does it every OBMEN_MAIL_POLL_INTERVAL_S)."""
     from tasks.machinery.outbox import relay_all
     from tasks.mail.intake import fetch_mail as do_fetch
-    from workers.app import app  # noqa: F401  (publishing needs the configured app)
+    from workers.cli.output import following, publishing
 
-    configure_logging(get_settings())
-    report = do_fetch()
+    publishing()
+    with following("fetching mail") as follow:
+        report = do_fetch(on_batch=follow)
     relay_all()
     click.echo(json.dumps(report.as_dict(), ensure_ascii=False))
     if report.error:
         sys.exit(2)
-
-
-COMMANDS = [fetch_mail]

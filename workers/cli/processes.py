@@ -21,6 +21,43 @@ def migrate() -> None:
     click.echo("register store is up to date")
 
 
+@click.group()
+def db() -> None:
+    """The register store's schema: which revision it is at, the history, the upgrade (or its SQL)."""
+
+
+@db.command()
+def current() -> None:
+    """The revision the register store is at."""
+    from models.migrate import current as show_current
+
+    show_current()
+
+
+@db.command()
+def history() -> None:
+    """Every revision, newest first; the current one is marked."""
+    from models.migrate import history as show_history
+
+    show_history()
+
+
+@db.command()
+@click.option("--sql", is_flag=True, help="print the SQL instead of running it (for a DBA; no connection)")
+@click.option("--from", "since", metavar="REVISION", help="with --sql: the revision the store is at")
+def upgrade(sql: bool, since: str | None) -> None:
+    """Upgrade the register store to the latest schema (as `obmen migrate`)."""
+    from models.migrate import upgrade as do_upgrade
+
+    if since and not sql:
+        raise click.UsageError("--from goes with --sql (online, the store knows its revision)")
+    if not sql:
+        configure_logging(get_settings())
+    do_upgrade(sql=sql, since=since)
+    if not sql:
+        click.echo("register store is up to date")
+
+
 @click.command(context_settings={"ignore_unknown_options": True, "allow_extra_args": True})
 @click.option("-Q", "--queues", default=",".join(QUEUE_NAMES), show_default=True, help="queues to consume")
 @click.option("-c", "--concurrency", type=int, default=None, help="pool processes (default: CPU count)")
@@ -34,7 +71,7 @@ def worker(
     from config.selfcheck import enforce
     from workers.app import app, settings
 
-    enforce(settings, app.conf)
+    enforce(settings, app.conf, queues=[q.strip() for q in queues.split(",") if q.strip()])
     argv = ["worker", "-Q", queues, "-P", pool, "--loglevel", settings.log_level]
     if concurrency:
         argv += ["-c", str(concurrency)]
@@ -50,7 +87,7 @@ def beat(celery_args: tuple[str, ...]) -> None:
     from config.selfcheck import enforce
     from workers.app import app, settings
 
-    enforce(settings, app.conf)
+    enforce(settings, app.conf, queues=())
     app.start(["beat", "--loglevel", settings.log_level, *celery_args])
 
 
@@ -114,4 +151,37 @@ def demo(console: bool, port: int) -> None:
     sys.exit(run_demo(port if console else None))
 
 
-COMMANDS = [migrate, worker, beat, gateway, sandbox, demo]
+@click.command(context_settings={"ignore_unknown_options": True, "allow_extra_args": True})
+@click.argument("flower_args", nargs=-1, type=click.UNPROCESSED)
+def flower(flower_args: tuple[str, ...]) -> None:
+    """Run Flower, the task monitor (refuses to start without OBMEN_FLOWER_BASIC_AUTH or FLOWER_AUTH)."""
+    from workers.app import app, require_flower_auth
+
+    require_flower_auth(list(flower_args))
+    app.start(["flower", *flower_args])
+
+
+@click.command()
+@click.option("--url", help="healthy on a 2xx answer to GET URL (the gateway: http://127.0.0.1:8000/readyz)")
+@click.option(
+    "--ready-file",
+    type=click.Path(dir_okay=False),
+    help="healthy when a worker touched this file within --max-age (default: OBMEN_WORKER_READY_FILE)",
+)
+@click.option("--max-age", default=30.0, show_default=True, type=float, help="seconds")
+@click.option(
+    "--beat", "beat_lock", is_flag=True, help="healthy while a beat holds its schedule lock in Redis"
+)
+def healthcheck(url: str | None, ready_file: str | None, max_age: float, beat_lock: bool) -> None:
+    """Probe a process for a container healthcheck: exit 0 when healthy, else 1 with the reason.
+
+    Without an option it probes the worker's ready file when OBMEN_WORKER_READY_FILE is set, and
+    otherwise whether the register store and the broker answer.
+    """
+    from workers.cli.probes import probe
+
+    reason = probe(get_settings(), url=url, ready_file=ready_file, max_age_s=max_age, beat=beat_lock)
+    if reason is not None:
+        click.echo(f"unhealthy: {reason}", err=True)
+        sys.exit(1)
+    click.echo("healthy")

@@ -9,16 +9,18 @@ from typing import Any
 import click
 from sqlalchemy.orm import Session
 
-from workers.cli.output import register_session, table
+from models import sep as sep_model
+from workers.cli.output import CodeOrLabel, echo_json, json_option, paging, register_session, table
 
 
 def _show(list_fn: Callable[[Session], Any], columns: Sequence[str], as_json: bool) -> None:
     with register_session() as session:
         found = list_fn(session)
     if as_json:
-        click.echo(json.dumps(found.as_dict(), ensure_ascii=False, indent=2, default=str))
+        echo_json(found.as_dict())
         return
-    click.echo(f"{found.title}: {found.count}")
+    shown = f", {len(found.items)} shown" if len(found.items) < found.count else ""
+    click.echo(f"{found.title}: {found.count}{shown}")
     if found.items:
         click.echo(table(found.items, columns))
 
@@ -36,32 +38,34 @@ def _act(action: Callable[[Session], Any]) -> None:
     click.echo(json.dumps(answer, ensure_ascii=False, default=str))
 
 
-json_option = click.option("--json", "as_json", is_flag=True, help="print JSON instead of a table")
-
-
 @click.group()
 def sep() -> None:
     """АС «СЭП»: work lists (letters, ownership changes, lease applications, queue, errors) and actions."""
 
 
 @sep.command()
-def summary() -> None:
+@json_option
+def summary(as_json: bool) -> None:
     """The count of each work list."""
     from tasks.sep import queries
 
     with register_session() as session:
         counts = queries.summary(session)
+    if as_json:
+        echo_json(counts)
+        return
     click.echo(table([counts], list(counts)))
 
 
 @sep.command()
+@paging
 @json_option
-def letters(as_json: bool) -> None:
+def letters(limit: int, offset: int, as_json: bool) -> None:
     """Letters to process: unread, unreadable, or whose application is not dealt with yet."""
     from tasks.sep import queries
 
     _show(
-        queries.letters,
+        lambda s: queries.letters(s, limit=limit, offset=offset),
         ["id", "received_at", "status", "kind", "application_number", "code", "asset_inventory_number",
          "responsible", "application_status", "request_status", "reason"],
         as_json,
@@ -73,30 +77,54 @@ def letters(as_json: bool) -> None:
 @click.option("--asset", help="asset inventory number")
 @click.option("--vin")
 @click.option("--epts")
+@paging
 @json_option
 def ownership(
-    responsible: str | None, asset: str | None, vin: str | None, epts: str | None, as_json: bool
+    responsible: str | None,
+    asset: str | None,
+    vin: str | None,
+    epts: str | None,
+    limit: int,
+    offset: int,
+    as_json: bool,
 ) -> None:
     """Ownership changes to us not yet «Исполнен»."""
     from tasks.sep import queries
 
     _show(
-        lambda s: queries.ownership_changes(s, responsible=responsible, asset=asset, vin=vin, epts=epts),
+        lambda s: queries.ownership_changes(
+            s, responsible=responsible, asset=asset, vin=vin, epts=epts, limit=limit, offset=offset
+        ),
         ["application_number", "status", "epts", "vin", "asset", "responsible", "current_owner_inn", "our_status",
          "code", "request_status", "last_error"],
         as_json,
     )  # fmt: skip
 
 
+# English codes for the statuses the register keeps in Russian (either is accepted).
+LEASE_STATUS = CodeOrLabel(
+    {
+        "submitting": sep_model.LEASE_SUBMITTING,
+        "registered": sep_model.LEASE_REGISTERED,
+        "confirming": sep_model.LEASE_CONFIRMING,
+        "executed": sep_model.LEASE_EXECUTED,
+        "rejected": sep_model.LEASE_REJECTED,
+        "error": sep_model.LEASE_ERROR,
+    },
+    stores="label",
+)
+
+
 @sep.command()
-@click.option("--status")
+@click.option("--status", type=LEASE_STATUS, help=LEASE_STATUS.help())
+@paging
 @json_option
-def lease(status: str | None, as_json: bool) -> None:
+def lease(status: str | None, limit: int, offset: int, as_json: bool) -> None:
     """Lease applications."""
     from tasks.sep import queries
 
     _show(
-        lambda s: queries.lease_applications(s, status=status),
+        lambda s: queries.lease_applications(s, status=status, limit=limit, offset=offset),
         ["lease_contract_number", "application_number", "status", "request_status", "lessee_inn", "lessee_status",
          "confirm_by", "notification_email", "last_error"],
         as_json,
@@ -107,8 +135,11 @@ def lease(status: str | None, as_json: bool) -> None:
 @click.option("--organization", help="ИНН of our organisation")
 @click.option("--from", "period_from", type=click.DateTime(["%Y-%m-%d"]))
 @click.option("--to", "period_to", type=click.DateTime(["%Y-%m-%d"]))
+@paging
 @json_option
-def lease_candidates(organization: str | None, period_from: Any, period_to: Any, as_json: bool) -> None:
+def lease_candidates(
+    organization: str | None, period_from: Any, period_to: Any, limit: int, offset: int, as_json: bool
+) -> None:
     """Lease contract appendices without a lease application; ready when every vehicle is «В собственности»."""
     from tasks.sep import queries
 
@@ -118,6 +149,8 @@ def lease_candidates(organization: str | None, period_from: Any, period_to: Any,
             organization=organization,
             period_from=period_from.date() if period_from else None,
             period_to=period_to.date() if period_to else None,
+            limit=limit,
+            offset=offset,
         ),
         ["lease_contract", "date", "lessee_inn", "lease_term_end", "vehicles", "ready"],
         as_json,
@@ -125,13 +158,14 @@ def lease_candidates(organization: str | None, period_from: Any, period_to: Any,
 
 
 @sep.command()
+@paging
 @json_option
-def queue(as_json: bool) -> None:
+def queue(limit: int, offset: int, as_json: bool) -> None:
     """Open queue numbers: requests not yet applied, parked ones first."""
     from tasks.sep import queries
 
     _show(
-        queries.queue,
+        lambda s: queries.queue(s, limit=limit, offset=offset),
         ["id", "operation", "queue_number", "status", "request_status", "sep_state", "polls", "next_poll_at",
          "parked_at", "last_error"],
         as_json,
@@ -139,13 +173,14 @@ def queue(as_json: bool) -> None:
 
 
 @sep.command()
+@paging
 @json_option
-def errors(as_json: bool) -> None:
+def errors(limit: int, offset: int, as_json: bool) -> None:
     """Errors of the exchange, newest first."""
     from tasks.sep import queries
 
     _show(
-        queries.errors,
+        lambda s: queries.errors(s, limit=limit, offset=offset),
         ["created_at", "correlation_id", "operation", "kind", "code", "application_number", "message"],
         as_json,
     )

@@ -1,13 +1,16 @@
 """The acts API: acts drafted and listed, paper acts' steps, the counterparty's form, Bitrix24 events.
 
 * Managers' tools and Bitrix24 robots use bearer tokens (``read`` to list, ``write`` to change).
-* The counterparty's form (``/acts/forms/{token}``) is public: the unguessable token is its key.
-* Bitrix24's outbound events (``POST /bitrix24/events``) are verified by ``auth[application_token]``.
+* The counterparty's form (``/acts/forms/{token}``) takes no account: the link's unguessable token
+  (256 bits, sent only to the counterparty) is its key; an unknown token is a 404 before anything
+  is read (``FormLink``).
+* Bitrix24's outbound events (``POST /bitrix24/events``) are verified by ``auth[application_token]``
+  before anything is stored; only authentic events reach the exchange log.
 """
 
 from __future__ import annotations
 
-import hmac
+import json
 import secrets
 from html import escape
 from typing import Annotated, Any
@@ -15,11 +18,14 @@ from typing import Annotated, Any
 import structlog
 from fastapi import APIRouter, Depends, File, Form, HTTPException, Query, Request, UploadFile
 from fastapi.responses import HTMLResponse, JSONResponse, Response
-from pydantic import ValidationError
+from pydantic import TypeAdapter, ValidationError
+from sqlalchemy import select
+from starlette.concurrency import run_in_threadpool
 
-from config.settings import get_settings
+from integrations import strictjson
 from integrations.exchange import Exchange
-from models.acts import ACT_STATUSES, ACT_TYPES, EXCHANGE_METHODS
+from integrations.storable import escaped_text, refuse_unstorable
+from models.acts import ACT_STATUSES, ACT_TYPES, EXCHANGE_METHODS, ActFormRequest
 from models.db import session_scope
 from tasks.acts import machine
 from tasks.acts.deals import DEAL_EVENTS, deal_changed
@@ -27,13 +33,46 @@ from tasks.acts.forms import FormAlreadyAnswered, FormAnswer, FormNotFound, answ
 from tasks.acts.queries import ActFilter, act_detail, act_file, deals_without_acts, list_acts
 from tasks.acts.register import ActConflict, ActIn, ActNotFound, Upload, change_status, create_act, lock_act
 from tasks.machinery.exchange import record_exchange
+from workers.gateway.access import (
+    BITRIX24_TOKEN_FIELD,
+    FORM_MEDIA_TYPE,
+    Access,
+    Bitrix24Token,
+    Refused,
+    media_type,
+)
 from workers.gateway.auth import require
+from workers.gateway.edge import EdgeRoute
+from workers.gateway.params import Attachment, Id, Limit, Note, Offset, Text
 
 log = structlog.get_logger(__name__)
 
-router = APIRouter(tags=["acts"])
+router = APIRouter(tags=["acts"], route_class=EdgeRoute)
 read = Depends(require("read"))
 write = Depends(require("write"))
+DEAL_ID = TypeAdapter(Id)
+
+
+def _form_exists(token: str) -> bool:
+    with session_scope() as session:
+        return session.scalar(select(ActFormRequest.id).where(ActFormRequest.token == token)) is not None
+
+
+class FormLink(Access):
+    """The form link's token, as the key of one form: unknown tokens are a 404 before the body is read."""
+
+    kind = "form_link"
+
+    async def check(self, request: Request) -> None:
+        token = str(request.path_params.get("token", ""))
+        if not (0 < len(token) <= 100 and token.isascii() and token.isprintable()):
+            raise Refused(404, "malformed form token", "no such form")
+        if not await run_in_threadpool(_form_exists, token):
+            raise Refused(404, "unknown form token", "no such form")
+
+
+FORM = Depends(FormLink("the counterparty holding the link a letter sent them"))
+BITRIX24 = Depends(Bitrix24Token("the Bitrix24 portal, by its application token"))
 
 
 def _errors(exc: ValidationError) -> list[str]:
@@ -53,20 +92,22 @@ def _detail(act_id: int) -> dict[str, Any]:
 
 @router.post("/acts", dependencies=[write], status_code=201)
 async def post_act(
-    file: Annotated[UploadFile, File(description="the act (PDF, as it goes to the counterparty)")],
-    number: Annotated[str, Form()],
-    deal_id: Annotated[int, Form()],
-    act_type: Annotated[str, Form(description=", ".join(ACT_TYPES))],
-    act_date: Annotated[str | None, Form(description="YYYY-MM-DD; today in Moscow if omitted")] = None,
-    company_id: Annotated[int | None, Form()] = None,
-    counterparty_inn: Annotated[str | None, Form()] = None,
-    counterparty_kpp: Annotated[str | None, Form()] = None,
-    counterparty_name: Annotated[str | None, Form()] = None,
-    exchange_method: Annotated[str | None, Form(description=", ".join(EXCHANGE_METHODS))] = None,
-    edo_operator: Annotated[str | None, Form()] = None,
-    edo_id: Annotated[str | None, Form()] = None,
-    products: Annotated[list[str] | None, Form(description="repeat the field, one product each")] = None,
-    amount: Annotated[str | None, Form()] = None,
+    file: Annotated[Attachment, File(description="the act (PDF, as it goes to the counterparty)")],
+    number: Annotated[Text, Form()],
+    deal_id: Annotated[Id, Form()],
+    act_type: Annotated[Text, Form(description=", ".join(ACT_TYPES))],
+    act_date: Annotated[Text | None, Form(description="YYYY-MM-DD; today in Moscow if omitted")] = None,
+    company_id: Annotated[Id | None, Form()] = None,
+    counterparty_inn: Annotated[Text | None, Form()] = None,
+    counterparty_kpp: Annotated[Text | None, Form()] = None,
+    counterparty_name: Annotated[Note | None, Form()] = None,
+    exchange_method: Annotated[Text | None, Form(description=", ".join(EXCHANGE_METHODS))] = None,
+    edo_operator: Annotated[Text | None, Form()] = None,
+    edo_id: Annotated[Text | None, Form()] = None,
+    products: Annotated[
+        list[Text] | None, Form(max_length=200, description="repeat the field, one product each")
+    ] = None,
+    amount: Annotated[Text | None, Form()] = None,
     send: Annotated[bool, Form(description="send at once (electronic acts go to СБИС)")] = False,
 ) -> JSONResponse:
     """Draft an act for a deal with its file (a repeat with the same number returns the same act)."""
@@ -107,13 +148,13 @@ async def post_act(
 
 @router.get("/acts", dependencies=[read])
 def get_acts(
-    status: Annotated[str | None, Query(description=" | ".join(ACT_STATUSES))] = None,
-    deal_id: int | None = None,
-    company_id: int | None = None,
-    act_type: str | None = None,
+    status: Annotated[Text | None, Query(description=" | ".join(ACT_STATUSES))] = None,
+    deal_id: Id | None = None,
+    company_id: Id | None = None,
+    act_type: Text | None = None,
     overdue: bool = False,
-    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    limit: Limit = 100,
+    offset: Offset = 0,
 ) -> dict[str, Any]:
     """Acts with their statuses, newest first; filter by status, deal, company, type, overdue."""
     if status is not None and status not in ACT_STATUSES:
@@ -123,7 +164,7 @@ def get_acts(
 
 
 @router.get("/acts/{act_id}", dependencies=[read])
-def get_act(act_id: int) -> dict[str, Any]:
+def get_act(act_id: Id) -> dict[str, Any]:
     """One act with its files, history and deadline."""
     try:
         return _detail(act_id)
@@ -132,7 +173,7 @@ def get_act(act_id: int) -> dict[str, Any]:
 
 
 @router.get("/acts/{act_id}/files/{file_id}", dependencies=[read])
-def get_act_file(act_id: int, file_id: int) -> Response:
+def get_act_file(act_id: Id, file_id: Id) -> Response:
     try:
         with session_scope() as session:
             found = act_file(session, act_id, file_id)
@@ -147,10 +188,10 @@ def get_act_file(act_id: int, file_id: int) -> Response:
 
 @router.post("/acts/{act_id}/status", dependencies=[write])
 async def post_act_status(
-    act_id: int,
-    status: Annotated[str, Form(description=" | ".join(ACT_STATUSES))],
-    note: Annotated[str | None, Form()] = None,
-    file: Annotated[UploadFile | None, File(description="the scan, where the step needs one")] = None,
+    act_id: Id,
+    status: Annotated[Text, Form(description=" | ".join(ACT_STATUSES))],
+    note: Annotated[Note | None, Form()] = None,
+    file: Annotated[Attachment | None, File(description="the scan, where the step needs one")] = None,
 ) -> dict[str, Any]:
     """A manager's step: «Подписан с нашей стороны» (with the scan), «Акт направлен заявителю»,
     «Акт получен и подписан» (with the signed scan), «Акт принят, но не подписан заявителем»,
@@ -174,9 +215,9 @@ async def post_act_status(
 
 @router.get("/companies/{company_id}/acts", dependencies=[read])
 def get_company_acts(
-    company_id: int,
-    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    company_id: Id,
+    limit: Limit = 100,
+    offset: Offset = 0,
 ) -> dict[str, Any]:
     """Every act of a company (the company card)."""
     with session_scope() as session:
@@ -185,9 +226,9 @@ def get_company_acts(
 
 @router.get("/deals/without-acts", dependencies=[read])
 def get_deals_without_acts(
-    stage: str | None = None,
-    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    stage: Text | None = None,
+    limit: Limit = 100,
+    offset: Offset = 0,
 ) -> dict[str, Any]:
     """Deals obmen knows from Bitrix24 that have no act yet."""
     with session_scope() as session:
@@ -195,7 +236,7 @@ def get_deals_without_acts(
 
 
 @router.post("/deals/{deal_id}/form-letter", dependencies=[write], status_code=202)
-def post_form_letter(deal_id: int) -> dict[str, Any]:
+def post_form_letter(deal_id: Id) -> dict[str, Any]:
     """Send the counterparty the letter with the form link again, by hand (from the deal card)."""
     with session_scope() as session:
         form_id = request_form(
@@ -204,7 +245,7 @@ def post_form_letter(deal_id: int) -> dict[str, Any]:
     return {"deal_id": deal_id, "form_request_id": form_id}
 
 
-# --- the counterparty's form (public: the token is the key) ----------------------------------------
+# --- the counterparty's form (the link's token is the key) ------------------------------------------
 _FORM_PAGE = """<!doctype html>
 <html lang="ru"><head><meta charset="utf-8"><title>Способ обмена актами</title></head>
 <body><h1>Способ обмена актами</h1>
@@ -218,26 +259,43 @@ _FORM_PAGE = """<!doctype html>
 </form></body></html>"""
 
 
-@router.get("/acts/forms/{token}", response_class=HTMLResponse, include_in_schema=False)
-def get_form(token: str) -> HTMLResponse:
+FORM_ANSWER = {"schema": FormAnswer.model_json_schema()}
+
+
+@router.get("/acts/forms/{token}", response_class=HTMLResponse, dependencies=[FORM])
+def get_form(token: Text) -> HTMLResponse:
+    """The form page (HTML, Russian)."""
     return HTMLResponse(_FORM_PAGE)
 
 
-@router.post("/acts/forms/{token}")
-async def post_form(token: str, request: Request) -> Response:
+@router.post(
+    "/acts/forms/{token}",
+    dependencies=[FORM],
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {FORM_MEDIA_TYPE: FORM_ANSWER, "application/json": FORM_ANSWER},
+        }
+    },
+)
+async def post_form(token: Text, request: Request) -> Response:
     """The counterparty's answer: ``exchange_method`` (email, paper, edo), ``edo_operator``, ``edo_id``.
 
     Form-encoded (the page) or JSON. The deal and its draft acts take it; the manager is notified.
     """
-    as_json = "json" in request.headers.get("content-type", "")
+    kind = media_type(request)
+    if kind not in (FORM_MEDIA_TYPE, "application/json"):
+        raise HTTPException(415, f"send {FORM_MEDIA_TYPE} or application/json")
+    as_json = kind == "application/json"
     try:
-        raw: Any = await request.json() if as_json else dict(await request.form())
+        raw: Any = strictjson.loads(await request.body()) if as_json else dict(await request.form())
         if not isinstance(raw, dict):
             raise ValueError("send an object")
+        refuse_unstorable(raw, "answer")
         answer = FormAnswer.model_validate({k: (v or None) for k, v in raw.items()})
     except ValidationError as exc:
         raise HTTPException(422, _errors(exc)) from exc
-    except ValueError as exc:
+    except ValueError as exc:  # json.JSONDecodeError too
         raise HTTPException(422, f"not a form answer: {exc}") from exc
     try:
         with session_scope() as session:
@@ -256,41 +314,53 @@ async def post_form(token: str, request: Request) -> Response:
 
 
 # --- Bitrix24 outbound events -------------------------------------------------------------------------
-@router.post("/bitrix24/events")
+BITRIX24_EVENT = {
+    "schema": {
+        "type": "object",
+        "required": ["event", BITRIX24_TOKEN_FIELD],
+        "properties": {
+            "event": {"type": "string", "examples": ["ONCRMDEALUPDATE"]},
+            "data[FIELDS][ID]": {"type": "string", "pattern": "^[0-9]{1,19}$"},
+            BITRIX24_TOKEN_FIELD: {"type": "string"},
+        },
+    }
+}
+
+
+@router.post(
+    "/bitrix24/events",
+    dependencies=[BITRIX24],
+    openapi_extra={"requestBody": {"required": True, "content": {FORM_MEDIA_TYPE: BITRIX24_EVENT}}},
+)
 async def bitrix24_event(request: Request) -> JSONResponse:
     """``ONCRMDEALUPDATE`` / ``ONCRMDEALADD`` from the portal (form-encoded, carrying only the deal id)."""
-    body = await request.body()
-    form = dict(await request.form())
-    event = str(form.get("event", "")).upper()
-    presented = str(form.get("auth[application_token]", ""))
-    expected = get_settings().bitrix24_application_token
-    token_ok = expected is not None and hmac.compare_digest(
-        presented.encode(), expected.get_secret_value().encode()
-    )
+    body = (await request.body()).decode("utf-8", "replace")
+    form = {k: str(v) for k, v in (await request.form()).items()}
+    event = form.get("event", "").upper()
+    raw_id = form.get("data[FIELDS][ID]", "")
+    answer: dict[str, Any]
+    if event not in DEAL_EVENTS:
+        status, answer = 200, {"ignored": escaped_text(event, 100)}
+    else:
+        try:
+            deal_id = DEAL_ID.validate_python(raw_id)
+        except ValidationError:
+            status, answer = 422, {"detail": "data[FIELDS][ID] must be the deal id"}
+        else:
+            with session_scope() as session:
+                deal_changed(session, deal_id)
+            status, answer = 200, {"accepted": event, "deal_id": deal_id}
+    token = form.get(BITRIX24_TOKEN_FIELD, "")
     record_exchange(
         Exchange(
             system="bitrix24",
-            operation=event or "event",
+            operation=escaped_text(event or "event", 100),
             direction="in",
             url=str(request.url.path),
-            request_body=body.decode("utf-8", "replace").replace(presented, "***")
-            if presented
-            else body.decode("utf-8", "replace"),
-            response_status=200 if token_ok else 401,
-            business_key=f"deal:{form.get('data[FIELDS][ID]')}",
+            request_body=escaped_text(body.replace(token, "***") if token else body),
+            response_status=status,
+            response_body=json.dumps(answer, ensure_ascii=False),
+            business_key=f"deal:{escaped_text(raw_id, 100)}",
         )
     )
-    if not token_ok:
-        log.warning("bitrix24.event_refused", bitrix24_event=event, reason="application_token")
-        raise HTTPException(401, "unknown application_token")
-    if event not in DEAL_EVENTS:
-        return JSONResponse({"ignored": event})
-    try:
-        deal_id = int(str(form.get("data[FIELDS][ID]", "")))
-        if deal_id <= 0:
-            raise ValueError
-    except ValueError as exc:
-        raise HTTPException(422, "data[FIELDS][ID] must be the deal id") from exc
-    with session_scope() as session:
-        deal_changed(session, deal_id)
-    return JSONResponse({"accepted": event, "deal_id": deal_id})
+    return JSONResponse(answer, status_code=status)

@@ -2,16 +2,72 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi import FastAPI
-from fastapi_offline import FastAPIOffline
+from fastapi.openapi.utils import get_openapi
+from fastapi.routing import iter_route_contexts
 
 from config.settings import get_settings
 from tasks.machinery.outbox import set_dispatch_mode
-from workers.gateway import acts, health, ops, payments, sep
-from workers.gateway.console.app import install_console
+from workers.gateway import acts, docs, health, invoices, ops, payments, sep
+from workers.gateway.console import app as console
+from workers.gateway.edge import EdgeRoute, install
 from workers.gateway.limits import BodyLimit
 
-ROUTERS = [health.router, ops.router, sep.router, payments.router, payments.ops_router, acts.router]
+ROUTERS = [
+    docs.router,
+    health.router,
+    ops.router,
+    sep.router,
+    payments.router,
+    payments.ops_router,
+    acts.router,
+    invoices.router,
+]
+DESCRIPTION = """Bank, CRM and ops endpoints of obmen.
+
+Who may call an operation is its `security` and its `x-obmen-access`, checked before the request is
+read: a bearer token from OBMEN_API_TOKENS with a scope (`api_token`: read, write, metrics), the
+bank's HMAC signature (`bank_signature`), the Bitrix24 portal's application token in the event's form
+(`bitrix24_application_token`), the token of a form link (`form_link`), or anyone (`public`, with
+`security: []`: the health probes and this description). docs/operations.md says why each public
+operation is public."""
+
+
+def _openapi(api: FastAPI) -> dict[str, Any]:
+    if api.openapi_schema is None:
+        schema = get_openapi(
+            title=api.title, version=api.version, description=api.description, routes=api.routes
+        )
+        schemes = {
+            route.access.kind: route.access.scheme
+            for context in iter_route_contexts(api.routes)
+            if isinstance(route := context.original_route, EdgeRoute) and route.access.scheme
+        }
+        schema.setdefault("components", {})["securitySchemes"] = schemes
+        api.openapi_schema = schema
+    return api.openapi_schema
+
+
+def gateway_api() -> FastAPI:
+    """The routes, checked against the edge rule, and their OpenAPI text (no settings read, no side effects)."""
+    # FastAPI's own /openapi.json, /docs and /redoc are replaced by docs.router: routes with an access rule.
+    api = FastAPI(
+        title="obmen gateway",
+        version="0.1.0",
+        description=DESCRIPTION,
+        openapi_url=None,
+        docs_url=None,
+        redoc_url=None,
+    )
+    for router in ROUTERS:
+        api.include_router(router)
+    for router in console.routers():
+        api.include_router(router, prefix=console.PREFIX, include_in_schema=False)
+    install(api)
+    api.openapi = lambda: _openapi(api)  # type: ignore[method-assign]
+    return api
 
 
 def create_app() -> FastAPI:
@@ -21,14 +77,7 @@ def create_app() -> FastAPI:
     settings = get_settings()
     # An HTTP caller gets its answer once the commit is done; publishing happens beside it.
     set_dispatch_mode("background")
-    # /docs and /redoc from assets obmen serves itself: the pages work on a network closed to CDNs.
-    api = FastAPIOffline(
-        title="obmen gateway",
-        version="0.1.0",
-        description="Bank, CRM and ops endpoints of obmen. Every endpoint but health is authenticated.",
-    )
-    for router in ROUTERS:
-        api.include_router(router)
-    install_console(api)
+    api = gateway_api()
+    console.install_console(api)
     api.add_middleware(BodyLimit, max_bytes=settings.max_request_body_bytes)
     return api

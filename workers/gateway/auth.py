@@ -1,30 +1,23 @@
-"""Bearer tokens with scopes for ops and manager endpoints (``OBMEN_API_TOKENS``)."""
+"""Bearer tokens with scopes for ops and manager endpoints (``OBMEN_API_TOKENS``).
+
+``Depends(require("read"))`` on a router or a route is its access rule (``workers/gateway/access.py``):
+401 without a valid token, 403 with too little scope, checked before the request is read.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from functools import cache
 
-from fastapi import Depends, HTTPException, status
-from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from workers.gateway.access import ApiToken
 
-from config.settings import ApiToken, get_settings
+WHO = {
+    "read": "ops people, dashboards and other services with a read token",
+    "write": "ops people and managers' tools with a write token",
+    "metrics": "the Prometheus scraper (a metrics, read or write token)",
+}
 
-_bearer = HTTPBearer(auto_error=False, description="A token from OBMEN_API_TOKENS")
 
-
-def require(scope: str) -> Callable[..., ApiToken]:
-    """Dependency: a valid token with ``scope`` (401 without a valid token, 403 with too little scope)."""
-
-    def check(credentials: HTTPAuthorizationCredentials | None = Depends(_bearer)) -> ApiToken:
-        token = get_settings().token_for(credentials.credentials) if credentials else None
-        if token is None:
-            raise HTTPException(
-                status.HTTP_401_UNAUTHORIZED,
-                "a valid bearer token is required",
-                headers={"WWW-Authenticate": "Bearer"},
-            )
-        if not token.grants(scope):
-            raise HTTPException(status.HTTP_403_FORBIDDEN, f"this token lacks the {scope!r} scope")
-        return token
-
-    return check
+@cache
+def require(scope: str) -> ApiToken:
+    """The access rule of a token with ``scope`` (one object per scope)."""
+    return ApiToken(scope, WHO.get(scope, f"services holding a token with the {scope!r} scope"))

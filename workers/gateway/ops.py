@@ -16,8 +16,10 @@ from models.steps import step_model, step_models
 from tasks.machinery.canary import start_canary
 from tasks.machinery.sweeper import UnknownRegister, redrive
 from workers.gateway.auth import require
+from workers.gateway.edge import EdgeRoute
+from workers.gateway.params import MAX_LIMIT, Id, Limit, Text
 
-router = APIRouter(prefix="/ops", tags=["ops"])
+router = APIRouter(prefix="/ops", tags=["ops"], route_class=EdgeRoute)
 read = Depends(require("read"))
 write = Depends(require("write"))
 
@@ -33,7 +35,7 @@ class ParkedRow(BaseModel):
 
 
 @router.get("/parked", dependencies=[read])
-def parked(register: str | None = None, limit: int = 100) -> list[ParkedRow]:
+def parked(register: Text | None = None, limit: Limit = 100) -> list[ParkedRow]:
     """Rows whose attempts ran out, with the last error: what needs a person."""
     models = step_models() if register is None else [m for m in [step_model(register)] if m is not None]
     if register is not None and not models:
@@ -59,8 +61,10 @@ def parked(register: str | None = None, limit: int = 100) -> list[ParkedRow]:
 
 
 class RedriveRequest(BaseModel):
-    table: str = Field(alias="register")
-    ids: list[int] | None = Field(None, description="omit to re-drive every parked row of the register")
+    table: Text = Field(alias="register")
+    ids: list[Id] | None = Field(
+        None, max_length=MAX_LIMIT, description="omit to re-drive every parked row of the register"
+    )
 
 
 @router.post("/redrive", dependencies=[write])
@@ -74,7 +78,7 @@ def redrive_rows(body: RedriveRequest) -> dict[str, Any]:
 
 
 @router.get("/outbox", dependencies=[read])
-def outbox_state(limit: int = 20) -> dict[str, Any]:
+def outbox_state(limit: Limit = 20) -> dict[str, Any]:
     with session_scope() as session:
         pending = session.scalar(select(func.count()).where(Outbox.published_at.is_(None))) or 0
         failing = session.scalars(
@@ -90,7 +94,7 @@ def outbox_state(limit: int = 20) -> dict[str, Any]:
 
 
 @router.get("/dead-letters", dependencies=[read])
-def dead_letters(limit: int = 100) -> list[dict[str, Any]]:
+def dead_letters(limit: Limit = 100) -> list[dict[str, Any]]:
     with session_scope() as session:
         rows = session.scalars(select(DeadLetter).order_by(DeadLetter.id.desc()).limit(limit))
         return [

@@ -1,7 +1,7 @@
 """The bank API (GetCustomerInfo / PostCustomersInfo), the OSMP check/pay protocol, and ops on payments.
 
 Every bank request is authenticated by its HMAC signature over the raw bytes before anything parses
-them (``integrations/bank/signing.py``). A payment is answered 2xx only after its row and the outbox
+them (the route's access rule, ``BankSignature``; ``integrations/bank/signing.py``). A payment is answered 2xx only after its row and the outbox
 row of ``payments.post`` are committed; publishing to Redis happens beside the answer, so a broker
 outage never fails the bank. A register store that is down answers 503: the bank retries, and the
 transaction id makes the retry harmless.
@@ -10,12 +10,11 @@ transaction id makes the retry harmless.
 from __future__ import annotations
 
 import hashlib
-import time
 from decimal import Decimal
 from typing import Any
 
 import structlog
-from fastapi import APIRouter, Depends, Header, HTTPException, Request
+from fastapi import APIRouter, Depends, HTTPException, Request
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, Field
 from sqlalchemy import select
@@ -25,65 +24,36 @@ from starlette.concurrency import run_in_threadpool
 
 from config.settings import get_settings
 from integrations.bank import osmp
-from integrations.bank.schema import PaymentIn, parse_payment
-from integrations.bank.signing import SIGNATURE_HEADER, TIMESTAMP_HEADER, verify
+from integrations.bank.schema import PaymentIn, read_payment
+from integrations.bank.signing import TIMESTAMP_HEADER
 from integrations.validation import validate_inn
 from models.base import utcnow
 from models.db import session_scope
 from models.master import Subscriber
 from models.payments import Payment, SubscriberBalance
 from tasks.payments.register import Acceptance, NotAssignable, accept_payment, assign_payment
+from workers.gateway.access import BankSignature, media_type
 from workers.gateway.auth import require
+from workers.gateway.edge import EdgeRoute
+from workers.gateway.params import Id, Limit, Text
 
 log = structlog.get_logger(__name__)
 
-router = APIRouter(prefix="/bank", tags=["bank"])
-ops_router = APIRouter(prefix="/ops/payments", tags=["ops"])
+BANK = BankSignature("the bank and payment agents, by the shared HMAC secret")
+router = APIRouter(prefix="/bank", tags=["bank"], dependencies=[Depends(BANK)], route_class=EdgeRoute)
+ops_router = APIRouter(prefix="/ops/payments", tags=["ops"], route_class=EdgeRoute)
+TIMESTAMP_PARAMETER = {
+    "name": TIMESTAMP_HEADER,
+    "in": "header",
+    "required": True,
+    "description": "Unix seconds; within OBMEN_BANK_TIMESTAMP_TOLERANCE_S (300 s) of our clock",
+    "schema": {"type": "string", "pattern": "^[0-9]{1,12}$"},
+}
 STORE_DOWN = (OperationalError, InterfaceError, PoolTimeout)
 
 
 class StoreUnavailable(Exception):
     pass
-
-
-def _path_with_query(request: Request) -> str:
-    path = request.scope.get("raw_path") or request.url.path.encode()
-    query = request.scope.get("query_string", b"")
-    return (path + (b"?" + query if query else b"")).decode("latin-1")
-
-
-async def signed_body(
-    request: Request,
-    x_obmen_timestamp: str | None = Header(None, description="Unix seconds; within ±300 s of our clock"),
-    x_obmen_signature: str | None = Header(
-        None,
-        description='"sha256=" + hex HMAC-SHA256(secret, timestamp + "\\n" + METHOD + "\\n" + path with query + "\\n" + raw body)',
-    ),
-) -> bytes:
-    """The raw body of an authentic, fresh, small enough request; 401/413 otherwise, before any parsing."""
-    settings = get_settings()
-    declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > settings.bank_max_body_bytes:
-        raise HTTPException(413, f"request body over {settings.bank_max_body_bytes} bytes")
-    raw = await request.body()
-    if len(raw) > settings.bank_max_body_bytes:
-        raise HTTPException(413, f"request body over {settings.bank_max_body_bytes} bytes")
-    rejection = verify(
-        settings.bank_secrets(),
-        request.headers.get(TIMESTAMP_HEADER),
-        request.headers.get(SIGNATURE_HEADER),
-        request.method,
-        _path_with_query(request),
-        raw,
-        time.time(),
-        settings.bank_timestamp_tolerance_s,
-    )
-    if rejection is not None:
-        log.warning("bank.unauthenticated", reason=rejection.reason, path=request.url.path)
-        raise HTTPException(
-            401, "missing, expired or wrong signature", headers={"WWW-Authenticate": "HMAC-SHA256"}
-        )
-    return raw
 
 
 def _store(fn: Any, *args: Any) -> Any:
@@ -133,8 +103,9 @@ def _debt(session: Any, inn: str) -> tuple[str, Decimal] | None:
         503: {},
     },
     summary="GetCustomerInfo: the subscriber's debt by ИНН",
+    openapi_extra={"parameters": [TIMESTAMP_PARAMETER]},
 )
-async def get_customer(inn: str, _: bytes = Depends(signed_body)) -> Response:
+async def get_customer(inn: Text) -> Response:
     try:
         validate_inn(inn)
     except ValueError as exc:
@@ -173,19 +144,19 @@ PAYMENT_SCHEMA = PaymentIn.model_json_schema()
         503: {"description": "the register store is down; nothing recorded, retry"},
     },
     openapi_extra={
-        "requestBody": {"required": True, "content": {"application/json": {"schema": PAYMENT_SCHEMA}}}
+        "parameters": [TIMESTAMP_PARAMETER],
+        "requestBody": {"required": True, "content": {"application/json": {"schema": PAYMENT_SCHEMA}}},
     },
 )
-async def post_payment(request: Request, raw: bytes = Depends(signed_body)) -> Response:
-    if "application/json" not in request.headers.get("content-type", ""):
+async def post_payment(request: Request) -> Response:
+    if media_type(request) != "application/json":
         return JSONResponse({"detail": "the body must be application/json"}, status_code=415)
-    parsed = parse_payment(raw)
+    settings = get_settings()
+    parsed = read_payment(
+        await request.body(), settings.bank_max_payment, utcnow(), settings.bank_timestamp_tolerance_s
+    )
     if isinstance(parsed, list):
         return _invalid(parsed)
-    settings = get_settings()
-    problems = parsed.check_limits(settings.bank_max_payment, utcnow(), settings.bank_timestamp_tolerance_s)
-    if problems:
-        return _invalid([{"field": f, "message": m} for f, m in problems])
     try:
         acceptance: Acceptance = await run_in_threadpool(_store, _accept_bank, parsed)
     except StoreUnavailable:
@@ -237,16 +208,40 @@ def _osmp_pay(session: Any, req: osmp.OsmpRequest) -> Acceptance:
     )
 
 
+def _osmp_parameter(name: str, pattern: str, description: str) -> dict[str, Any]:
+    return {
+        "name": name,
+        "in": "query",
+        "required": name != "txn_date",
+        "description": description,
+        "schema": {"type": "string", "pattern": pattern},
+    }
+
+
 @router.get(
     "/osmp",
     summary="The payment agents' check/pay protocol (XML answer; txn_id is the idempotency key)",
     responses={200: {"content": {"text/xml": {}}}, 401: {}, 503: {"description": "result 1: try again"}},
+    openapi_extra={
+        # Read from the raw query string by integrations/bank/osmp.py: every answer is the protocol's XML.
+        "parameters": [
+            TIMESTAMP_PARAMETER,
+            _osmp_parameter("command", "^(check|pay)$", "check or pay"),
+            _osmp_parameter("txn_id", "^[0-9]{1,20}$", "the agent's transaction id (idempotency key)"),
+            _osmp_parameter("account", "^[0-9]{10}([0-9]{2})?$", "the subscriber's ИНН"),
+            _osmp_parameter("sum", "^[0-9]{1,15}(\\.[0-9]{1,2})?$", "rubles, e.g. 1500.00"),
+            _osmp_parameter("txn_date", "^[0-9]{14}$", "pay only: YYYYMMDDHHMMSS, Moscow time"),
+        ]
+    },
 )
-async def osmp_endpoint(request: Request, _: bytes = Depends(signed_body)) -> Response:
+async def osmp_endpoint(request: Request) -> Response:
     settings = get_settings()
-    txn_id = request.query_params.get("txn_id", "")
+    query = request.scope.get("query_string", b"").decode("latin-1")
+    txn_id = osmp.echo_txn_id(query)
     try:
-        req = osmp.parse_request(request.query_params, settings.bank_max_payment)
+        req = osmp.parse_request(
+            query, settings.bank_max_payment, utcnow(), settings.bank_timestamp_tolerance_s
+        )
     except osmp.OsmpError as exc:
         return _xml(osmp.render(exc.result, exc.comment, txn_id=txn_id))
     try:
@@ -259,9 +254,6 @@ async def osmp_endpoint(request: Request, _: bytes = Depends(signed_body)) -> Re
             return _xml(
                 osmp.render(osmp.OK, f"Задолженность {found[1]:.2f} руб.", txn_id=txn_id, amount=req.sum)
             )
-        assert req.txn_date is not None
-        if req.txn_date.timestamp() > time.time() + settings.bank_timestamp_tolerance_s:
-            return _xml(osmp.render(osmp.PAYMENT_FORBIDDEN, "txn_date is in the future", txn_id=txn_id))
         acceptance: Acceptance = await run_in_threadpool(_store, _osmp_pay, req)
     except StoreUnavailable:
         return _xml(osmp.render(osmp.TEMPORARY_ERROR, "temporary error, retry later", txn_id=txn_id), 503)
@@ -288,7 +280,7 @@ class PaymentRow(BaseModel):
 
 
 @ops_router.get("", dependencies=[Depends(require("read"))])
-def list_payments(status: str = "unallocated", limit: int = 100) -> list[PaymentRow]:
+def list_payments(status: Text = "unallocated", limit: Limit = 100) -> list[PaymentRow]:
     """Payments by status; ``unallocated`` ones (no subscriber with their ИНН) wait for a person."""
     with session_scope() as session:
         rows = session.scalars(
@@ -313,11 +305,11 @@ def list_payments(status: str = "unallocated", limit: int = 100) -> list[Payment
 
 
 class Assignment(BaseModel):
-    inn: str
+    inn: Text
 
 
 @ops_router.post("/{payment_id}/assign", dependencies=[Depends(require("write"))])
-def assign(payment_id: int, body: Assignment) -> dict[str, Any]:
+def assign(payment_id: Id, body: Assignment) -> dict[str, Any]:
     """Post an unallocated payment to the subscriber a person identified."""
     try:
         inn = validate_inn(body.inn)

@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
-from datetime import date
 from typing import Any
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends
 
 from models.db import session_scope
 from tasks.sep import queries
 from workers.gateway.auth import require
+from workers.gateway.edge import EdgeRoute
+from workers.gateway.params import Day, Limit, Text
 
-router = APIRouter(prefix="/sep", tags=["sep"], dependencies=[Depends(require("read"))])
-Limit = Query(queries.DEFAULT_LIMIT, ge=0, le=1000)
+router = APIRouter(
+    prefix="/sep", tags=["sep"], dependencies=[Depends(require("read"))], route_class=EdgeRoute
+)
 
 
 @router.get("")
@@ -23,18 +25,18 @@ def summary() -> dict[str, int]:
 
 
 @router.get("/letters")
-def letters(limit: int = Limit) -> dict[str, Any]:
+def letters(limit: Limit = queries.DEFAULT_LIMIT) -> dict[str, Any]:
     with session_scope() as session:
         return queries.letters(session, limit).as_dict()
 
 
 @router.get("/ownership-changes")
 def ownership_changes(
-    responsible: str | None = None,
-    asset: str | None = None,
-    vin: str | None = None,
-    epts: str | None = None,
-    limit: int = Limit,
+    responsible: Text | None = None,
+    asset: Text | None = None,
+    vin: Text | None = None,
+    epts: Text | None = None,
+    limit: Limit = queries.DEFAULT_LIMIT,
 ) -> dict[str, Any]:
     """Ownership changes to us not yet «Исполнен»; filter by responsible (employee id), asset, VIN, ЭПТС."""
     with session_scope() as session:
@@ -44,14 +46,14 @@ def ownership_changes(
 
 
 @router.get("/lease-applications")
-def lease_applications(status: str | None = None, limit: int = Limit) -> dict[str, Any]:
+def lease_applications(status: Text | None = None, limit: Limit = queries.DEFAULT_LIMIT) -> dict[str, Any]:
     with session_scope() as session:
         return queries.lease_applications(session, status=status, limit=limit).as_dict()
 
 
 @router.get("/lease-candidates")
 def lease_candidates(
-    organization: str | None = None, period_from: date | None = None, period_to: date | None = None
+    organization: Text | None = None, period_from: Day | None = None, period_to: Day | None = None
 ) -> dict[str, Any]:
     with session_scope() as session:
         return queries.lease_candidates_list(
@@ -60,12 +62,12 @@ def lease_candidates(
 
 
 @router.get("/queue")
-def queue(limit: int = Limit) -> dict[str, Any]:
+def queue(limit: Limit = queries.DEFAULT_LIMIT) -> dict[str, Any]:
     with session_scope() as session:
         return queries.queue(session, limit).as_dict()
 
 
 @router.get("/errors")
-def errors(limit: int = Limit) -> dict[str, Any]:
+def errors(limit: Limit = queries.DEFAULT_LIMIT) -> dict[str, Any]:
     with session_scope() as session:
         return queries.errors(session, limit).as_dict()

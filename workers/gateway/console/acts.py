@@ -21,6 +21,7 @@ from workers.gateway.console.actions import record
 from workers.gateway.console.pages import Flow, Page, Widget
 from workers.gateway.console.web import (
     Column,
+    ConsoleRoute,
     Listing,
     Person,
     Posted,
@@ -32,8 +33,9 @@ from workers.gateway.console.web import (
     render,
     viewer,
 )
+from workers.gateway.params import Id
 
-router = APIRouter(prefix="/acts")
+router = APIRouter(prefix="/acts", route_class=ConsoleRoute)
 
 
 def _int(value: Any) -> int | None:
@@ -110,7 +112,7 @@ def deals(request: Request, person: Person = viewer) -> Response:
 
 
 @router.get("/{act_id}")
-def act(request: Request, act_id: int, person: Person = viewer) -> Response:
+def act(request: Request, act_id: Id, person: Person = viewer) -> Response:
     try:
         with session_scope() as session:
             found = act_detail(session, act_id)
@@ -123,7 +125,7 @@ def act(request: Request, act_id: int, person: Person = viewer) -> Response:
 
 @router.post("/{act_id}/status")
 async def act_status(
-    request: Request, act_id: int, person: Person = operator, form: Posted = posted
+    request: Request, act_id: Id, person: Person = operator, form: Posted = posted
 ) -> Response:
     """A manager's step, with the scan where the step needs one."""
     status = form.get("status")

@@ -1,19 +1,34 @@
-"""The console's part of the gateway under ``/console``: its session cookie, its error pages, its
+"""The console's part of the gateway under ``/console``: its session cookie, its
 headers, its two static files, and the flows whose pages it shows (``FLOWS``)."""
 
 from __future__ import annotations
 
 import secrets
+from collections.abc import Callable
+from pathlib import Path
 
-from fastapi import APIRouter, FastAPI, Request
-from fastapi.responses import FileResponse, RedirectResponse, Response
+from fastapi import APIRouter, Depends, FastAPI
+from fastapi.responses import FileResponse, Response
 from starlette.middleware.sessions import SessionMiddleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from config.settings import get_settings
-from workers.gateway.console import acts, audit, exchange, home, login, mail, ops, payments, sep, users
+from workers.gateway.access import Public
+from workers.gateway.console import (
+    acts,
+    audit,
+    exchange,
+    home,
+    invoices,
+    login,
+    mail,
+    ops,
+    payments,
+    sep,
+    users,
+)
 from workers.gateway.console.pages import Flow, install
-from workers.gateway.console.web import HERE, CsrfRefused, Forbidden, LoginRequired, render
+from workers.gateway.console.web import HERE, ConsoleRoute
 
 PREFIX = "/console"
 # Every flow's pages, in the order of the menu. A new flow adds its module's FLOW here.
@@ -23,12 +38,14 @@ FLOWS: list[Flow] = [
     sep.FLOW,
     payments.FLOW,
     acts.FLOW,
+    invoices.FLOW,
     mail.FLOW,
     exchange.FLOW,
     ops.FLOW,
     audit.FLOW,
     users.FLOW,
 ]
+install(FLOWS)
 
 # Nothing from outside obmen: scripts, styles, images, forms and frames all from the console itself.
 HEADERS = [
@@ -76,7 +93,7 @@ class SecurityHeaders:
         await self.app(scope, receive, with_headers)
 
 
-class ConsoleSession(SessionMiddleware):
+class SessionCookie(SessionMiddleware):
     """The console's signed session cookie, read and written on the console's paths only."""
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -91,53 +108,36 @@ def _is_console(scope: Scope) -> bool:
     return path == PREFIX or path.startswith(PREFIX + "/")
 
 
-static = APIRouter()
-STATIC_FILES = {p.name: p for p in (HERE / "static").iterdir() if p.suffix in (".css", ".js")}
+# The stylesheet and the script hold no data: the login page needs them before anyone has logged in.
+ASSETS = Public("anyone: the console's stylesheet and script, which hold no data")
+static = APIRouter(route_class=ConsoleRoute, dependencies=[Depends(ASSETS)])
 MEDIA = {".css": "text/css", ".js": "text/javascript"}
 
 
-@static.get("/static/{name}")
-def static_file(name: str) -> Response:
-    """The console's own stylesheet and script (nothing else is served from the folder)."""
-    found = STATIC_FILES.get(name)
-    if found is None:
-        return Response(status_code=404)
-    return FileResponse(found, media_type=MEDIA[found.suffix], headers={"cache-control": "max-age=3600"})
+def _static(path: Path) -> Callable[[], Response]:
+    def static_file() -> Response:
+        return FileResponse(path, media_type=MEDIA[path.suffix], headers={"cache-control": "max-age=3600"})
+
+    return static_file
+
+
+# One route per file (no path parameter: nothing else in the folder can be asked for).
+for _path in sorted((HERE / "static").iterdir()):
+    if _path.suffix in MEDIA:
+        static.add_api_route(f"/static/{_path.name}", _static(_path), methods=["GET"], name=_path.name)
+
+
+def routers() -> list[APIRouter]:
+    """The console's routers (every route a ``ConsoleRoute``), to include under ``PREFIX``."""
+    return [static, *(flow.router for flow in FLOWS)]
 
 
 def install_console(api: FastAPI) -> None:
-    """Add the console's routes, session cookie, error pages and headers to the gateway ``api``."""
+    """The console's session cookie and headers on the gateway ``api`` (its routes are in ``routers()``)."""
     settings = get_settings()
     secret = settings.console_secret.get_secret_value() if settings.console_secret else ""
-    install(FLOWS)
-    api.include_router(static, prefix=PREFIX, include_in_schema=False)
-    for flow in FLOWS:
-        api.include_router(flow.router, prefix=PREFIX, include_in_schema=False)
-
-    @api.exception_handler(LoginRequired)
-    def _login(request: Request, exc: LoginRequired) -> Response:
-        if request.method != "GET" or request.headers.get("x-console-fragment"):
-            return render(request, "error.html", None, message="Войдите в систему", status_code=401)
-        return RedirectResponse(f"{PREFIX}/login?next={request.url.path}", status_code=303)
-
-    @api.exception_handler(Forbidden)
-    def _forbidden(request: Request, exc: Forbidden) -> Response:
-        return render(
-            request, "error.html", None, message="Недостаточно прав для этого действия", status_code=403
-        )
-
-    @api.exception_handler(CsrfRefused)
-    def _csrf(request: Request, exc: CsrfRefused) -> Response:
-        return render(
-            request,
-            "error.html",
-            None,
-            message="Форма устарела: обновите страницу и повторите",
-            status_code=403,
-        )
-
     api.add_middleware(
-        ConsoleSession,
+        SessionCookie,
         secret_key=secret or secrets.token_urlsafe(32),
         session_cookie="obmen_console",
         max_age=int(settings.console_session_hours * 3600),

@@ -12,9 +12,9 @@ from sqlalchemy.orm import Session
 
 from models.console import ConsoleAudit
 from workers.gateway.console.pages import Flow, Page
-from workers.gateway.console.web import Column, Listing, Person, list_page, viewer
+from workers.gateway.console.web import Column, ConsoleRoute, Listing, Person, list_page, viewer
 
-router = APIRouter()
+router = APIRouter(route_class=ConsoleRoute)
 
 
 def _audit(session: Session, chosen: Mapping[str, str], after: Any, limit: int) -> list[dict[str, Any]]:

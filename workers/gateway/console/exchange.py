@@ -16,9 +16,10 @@ from sqlalchemy.orm import Session
 from models.db import session_scope
 from models.exchange_log import ExchangeLog
 from workers.gateway.console.pages import Flow, Page
-from workers.gateway.console.web import Column, Listing, Person, list_page, render, viewer
+from workers.gateway.console.web import Column, ConsoleRoute, Listing, Person, list_page, render, viewer
+from workers.gateway.params import Id
 
-router = APIRouter(prefix="/exchange")
+router = APIRouter(prefix="/exchange", route_class=ConsoleRoute)
 # Larger bodies are shown as they are (pretty-printing is for reading, not for megabytes).
 PRETTY_LIMIT = 2_000_000
 
@@ -110,7 +111,7 @@ def exchange_log(request: Request, person: Person = viewer) -> Response:
 
 
 @router.get("/{entry_id}")
-def exchange_entry(request: Request, entry_id: int, person: Person = viewer) -> Response:
+def exchange_entry(request: Request, entry_id: Id, person: Person = viewer) -> Response:
     with session_scope() as session:
         entry = session.get(ExchangeLog, entry_id)
         if entry is None:

@@ -12,9 +12,9 @@ from models.console import ConsoleUser
 from models.db import db_now, session_scope
 from workers.gateway.console.charts import flow_charts
 from workers.gateway.console.pages import Flow, Page, widgets
-from workers.gateway.console.web import Person, cached, render, viewer
+from workers.gateway.console.web import ConsoleRoute, Person, cached, render, viewer
 
-router = APIRouter()
+router = APIRouter(route_class=ConsoleRoute)
 REFRESH_S = 60
 
 

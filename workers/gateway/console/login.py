@@ -2,15 +2,29 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Depends, Request
 from fastapi.responses import RedirectResponse, Response
 
 from models.db import session_scope
+from workers.gateway.access import Public
 from workers.gateway.console.accounts import audit, authenticate
 from workers.gateway.console.pages import Flow
-from workers.gateway.console.web import Person, Posted, address_of, posted, render, start_session, viewer
+from workers.gateway.console.web import (
+    ConsoleRoute,
+    Person,
+    Posted,
+    address_of,
+    posted,
+    render,
+    start_session,
+    viewer,
+)
+from workers.gateway.params import Text
 
-router = APIRouter()
+router = APIRouter(route_class=ConsoleRoute)
+LOGGING_IN = Public(
+    "anyone: the console's login form and its post (CSRF token, throttle per login and address)"
+)
 
 
 def _next(value: str | None) -> str:
@@ -18,12 +32,12 @@ def _next(value: str | None) -> str:
     return value if value and value.startswith("/console/") and not value.startswith("//") else "/console/"
 
 
-@router.get("/login")
-def login_form(request: Request, next: str | None = None) -> Response:
+@router.get("/login", dependencies=[Depends(LOGGING_IN)])
+def login_form(request: Request, next: Text | None = None) -> Response:
     return render(request, "login.html", None, next=_next(next))
 
 
-@router.post("/login")
+@router.post("/login", dependencies=[Depends(LOGGING_IN)])
 def login(request: Request, form: Posted = posted) -> Response:
     address = address_of(request)
     login_name = form.get("login", "")

@@ -12,9 +12,9 @@ from sqlalchemy.orm import Session
 
 from models.mail import MailMessage, OutgoingLetter
 from workers.gateway.console.pages import Flow, Page
-from workers.gateway.console.web import Column, Listing, Person, list_page, viewer
+from workers.gateway.console.web import Column, ConsoleRoute, Listing, Person, list_page, viewer
 
-router = APIRouter(prefix="/mail")
+router = APIRouter(prefix="/mail", route_class=ConsoleRoute)
 
 
 def _before(after: Any) -> int | None:

@@ -22,6 +22,7 @@ from tasks.machinery.sweeper import UnknownRegister, redrive
 from workers.gateway.console.actions import record
 from workers.gateway.console.pages import Flow, Page, Widget
 from workers.gateway.console.web import (
+    ConsoleRoute,
     Person,
     Posted,
     admin,
@@ -32,8 +33,9 @@ from workers.gateway.console.web import (
     render,
     viewer,
 )
+from workers.gateway.params import Id
 
-router = APIRouter(prefix="/ops")
+router = APIRouter(prefix="/ops", route_class=ConsoleRoute)
 PARKED_ROWS = 200
 
 
@@ -143,7 +145,7 @@ def redrive_rows(request: Request, person: Person = admin, form: Posted = posted
 
 @router.post("/dead-letters/{letter_id}/redrive")
 def redrive_dead_letter(
-    request: Request, letter_id: int, person: Person = admin, form: Posted = posted
+    request: Request, letter_id: Id, person: Person = admin, form: Posted = posted
 ) -> Response:
     """Send a refused message's task again with its keywords (after its cause was fixed)."""
     with session_scope() as session:

@@ -20,6 +20,7 @@ from workers.gateway.console.actions import record
 from workers.gateway.console.pages import Flow, Page, Widget
 from workers.gateway.console.web import (
     Column,
+    ConsoleRoute,
     Listing,
     Person,
     Posted,
@@ -30,8 +31,9 @@ from workers.gateway.console.web import (
     posted,
     viewer,
 )
+from workers.gateway.params import Id
 
-router = APIRouter()
+router = APIRouter(route_class=ConsoleRoute)
 
 
 def _before(after: Any) -> int | None:
@@ -93,7 +95,7 @@ def payments(request: Request, person: Person = viewer) -> Response:
 
 
 @router.post("/payments/{payment_id}/assign")
-def assign(request: Request, payment_id: int, person: Person = operator, form: Posted = posted) -> Response:
+def assign(request: Request, payment_id: Id, person: Person = operator, form: Posted = posted) -> Response:
     """Разнести: post an unallocated payment to the subscriber a person identified."""
     target = f"payments:{payment_id}"
     try:

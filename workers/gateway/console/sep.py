@@ -23,6 +23,7 @@ from tasks.sep import queries
 from workers.gateway.console.actions import Refused, enqueue_entry
 from workers.gateway.console.pages import Flow, Page, Widget
 from workers.gateway.console.web import (
+    ConsoleRoute,
     Person,
     Posted,
     back,
@@ -33,8 +34,9 @@ from workers.gateway.console.web import (
     render,
     viewer,
 )
+from workers.gateway.params import Text
 
-router = APIRouter(prefix="/sep")
+router = APIRouter(prefix="/sep", route_class=ConsoleRoute)
 
 
 def _rows() -> int:
@@ -79,7 +81,7 @@ def _organizations(session: Session) -> list[Organization]:
     return list(session.scalars(select(Organization).order_by(Organization.name)))
 
 
-@router.get("")
+@router.get("", dependencies=[viewer])
 def sep_home() -> Response:
     return RedirectResponse("/console/sep/letters", status_code=303)
 
@@ -154,7 +156,14 @@ OWNERSHIP_FILTERS = ("responsible", "asset", "vin", "epts")
 def ownership_tab(request: Request, person: Person = viewer) -> Response:
     chosen = {k: request.query_params.get(k, "").strip() or None for k in OWNERSHIP_FILTERS}
     with session_scope() as session:
-        found = queries.ownership_changes(session, limit=_rows(), **chosen)
+        found = queries.ownership_changes(
+            session,
+            responsible=chosen["responsible"],
+            asset=chosen["asset"],
+            vin=chosen["vin"],
+            epts=chosen["epts"],
+            limit=_rows(),
+        )
         employees = list(session.scalars(select(Employee).order_by(Employee.name)))
     return _tab(request, person, "ownership", found=found, employees=employees, chosen=chosen)
 
@@ -279,7 +288,7 @@ def errors_tab(request: Request, person: Person = viewer) -> Response:
 
 
 @router.get("/applications/{number}")
-def application(request: Request, number: str, person: Person = viewer) -> Response:
+def application(request: Request, number: Text, person: Person = viewer) -> Response:
     """The application as SEP shows it: its data, vehicles and parties with their statuses."""
     with session_scope() as session:
         found = session.scalars(
@@ -297,7 +306,7 @@ def application(request: Request, number: str, person: Person = viewer) -> Respo
 
 
 @router.get("/assets/{inventory_number}")
-def asset_card(request: Request, inventory_number: str, person: Person = viewer) -> Response:
+def asset_card(request: Request, inventory_number: Text, person: Person = viewer) -> Response:
     """The asset card with «Статусы основных средств» and their period."""
     with session_scope() as session:
         asset = session.get(Asset, inventory_number[:64])

@@ -11,9 +11,9 @@ from models.db import session_scope
 from workers.gateway.console.accounts import AccountError, add_user, set_disabled, set_role
 from workers.gateway.console.actions import record
 from workers.gateway.console.pages import Flow, Page
-from workers.gateway.console.web import Person, Posted, admin, back, flash, posted, render
+from workers.gateway.console.web import ConsoleRoute, Person, Posted, admin, back, flash, posted, render
 
-router = APIRouter(prefix="/users")
+router = APIRouter(prefix="/users", route_class=ConsoleRoute)
 
 
 @router.get("")

@@ -9,25 +9,32 @@ import hmac
 import io
 import secrets
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Coroutine, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import quote, urlencode
 from zoneinfo import ZoneInfo
 
 from fastapi import Depends, Request, UploadFile
+from fastapi.concurrency import run_in_threadpool
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, RedirectResponse, Response, StreamingResponse
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from markupsafe import Markup
+from pydantic import TypeAdapter, ValidationError
 from sqlalchemy.orm import Session
 from starlette.datastructures import FormData
+from starlette.exceptions import HTTPException
 
 from config.settings import get_settings
 from models.console import ADMIN, OPERATOR, VIEWER, ConsoleUser, role_allows
 from models.db import session_scope
+from workers.gateway.access import Access, Refused
+from workers.gateway.edge import EdgeRoute
+from workers.gateway.params import Note, Text
 
 HERE = Path(__file__).parent
 MOSCOW = ZoneInfo("Europe/Moscow")
@@ -102,6 +109,10 @@ STATUS_WORDS: dict[str, tuple[str, str]] = {
     "unallocated": ("Не разнесён", "bad"),
     "unpaid": ("Не оплачено", "bad"),
     "paid": ("Оплачено", "good"),
+    "partly_paid": ("Оплачено частично", "wait"),
+    "matched": ("Засчитано", "good"),
+    "ambiguous": ("Неоднозначно", "bad"),
+    "unmatched": ("Счёт не найден", "bad"),
     "waiting": ("Ждёт срока", "wait"),
     "due": ("Срок наступил", "bad"),
     "cancelled": ("Отменено", "muted"),
@@ -139,16 +150,6 @@ templates.filters.update(dt=ru_datetime, d=ru_date, money=ru_money, num=ru_numbe
 
 
 # --- who is there ------------------------------------------------------------------------------------
-class LoginRequired(Exception):
-    pass
-
-
-class Forbidden(Exception):
-    def __init__(self, needed: str) -> None:
-        super().__init__(needed)
-        self.needed = needed
-
-
 @dataclass(frozen=True)
 class Person:
     id: int
@@ -181,36 +182,114 @@ def csrf_token(request: Request) -> str:
     return str(token)
 
 
-def _person(request: Request) -> Person:
+def _person(request: Request) -> Person | None:
     uid = request.session.get(SESSION_USER)
     if not isinstance(uid, int):
-        raise LoginRequired()
+        return None
     with session_scope() as session:
         user = session.get(ConsoleUser, uid)
         # A disabled user, or a session from before the last password change, is logged out.
         if user is None or user.disabled_at is not None or request.session.get(SESSION_STAMP) != _stamp(user):
             request.session.clear()
-            raise LoginRequired()
+            return None
         return Person(user.id, user.login, user.role)
 
 
-def need(role: str) -> Callable[[Request], Person]:
-    def check(request: Request) -> Person:
-        person = _person(request)
-        if not person.may(role):
-            raise Forbidden(role)
+_PERSON = "obmen.console_person"
+
+
+class ConsoleSession(Access):
+    """A person logged in to the console (the signed session cookie) whose role allows ``role``.
+
+    As a dependency it gives the route the :class:`Person`. Its refusals (401 no session, 403 role)
+    become the console's pages, not JSON (:class:`ConsoleRoute`).
+    """
+
+    kind = "console_session"
+
+    def __init__(self, role: str) -> None:
+        super().__init__(f"a person logged in to the console with a role allowing {role!r}")
+        self.role = role
+
+    def openapi(self) -> dict[str, Any]:
+        extra = super().openapi()
+        extra["x-obmen-access"]["role"] = self.role
+        return extra
+
+    async def check(self, request: Request) -> None:
+        # The user's row is read each time: a disabled user or a changed password ends the session.
+        person = await run_in_threadpool(_person, request)
+        if person is None:
+            raise Refused(401, "no console session", "log in to the console")
+        if not person.may(self.role):
+            raise Refused(403, f"role {person.role} lacks {self.role}", f"the role {self.role!r} is needed")
+        request.scope[_PERSON] = person
+
+    async def __call__(self, request: Request) -> Person:  # type: ignore[override]
+        await self.admit(request)
+        person = request.scope[_PERSON]
+        assert isinstance(person, Person)
         return person
 
-    return check
 
-
-viewer = Depends(need(VIEWER))
-operator = Depends(need(OPERATOR))
-admin = Depends(need(ADMIN))
+viewer = Depends(ConsoleSession(VIEWER))
+operator = Depends(ConsoleSession(OPERATOR))
+admin = Depends(ConsoleSession(ADMIN))
 
 
 class CsrfRefused(Exception):
     pass
+
+
+_TEXT: TypeAdapter[str] = TypeAdapter(Text)
+_NOTE: TypeAdapter[str] = TypeAdapter(Note)
+# What a refusal says to a person (the API's callers get the gateway's JSON instead).
+REFUSALS = {
+    403: "Недостаточно прав для этого действия",
+    404: "Не найдено",
+    422: "Неверные данные в адресе или форме: проверьте их и повторите",
+}
+
+
+class ConsoleRoute(EdgeRoute):
+    """A console page: the edge's one rule and edge types like every route, and every query value a
+    ``Text`` (the lists read their filters from the query); its refusals are the console's own HTML
+    pages — the login page, «Недостаточно прав» — never JSON. Only the console's routes answer so:
+    the gateway's error answers elsewhere are not touched."""
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handler = super().get_route_handler()
+
+        async def pages(request: Request) -> Response:
+            try:
+                await self.access.admit(request)
+                for name, value in request.query_params.multi_items():
+                    _TEXT.validate_python(value)
+                    _TEXT.validate_python(name)
+                return await handler(request)
+            except HTTPException as exc:
+                return refusal_page(request, exc.status_code, str(exc.detail))
+            except (RequestValidationError, ValidationError):
+                return refusal_page(request, 422)
+            except CsrfRefused:
+                return render(
+                    request,
+                    "error.html",
+                    None,
+                    message="Форма устарела: обновите страницу и повторите",
+                    status_code=403,
+                )
+
+        return pages
+
+
+def refusal_page(request: Request, status: int, detail: str = "") -> Response:
+    if status == 401:
+        if request.method == "GET" and not request.headers.get("x-console-fragment"):
+            return RedirectResponse(f"/console/login?next={quote(request.url.path)}", status_code=303)
+        return render(request, "error.html", None, message="Войдите в систему", status_code=401)
+    message = REFUSALS.get(status) or detail or "Ошибка"
+    return render(request, "error.html", None, message=message, status_code=status)
 
 
 class Posted:
@@ -241,6 +320,10 @@ async def form_of(request: Request) -> Posted:
     expected = str(request.session.get(SESSION_CSRF, ""))
     if not expected or not isinstance(sent, str) or not hmac.compare_digest(sent.encode(), expected.encode()):
         raise CsrfRefused()
+    # A form's text is a person's note at most (what the register store can hold; files aside).
+    for value in form.values():
+        if isinstance(value, str):
+            _NOTE.validate_python(value)
     return Posted(form)
 
 

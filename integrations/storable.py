@@ -1,10 +1,12 @@
-"""What the register store can hold, for task arguments and for the record of a bad message.
+"""What the register store can hold: one rule for task arguments, HTTP input and the record of a bad message.
 
 Postgres refuses a NUL character in text and in JSON, a lone UTF-16 surrogate (JSON can carry
 ``"\\ud800"``, UTF-8 cannot), an integer beyond 64 bits in a ``bigint`` column, and NaN or an
-infinity in JSON. A task argument holding one of these is a bad argument: :func:`refuse_unstorable`
-names it before any step runs. The record of a bad message must hold whatever the message held:
-:func:`escaped` turns any value into JSON Postgres accepts, escaped and clipped to a bounded size.
+infinity in JSON. :func:`storable_text` and :func:`storable_int` say so for one value (the gateway's
+edge types use them for every parameter); :func:`refuse_unstorable` names the first such part of a
+whole document (a task's arguments, a JSON body) before any step runs. The record of a bad message
+must hold whatever the message held: :func:`escaped` turns any value into JSON Postgres accepts,
+escaped and clipped to a bounded size.
 """
 
 from __future__ import annotations
@@ -23,6 +25,25 @@ DEPTH_LIMIT = 16
 JSON_LIMIT = 64_000
 
 
+def storable_text(value: str, where: str = "text") -> str:
+    """``value`` when Postgres can store it as text; ``ValueError`` naming ``where`` otherwise."""
+    if "\x00" in value:
+        raise ValueError(f"{where}: text holds a NUL character")
+    if not value.isascii():
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            raise ValueError(f"{where}: text holds a lone surrogate, not a character") from None
+    return value
+
+
+def storable_int(value: int, where: str = "integer") -> int:
+    """``value`` when it fits a ``bigint``; ``ValueError`` naming ``where`` otherwise."""
+    if not BIGINT_MIN <= value <= BIGINT_MAX:
+        raise ValueError(f"{where}: integer beyond 64 bits")
+    return value
+
+
 def refuse_unstorable(value: Any, path: str = "kwargs") -> None:
     """Raise ``ValueError`` naming a part of ``value`` the register store cannot hold.
 
@@ -32,18 +53,11 @@ def refuse_unstorable(value: Any, path: str = "kwargs") -> None:
     while pending:
         where, item = pending.popleft()
         if isinstance(item, str):
-            if "\x00" in item:
-                raise ValueError(f"{where}: text holds a NUL character")
-            if not item.isascii():
-                try:
-                    item.encode("utf-8")
-                except UnicodeEncodeError:
-                    raise ValueError(f"{where}: text holds a lone surrogate, not a character") from None
+            storable_text(item, where)
         elif isinstance(item, bool):
             continue
         elif isinstance(item, int):
-            if not BIGINT_MIN <= item <= BIGINT_MAX:
-                raise ValueError(f"{where}: integer beyond 64 bits")
+            storable_int(item, where)
         elif isinstance(item, float):
             if not math.isfinite(item):
                 raise ValueError(f"{where}: {item} is not a number JSON can hold")
