@@ -64,7 +64,7 @@ def gateway_api() -> FastAPI:
     for router in ROUTERS:
         api.include_router(router)
     for router in console.routers():
-        api.include_router(router, prefix=console.PREFIX, include_in_schema=False)
+        api.include_router(router, prefix=console.PREFIX)
     install(api)
     api.openapi = lambda: _openapi(api)  # type: ignore[method-assign]
     return api

@@ -255,7 +255,11 @@ class ConsoleRoute(EdgeRoute):
     """A console page: the edge's one rule and edge types like every route, and every query value a
     ``Text`` (the lists read their filters from the query); its refusals are the console's own HTML
     pages — the login page, «Недостаточно прав» — never JSON. Only the console's routes answer so:
-    the gateway's error answers elsewhere are not touched."""
+    the gateway's error answers elsewhere are not touched. Pages are not API operations: none is in
+    the OpenAPI text."""
+
+    def __init__(self, path: str, endpoint: Callable[..., Any], **kwargs: Any) -> None:
+        super().__init__(path, endpoint, **{**kwargs, "include_in_schema": False})
 
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         handler = super().get_route_handler()
