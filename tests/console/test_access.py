@@ -69,6 +69,32 @@ def test_a_viewer_is_refused_by_the_server_and_a_form_without_its_token_too(cons
         )
 
 
+def test_refusals_on_console_pages_are_pages_and_the_apis_stay_json(
+    console: Console, gateway: GatewayThread
+) -> None:
+    with httpx.Client(base_url=gateway.url) as anonymous:
+        answer = anonymous.get("/console/ops")
+        assert answer.status_code == 303 and answer.headers["location"] == "/console/login?next=/console/ops"
+        answer = anonymous.post("/console/ops/canary", data={"csrf": "x"})
+        assert answer.status_code == 401 and answer.headers["content-type"].startswith("text/html")
+        assert "Войдите в систему" in answer.text
+        api = anonymous.get("/ops/payments")
+        assert api.status_code == 401 and "json" in api.headers["content-type"]
+    viewer = console.page("viewer").request
+    for path, status, words in (
+        ("/console/users", 403, "Недостаточно прав"),
+        ("/console/acts/abc", 422, "Неверные данные"),
+        ("/console/acts/99999999999999999999", 422, "Неверные данные"),
+        ("/console/payments?inn=%00", 422, "Неверные данные"),
+        (f"/console/payments?inn={'9' * 201}", 422, "Неверные данные"),
+        ("/console/invoices/987654321", 404, "Не найдено"),
+    ):
+        answer = viewer.get(path)
+        assert answer.status == status, path
+        assert answer.headers["content-type"].startswith("text/html"), path
+        assert words in answer.text(), path
+
+
 def test_login_is_throttled_per_login_and_a_password_change_ends_sessions(gateway: GatewayThread) -> None:
     with httpx.Client(base_url=gateway.url) as client:
         token = _csrf(client.get("/console/login").text)

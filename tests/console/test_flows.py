@@ -1,7 +1,8 @@
 """The console's actions end to end, through the gateway, the outbox and a real worker against the
 sandboxes: an ownership change confirmed with a code typed by hand, an unallocated payment assigned,
-a parked row re-driven after a confirmation; and a walk through every page with the counts compared
-to the registers and the status colours as the browser computes them. The main pages' screenshots in
+a bank payment counted towards the invoice a person chose, a parked row re-driven after a
+confirmation; and a walk through every page with the counts compared to the registers and the status
+colours as the browser computes them. The main pages' screenshots in
 docs/console.md are taken here."""
 
 from __future__ import annotations
@@ -18,10 +19,12 @@ from models.base import utcnow
 from models.canary import Canary
 from models.console import ConsoleAudit
 from models.db import session_scope
+from models.invoices import InvoicePayment
 from models.payments import Payment
 from models.sep import QUEUED, SepApplication, SepExchangeError, SepRequest
 from models.sep_codes import SepConfirmationCode
 from sandbox.server import Sandbox
+from tasks.invoices.register import apply_document
 from tasks.machinery.outbox import set_dispatch_mode
 from tasks.machinery.steps import STEPS, run_step
 from tasks.payments.register import accept_payment
@@ -29,6 +32,8 @@ from tasks.sep import queries
 from tests.console.conftest import Console, screenshot
 from tests.harness.processes import Process, start_worker
 from tests.harness.waiting import wait_for
+from tests.invoices.conftest import INN
+from tests.invoices.test_register import document
 from tests.sep.conftest import ORG, TIMINGS, add_vehicle, intake, run_due, start_ownership_change
 
 SUBSCRIBER = "500100732259"  # tests/data/master.json
@@ -153,6 +158,55 @@ def test_an_unallocated_payment_assigned_to_a_subscriber(
     wait_for(posted, timeout=60, what="the payment to be posted by the worker")
     page.goto(f"/console/payments?inn={ORG}")
     assert "✔ Разнесён" in page.locator(f'tr[data-id="{payment_id}"]').inner_text()
+
+
+def test_an_invoice_listed_by_its_customer_and_a_waiting_payment_counted_towards_it(console: Console) -> None:
+    with session_scope() as session:
+        invoice_id = apply_document(session, document()).invoice_id
+        payment_id = accept_payment(
+            session,
+            transaction_id="console-invoice-1",
+            source="bank",
+            inn=INN,
+            amount=Decimal("1500.00"),
+            paid_at=utcnow(),
+            purpose="Оплата по сч 0000-000123 и 0000-000124",
+            payer_name="ООО «Клиент»",
+            content_hash="1" * 64,
+        ).payment_id
+        waiting = InvoicePayment(
+            payment_id=payment_id,
+            payer_inn=INN,
+            amount=Decimal("1500.00"),
+            purpose="Оплата по сч 0000-000123 и 0000-000124",
+            named="0000-000123, 0000-000124",
+            status="ambiguous",
+            note="several invoices named",
+        )
+        session.add(waiting)
+        session.flush()
+        match_id = waiting.id
+    page = console.page("operator")
+    page.goto(f"/console/invoices?inn={INN}")
+    row = page.locator('[data-list="invoices"] tbody tr', has_text="0000-000123")
+    assert "1\u202f500,00\u00a0₽" in row.inner_text() and "✖ Не оплачено" in row.inner_text()
+    pending = page.locator(f'[data-list="invoice_payments"] tr[data-id="{match_id}"]')
+    assert "✖ Неоднозначно" in pending.inner_text()
+    pending.get_by_placeholder("№ счёта в реестре").fill(str(invoice_id))
+    screenshot(page, "invoices")
+    pending.get_by_role("button", name="Засчитать").click()
+    assert f"засчитан в счёт {invoice_id}" in page.get_by_role("status").first.inner_text()
+    page.get_by_role("link", name="0000-000123").click()
+    page.wait_for_url(f"**/console/invoices/{invoice_id}")
+    assert "✔ Оплачено" in page.locator("dl.card").inner_text()
+    assert "console:operator" in page.locator('[data-list="invoice_matched"]').inner_text()
+    with session_scope() as session:
+        audited = session.scalar(select(ConsoleAudit).where(ConsoleAudit.action == "invoices.assign_payment"))
+        assert (
+            audited is not None
+            and audited.outcome == "ok"
+            and audited.target == f"invoice_payments:{match_id}"
+        )
 
 
 def test_a_parked_row_redriven_by_an_admin_after_a_confirmation(
