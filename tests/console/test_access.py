@@ -89,10 +89,10 @@ def test_refusals_on_console_pages_are_pages_and_the_apis_stay_json(
         (f"/console/payments?inn={'9' * 201}", 422, "Неверные данные"),
         ("/console/invoices/987654321", 404, "Не найдено"),
     ):
-        answer = viewer.get(path)
-        assert answer.status == status, path
-        assert answer.headers["content-type"].startswith("text/html"), path
-        assert words in answer.text(), path
+        page = viewer.get(path)
+        assert page.status == status, path
+        assert page.headers["content-type"].startswith("text/html"), path
+        assert words in page.text(), path
 
 
 def test_login_is_throttled_per_login_and_a_password_change_ends_sessions(gateway: GatewayThread) -> None:
