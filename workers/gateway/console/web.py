@@ -268,12 +268,12 @@ class ConsoleRoute(EdgeRoute):
             try:
                 await self.access.admit(request)
                 for name, value in request.query_params.multi_items():
-                    _TEXT.validate_python(value)
-                    _TEXT.validate_python(name)
+                    bounded(_TEXT, name, "query")
+                    bounded(_TEXT, value, "query", name)
                 return await handler(request)
             except HTTPException as exc:
                 return refusal_page(request, exc.status_code, str(exc.detail))
-            except (RequestValidationError, ValidationError):
+            except RequestValidationError:
                 return refusal_page(request, 422)
             except CsrfRefused:
                 return render(
@@ -285,6 +285,16 @@ class ConsoleRoute(EdgeRoute):
                 )
 
         return pages
+
+
+def bounded(adapter: TypeAdapter[str], value: str, *where: str) -> None:
+    """``value`` as the edge type of ``adapter`` would take it; a 422 (``RequestValidationError``) if not."""
+    try:
+        adapter.validate_python(value)
+    except ValidationError as exc:
+        raise RequestValidationError(
+            [{**error, "loc": where} for error in exc.errors(include_url=False, include_input=False)]
+        ) from exc
 
 
 def refusal_page(request: Request, status: int, detail: str = "") -> Response:
@@ -324,10 +334,9 @@ async def form_of(request: Request) -> Posted:
     expected = str(request.session.get(SESSION_CSRF, ""))
     if not expected or not isinstance(sent, str) or not hmac.compare_digest(sent.encode(), expected.encode()):
         raise CsrfRefused()
-    # A form's text is a person's note at most (what the register store can hold; files aside).
-    for value in form.values():
-        if isinstance(value, str):
-            _NOTE.validate_python(value)
+    # A form's text is a person's note at most (what the register store can hold), a file's name too.
+    for name, value in form.multi_items():
+        bounded(_NOTE, value if isinstance(value, str) else value.filename or "", "form", name)
     return Posted(form)
 
 
