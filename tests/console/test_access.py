@@ -96,8 +96,8 @@ def test_refusals_on_console_pages_are_pages_and_the_apis_stay_json(
     # A form's field that the register store could not hold is refused before the action.
     operator = console.page("operator").request
     token = _csrf(operator.get("/console/sep/request").text())
-    answer = operator.post("/console/sep/request", form={"csrf": token, "organization": "ООО\x00"})
-    assert answer.status == 422 and "Неверные данные" in answer.text()
+    refused = operator.post("/console/sep/request", form={"csrf": token, "organization": "ООО\x00"})
+    assert refused.status == 422 and "Неверные данные" in refused.text()
 
 
 def test_login_is_throttled_per_login_and_a_password_change_ends_sessions(gateway: GatewayThread) -> None:
