@@ -1,4 +1,4 @@
-"""Console test set-up: one Chromium for the session (Debian's, driven by Playwright), the gateway
+"""Console test set-up: one Chromium for the console's tests (Debian's, driven by Playwright), the gateway
 over real HTTP, a user of each role, one logged-in browser context per role, a screenshot of the page
 when a test fails, and a check that no page asked anything of a host other than obmen."""
 
@@ -44,7 +44,10 @@ def gateway() -> Iterator[GatewayThread]:
         yield running
 
 
-@pytest.fixture(scope="session")
+# Package scope, not session: Playwright's sync API keeps an asyncio loop running on the main thread
+# while it is started, and a later test's library that runs its own loop (fast-bitrix24) would find
+# it. The console's tests run together, so this is still one Chromium per run.
+@pytest.fixture(scope="package")
 def browser() -> Iterator[Browser]:
     binary = chromium_binary()
     assert binary, "Chromium is missing: `python -m tests.services` installs it (as root)"
@@ -83,7 +86,7 @@ def log_in(page: Page, login: str, password: str = PASSWORD) -> None:
     page.get_by_role("button", name="Войти").click()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def _contexts(
     browser: Browser, gateway: GatewayThread
 ) -> Iterator[dict[str, tuple[BrowserContext, Outside]]]:
