@@ -1,6 +1,6 @@
-"""Console test set-up: one Chromium for the console's tests (Debian's, driven by Playwright), the gateway
-over real HTTP, a user of each role, one logged-in browser context per role, a screenshot of the page
-when a test fails, and a check that no page asked anything of a host other than obmen."""
+"""Console test set-up: one Chromium for the console's tests (Debian's, driven by Playwright), the
+gateway over real HTTP, a user of each role, one logged-in browser context per role, a screenshot of
+the page when a test fails, and a check that no page asked anything of a host other than obmen."""
 
 from __future__ import annotations
 
