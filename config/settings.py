@@ -105,6 +105,20 @@ class Settings(BaseSettings):
     log_json: bool = True
     max_request_body_bytes: int = Field(1_048_576, ge=1024)
 
+    # --- the web console (/console/) ------------------------------------------------------------
+    # Signs the session cookies; every gateway process must share it. Unset: a random key per
+    # process (sessions end with the process, and several gateway processes do not share them).
+    console_secret: SecretStr | None = None
+    # Mark the session cookie Secure (set it when the console is served over TLS).
+    console_secure_cookies: bool = False
+    console_session_hours: float = Field(12.0, gt=0)
+    # More failed logins than this in the window, per login or per address, are refused.
+    console_login_max_failures: int = Field(5, ge=1)
+    console_login_window_s: int = Field(900, ge=1)
+    # Tab counts are computed at most once per this many seconds per process (0: on every page).
+    console_count_cache_s: float = Field(10.0, ge=0)
+    console_page_size: int = Field(50, ge=5, le=500)
+
     # --- SEP (АС «СЭП») ------------------------------------------------------------------------
     # External systems have no default address: a missing one is refused naming its setting
     # (``Settings.url``, the self-check), never silently pointed at an emulator.

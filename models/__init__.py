@@ -7,6 +7,7 @@ all registers. It knows no pipeline and no external system.
 from models import (  # noqa: F401
     acts,
     canary,
+    console,
     dead_letters,
     edo,
     exchange_log,

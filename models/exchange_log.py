@@ -33,6 +33,8 @@ class ExchangeLog(Base):
 
     __table_args__ = (
         Index("ix_exchange_log_system_created", "system", "created_at"),
+        # One system's exchanges, newest first, paged by id (the console's «Журнал обмена»).
+        Index("ix_exchange_log_system_id", "system", "id"),
         Index("ix_exchange_log_correlation", "correlation_id"),
         # An EDO package's «XML» tab: every exchange about it, by its package key.
         Index("ix_exchange_log_business_key", "business_key"),

@@ -59,6 +59,8 @@ class Payment(StepMixin, Base):
     posted_at: Mapped[datetime | None] = mapped_column()
 
     __table_args__ = (
+        # The lists by status (unallocated ones wait for a person), newest first.
+        Index("ix_payments_status_id", "status", "id"),
         Index(
             "ix_payments_advance",
             "subscriber_inn",

@@ -29,7 +29,7 @@ def main() -> int:
         redis.Redis.from_url(broker, socket_connect_timeout=5).ping()
     except Exception as exc:
         problems.append(f"Redis at {broker} is not reachable ({exc}); start it or set OBMEN_TEST_BROKER_URL")
-    problems += [problem for problem in (ensure_dovecot(), ensure_promtool()) if problem]
+    problems += [problem for problem in (ensure_dovecot(), ensure_promtool(), ensure_chromium()) if problem]
     for line in problems:
         print(f"tests need: {line}", file=sys.stderr)
     return 1 if problems else 0
@@ -42,6 +42,16 @@ def ensure_dovecot() -> str | None:
     if dovecot_binary() is not None:
         return None
     return apt_install(PACKAGE, "Dovecot IMAP, for the mail tests", dovecot_binary)
+
+
+def ensure_chromium() -> str | None:
+    """The console tests drive Debian's Chromium through Playwright (Playwright's own browser
+    download is not reachable from our machines)."""
+    from tests.harness.browser import PACKAGE, chromium_binary
+
+    if chromium_binary() is not None:
+        return None
+    return apt_install(PACKAGE, "Chromium, for the console's browser tests", chromium_binary)
 
 
 def ensure_promtool() -> str | None:

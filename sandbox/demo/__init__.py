@@ -8,6 +8,7 @@ beat, all emulators on loopback, compressed time. Given ``OBMEN_DATABASE_URL`` a
 from __future__ import annotations
 
 import os
+import secrets
 import shutil
 import sys
 import time
@@ -133,8 +134,11 @@ def _embedded_runtime(app: Any) -> Iterator[None]:
             beat.stop()
 
 
-def run_demo() -> int:
+def run_demo(console_port: int | None = None) -> int:
+    """Every scenario; with ``console_port``, then the console on that port until Ctrl-C."""
     embedded = _prepare_environment()
+    if console_port is not None:
+        os.environ.setdefault("OBMEN_CONSOLE_SECRET", secrets.token_urlsafe(32))
     from config.settings import get_settings
 
     get_settings.cache_clear()
@@ -178,13 +182,41 @@ def run_demo() -> int:
                         traceback.print_exc(file=sys.stderr)
                     results.append((title, detail))
                 print(flush=True)
+            _summary(results)
+            if console_port is not None:
+                _serve_console(console_port)
+            else:
+                print("\nTo click through the results in the web console: obmen demo --console")
     finally:
         box.stop()
+    return 1 if any(error for _, error in results) else 0
+
+
+def _summary(results: list[tuple[str, str | None]]) -> None:
     failed = [title for title, error in results if error]
-    print(f"== summary: {len(results) - len(failed)} of {len(results)} flows worked ==")
+    print(f"== summary: {len(results) - len(failed)} of {len(results)} flows worked ==", flush=True)
     for title in failed:
         print(f"  failed: {title}")
-    return 1 if failed else 0
+
+
+def _serve_console(port: int) -> None:
+    """The gateway with the console, over the demo's registers, with the worker still running."""
+    import uvicorn
+
+    from models.db import session_scope
+    from workers.gateway.app import create_app
+    from workers.gateway.console.accounts import add_user
+
+    password = secrets.token_urlsafe(9)
+    with session_scope() as session:
+        add_user(session, "demo", password, "admin")
+    server = uvicorn.Server(uvicorn.Config(create_app(), host="127.0.0.1", port=port, log_level="warning"))
+    print(
+        f"\n== console: http://127.0.0.1:{port}/console/ — login «demo», password «{password}» (admin); "
+        "Ctrl-C stops ==",
+        flush=True,
+    )
+    server.run()
 
 
 @contextmanager

@@ -94,18 +94,27 @@ def _filtered(query: Select[Any], due: Any, flt: ActFilter, now: datetime) -> Se
     return query
 
 
-def list_acts(session: Session, flt: ActFilter) -> dict[str, Any]:
-    """Acts with their statuses, newest first, filtered; with the total matching."""
+def acts_page(session: Session, flt: ActFilter, before: int | None = None) -> list[dict[str, Any]]:
+    """One page of acts, newest first, filtered; ``before``: the keyset cursor (acts with a lower id)."""
     now = db_now(session)
     due = _due()
     base = select(Act, due.c.due_at, due.c.deadline_status).outerjoin(due, due.c.act_id == Act.id)
     query = _filtered(base, due, flt, now)
+    if before is not None:
+        query = query.where(Act.id < before)
+    limit = max(1, min(flt.limit, MAX_LIMIT))
+    rows = session.execute(query.order_by(Act.id.desc()).limit(limit).offset(max(0, flt.offset))).all()
+    return [act_row(a, d, s, now) for a, d, s in rows]
+
+
+def list_acts(session: Session, flt: ActFilter) -> dict[str, Any]:
+    """Acts with their statuses, newest first, filtered; with the total matching."""
+    now = db_now(session)
+    due = _due()
     total = session.scalar(
         _filtered(select(func.count()).select_from(Act).outerjoin(due, due.c.act_id == Act.id), due, flt, now)
     )
-    limit = max(1, min(flt.limit, MAX_LIMIT))
-    rows = session.execute(query.order_by(Act.id.desc()).limit(limit).offset(max(0, flt.offset))).all()
-    return {"total": total or 0, "acts": [act_row(a, d, s, now) for a, d, s in rows]}
+    return {"total": total or 0, "acts": acts_page(session, flt)}
 
 
 def act_detail(session: Session, act_id: int) -> dict[str, Any]:

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import or_, select
+from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
 from integrations.synerdocs.client import SYSTEM
@@ -139,18 +139,27 @@ def incoming(
     return [IncomingRow(*r) for r in session.execute(query)]
 
 
+def _overdue(session: Session, now: datetime | None) -> Any:
+    return (EdoDocument.answered_at.is_(None), EdoDocument.answer_due_at < (now or db_now(session)))
+
+
 def overdue(
     session: Session, now: datetime | None = None, *, limit: int = 100, offset: int = 0
 ) -> list[IncomingRow]:
     """Incoming documents past their answer date and not answered, the most overdue first."""
     query = (
         _incoming()
-        .where(EdoDocument.answered_at.is_(None), EdoDocument.answer_due_at < (now or db_now(session)))
+        .where(*_overdue(session, now))
         .order_by(EdoDocument.answer_due_at, EdoDocument.id)
         .limit(limit)
         .offset(offset)
     )
     return [IncomingRow(*r) for r in session.execute(query)]
+
+
+def overdue_count(session: Session, now: datetime | None = None) -> int:
+    """How many incoming documents wait past their answer date (the console's start page)."""
+    return session.scalar(select(func.count()).select_from(EdoDocument).where(*_overdue(session, now))) or 0
 
 
 def version_file(session: Session, document_id: int, version: int) -> FileRow:

@@ -142,11 +142,13 @@ def sandbox(host: str, port: int, smtp_port: int, scale: float, mailbox: str | N
 
 
 @click.command()
-def demo() -> None:
+@click.option("--console", "console", is_flag=True, help="then keep the web console up with a demo login")
+@click.option("--port", default=8000, show_default=True, type=int, help="the console's port (--console)")
+def demo(console: bool, port: int) -> None:
     """Run every flow in one process against the sandboxes and print what each did."""
     from sandbox.demo import run_demo
 
-    sys.exit(run_demo())
+    sys.exit(run_demo(port if console else None))
 
 
 @click.command(context_settings={"ignore_unknown_options": True, "allow_extra_args": True})

@@ -8,7 +8,8 @@ costs one log line (``gateway.refused``, with the rule and the reason) and one c
 what the check itself needs (the bank's signature covers the raw bytes; Bitrix24 puts its token in
 the form). The same objects write the OpenAPI text, so what it says is what the gateway does.
 
-A new kind of caller (the console's session cookie) is a new subclass of :class:`Access`.
+A new kind of caller is a new subclass of :class:`Access`, as the console's session cookie is
+(``ConsoleSession`` in ``workers/gateway/console/web.py``).
 """
 
 from __future__ import annotations

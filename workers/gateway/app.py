@@ -12,6 +12,7 @@ from config.settings import get_settings
 from tasks.machinery.outbox import set_dispatch_mode
 from workers.gateway import acts, billing, docs, edo, health, invoices, ops, payments, problems, sep
 from workers.gateway.access_log import AccessLog
+from workers.gateway.console import app as console
 from workers.gateway.edge import EdgeRoute, install
 from workers.gateway.limits import BodyLimit
 
@@ -68,6 +69,8 @@ def gateway_api() -> FastAPI:
     )
     for router in ROUTERS:
         api.include_router(router)
+    for router in console.routers():
+        api.include_router(router, prefix=console.PREFIX)
     install(api)
     api.openapi = lambda: _openapi(api)  # type: ignore[method-assign]
     return api
@@ -81,6 +84,7 @@ def create_app() -> FastAPI:
     # An HTTP caller gets its answer once the commit is done; publishing happens beside it.
     set_dispatch_mode("background")
     api = gateway_api()
+    console.install_console(api)
     api.add_middleware(
         BodyLimit,
         max_bytes=settings.max_request_body_bytes,

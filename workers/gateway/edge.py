@@ -5,7 +5,7 @@ one fails unless the route declares exactly one access rule (``workers/gateway/a
 every parameter is an edge type (``workers/gateway/params.py``). At request time it admits the
 request by the rule before FastAPI reads the body or parses a parameter, and reads a JSON body
 with one meaning (a repeated key, ``NaN``, a number of 5,000 digits are a 422).
-An application mounted whole (the console, which checks its session cookie on each page) is an
+An application mounted whole that checks its callers on each page itself is an
 :class:`EdgeMount` declaring the rule its callers pass. :func:`install` checks the built app
 (:func:`audit`: every route it serves is an ``EdgeRoute`` that kept its rule, or an ``EdgeMount``) and
 answers every refusal and failure as a problem document (``workers/gateway/problems.py``), documented
