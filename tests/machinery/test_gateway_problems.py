@@ -20,6 +20,7 @@ from tasks.machinery.outbox import set_dispatch_mode
 from tasks.machinery.request_id import HEADER
 from tests.harness.gateway import GatewayThread
 from tests.harness.processes import start_worker
+from workers.gateway import access_log
 from workers.gateway.access import Public
 from workers.gateway.app import create_app
 from workers.gateway.edge import EdgeRoute
@@ -118,8 +119,13 @@ def test_the_openapi_text_documents_the_problems() -> None:
                 }, where
 
 
-def test_one_access_log_line_per_request_under_its_request_id(gateway: GatewayThread) -> None:
+def test_one_access_log_line_per_request_under_its_request_id(
+    gateway: GatewayThread, monkeypatch: pytest.MonkeyPatch
+) -> None:
     with structlog.testing.capture_logs(processors=[structlog.contextvars.merge_contextvars]) as logs:
+        # A logger an earlier test used keeps the processors it was first used with (structlog
+        # caches them): the access log's is taken afresh under the capturing configuration.
+        monkeypatch.setattr(access_log, "log", structlog.get_logger(access_log.__name__))
         given = httpx.get(gateway.url + "/healthz", headers={"X-Request-ID": "shop-42.a:b_c"})
         unsafe = httpx.get(gateway.url + "/ops/parked", headers={"X-Request-ID": "x" * 65})
         made = httpx.get(gateway.url + "/healthz")
