@@ -222,7 +222,6 @@ def main() -> None:
         figures["ratio_to_noop"] = figures["end_to_end_events_per_s"] / figures["noop_tasks_per_s"]
         figures["worker_processes"] = args.workers
     report("acts: deadline sweep and change feed", figures)
-    print("(shared 2-core machine: other sessions' tests and benchmarks run beside this one)")
 
 
 if __name__ == "__main__":

@@ -175,7 +175,6 @@ def main() -> None:
 
         figures = run(args)
     report("edo: signed packages through Synerdocs, the incoming cursor", figures)
-    print("(shared 2-core machine: other sessions' tests and benchmarks run beside this one)")
 
 
 if __name__ == "__main__":

@@ -11,7 +11,14 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from integrations.mail.smtp import Attachment
-from integrations.synerdocs.model import DeliveryStatus, SignStatus
+from integrations.synerdocs.client import SynerdocsClient
+from integrations.synerdocs.errors import (
+    ContragentIsNotAuthorized,
+    DocumentNotFound,
+    PermanentFault,
+    Unauthorized,
+)
+from integrations.synerdocs.model import DeliveryStatus, PrintForm, SignStatus
 from models.db import db_now, insert_ignoring_conflicts
 from models.edo import (
     DELIVERED,
@@ -31,17 +38,31 @@ from tasks.mail.letters import queue_letter
 log = structlog.get_logger(__name__)
 
 DECIDED = frozenset({SIGNED, REJECTED})  # the customer signed or refused
+# Faults that say the request itself is wrong: the legacy operation would answer them the same way.
+NOT_A_PRINT_FAILURE = (Unauthorized, DocumentNotFound, ContragentIsNotAuthorized)
+
+
+def print_form(client: SynerdocsClient, box: str, document_id: str) -> PrintForm:
+    """The stamped print form by ``PrintDocument``, or by the legacy ``DownloadPdfDocument`` when the
+    operator's print service refuses it (accounts on an older deployment are served only by that)."""
+    try:
+        return client.print_document(box, document_id)
+    except PermanentFault as exc:
+        if isinstance(exc, NOT_A_PRINT_FAILURE):
+            raise
+        log.warning("edo.print_fallback", document=document_id, reason=str(exc))
+        return client.download_pdf(box, document_id)
 
 
 def print_forms(session: Session, package: EdoPackage) -> None:
-    """Fetch each document's print form (``PrintDocument``), keep it as version 2, mail them to the customer."""
+    """Fetch each document's print form (:func:`print_form`), keep it as version 2, mail them to the customer."""
     assert package.from_box is not None and package.sent_at is not None
     client = sending_client(session, package)
     attachments = []
     for document in documents_of(session, package):
         if document.operator_document_id is None:
             raise LookupError(f"document {document.id} has no operator id")
-        form = client.print_document(package.from_box, document.operator_document_id)
+        form = print_form(client, package.from_box, document.operator_document_id)
         session.execute(
             insert_ignoring_conflicts(session, EdoDocumentVersion).values(
                 document_id=document.id,

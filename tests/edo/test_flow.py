@@ -172,6 +172,24 @@ def test_the_answer_is_sent_stamped_as_version_2_mailed_and_tracked_until_signed
     assert signed.status == SIGNED and signed.recipient_signature_sha256 and signed.signed_at
 
 
+def test_a_refused_print_form_is_fetched_by_the_legacy_operation(box: Sandbox) -> None:
+    asked = sent_package()
+    fetch()
+    answer_id = answer(documents_of(asked)[0].id)
+    steps.check_package.run(answer_id)
+    steps.send_package.run(answer_id)
+    knobs = {"refuse_operation": "PrintDocument", "refuse_code": "PrintFormIsNotAvailable", "refuse_next": 1}
+    emulator(box).knobs.update({"extra": knobs})
+    steps.print_package.run(answer_id)
+    assert package(answer_id).status == STAMPED
+    with session_scope() as session:
+        operations = [e.operation for e in xml_log(session, answer_id)]
+        [version] = session.scalars(select(EdoDocumentVersion).where(EdoDocumentVersion.version == PRINT_FORM))
+        pdf = session.get(EdoFile, version.sha256)
+        assert pdf is not None and pdf.content.startswith(b"%PDF-")
+    assert operations[-2:] == ["PrintDocument", "DownloadPdfDocument"]
+
+
 def test_an_unanswered_document_past_its_working_days_tells_its_responsible(box: Sandbox) -> None:
     asked = sent_package()
     fetch()
