@@ -184,7 +184,9 @@ def test_a_refused_print_form_is_fetched_by_the_legacy_operation(box: Sandbox) -
     assert package(answer_id).status == STAMPED
     with session_scope() as session:
         operations = [e.operation for e in xml_log(session, answer_id)]
-        [version] = session.scalars(select(EdoDocumentVersion).where(EdoDocumentVersion.version == PRINT_FORM))
+        [version] = session.scalars(
+            select(EdoDocumentVersion).where(EdoDocumentVersion.version == PRINT_FORM)
+        )
         pdf = session.get(EdoFile, version.sha256)
         assert pdf is not None and pdf.content.startswith(b"%PDF-")
     assert operations[-2:] == ["PrintDocument", "DownloadPdfDocument"]
