@@ -78,6 +78,8 @@ def test_refusals_on_console_pages_are_pages_and_the_apis_stay_json(
         answer = anonymous.post("/console/ops/canary", data={"csrf": "x"})
         assert answer.status_code == 401 and answer.headers["content-type"].startswith("text/html")
         assert "Войдите в систему" in answer.text
+        answer = anonymous.get("/console/no-such-page")
+        assert answer.status_code == 303 and answer.headers["location"].startswith("/console/login")
         api = anonymous.get("/ops/payments")
         assert api.status_code == 401 and "json" in api.headers["content-type"]
     viewer = console.page("viewer").request
@@ -88,6 +90,7 @@ def test_refusals_on_console_pages_are_pages_and_the_apis_stay_json(
         ("/console/payments?inn=%00", 422, "Неверные данные"),
         (f"/console/payments?inn={'9' * 201}", 422, "Неверные данные"),
         ("/console/invoices/987654321", 404, "Не найдено"),
+        ("/console/no/such/page", 404, "Не найдено"),
     ):
         page = viewer.get(path)
         assert page.status == status, path

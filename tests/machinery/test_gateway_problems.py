@@ -39,7 +39,8 @@ def with_test_routes() -> Any:
     def failing() -> None:
         raise RuntimeError("secret-internal-detail")
 
-    @router.get("/console/missing")
+    # A post: every GET under /console that no page takes is the console's own «Не найдено».
+    @router.post("/console/missing")
     def console_missing() -> None:
         raise HTTPException(404, "the console's own page")
 
@@ -97,7 +98,7 @@ def test_every_refusal_and_failure_is_a_problem(gateway: GatewayThread) -> None:
     assert body["request_id"] == failed.headers["x-request-id"] == "req-500"
     assert "secret" not in failed.text and "RuntimeError" not in failed.text
 
-    own = httpx.get(url + "/console/missing")
+    own = httpx.post(url + "/console/missing")
     assert (own.status_code, own.headers["content-type"]) == (404, "application/json")
     assert own.json() == {"detail": "the console's own page"}
 

@@ -7,7 +7,7 @@ import secrets
 from collections.abc import Callable
 from pathlib import Path
 
-from fastapi import APIRouter, Depends, FastAPI
+from fastapi import APIRouter, Depends, FastAPI, HTTPException
 from fastapi.responses import FileResponse, Response
 from starlette.middleware.sessions import SessionMiddleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -29,7 +29,8 @@ from workers.gateway.console import (
     users,
 )
 from workers.gateway.console.pages import Flow, install
-from workers.gateway.console.web import HERE, ConsoleRoute
+from workers.gateway.console.web import HERE, ConsoleRoute, Person, viewer
+from workers.gateway.params import Text
 
 PREFIX = "/console"
 # Every flow's pages, in the order of the menu. A new flow adds its module's FLOW here.
@@ -129,9 +130,19 @@ for _path in sorted((HERE / "static").iterdir()):
         static.add_api_route(f"/static/{_path.name}", _static(_path), methods=["GET"], name=_path.name)
 
 
+# Last of all: any other console address is the console's own «Не найдено» page, not the API's
+# JSON 404 (asked without a session, it leads to the login page like every page).
+missing = APIRouter(route_class=ConsoleRoute)
+
+
+@missing.get("/{address:path}")
+def not_found(address: Text, person: Person = viewer) -> Response:
+    raise HTTPException(404)
+
+
 def routers() -> list[APIRouter]:
     """The console's routers (every route a ``ConsoleRoute``), to include under ``PREFIX``."""
-    return [static, *(flow.router for flow in FLOWS)]
+    return [static, *(flow.router for flow in FLOWS), missing]
 
 
 def install_console(api: FastAPI) -> None:
