@@ -15,6 +15,7 @@ import pytest
 from playwright.sync_api import Page
 from sqlalchemy import select
 
+from config.settings import get_settings
 from models.base import utcnow
 from models.canary import Canary
 from models.console import ConsoleAudit
@@ -301,3 +302,34 @@ def test_every_page_and_tab_shows_its_counts_and_statuses_in_colour_with_words(c
         page.get_by_text("obmen gateway").first.wait_for()
     export = page.request.get("/console/exchange?format=csv")
     assert export.ok and export.text().startswith("\ufeff№;Когда;Система")
+
+
+def test_a_work_list_longer_than_a_page_pages_through_its_whole_count(
+    console: Console, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("OBMEN_CONSOLE_PAGE_SIZE", "5")
+    get_settings.cache_clear()
+    try:
+        with session_scope() as session:
+            for n in range(7):
+                session.add(
+                    SepExchangeError(
+                        correlation_id=f"Q-{n}", operation="GetQueueResult", kind="sep", message=f"ошибка {n}"
+                    )
+                )
+        page = console.page("viewer")
+        page.goto("/console/sep/errors")
+        rows = page.locator('[data-list="errors"] tbody tr')
+        assert rows.count() == 5 and "Q-6" in rows.first.inner_text()  # the newest first
+        assert "Показаны 1–5 из 7" in page.locator("p.more").inner_text()
+        page.get_by_role("link", name="Дальше »").click()
+        page.wait_for_url("**/console/sep/errors?start=5")
+        assert [r.inner_text().split("\t")[1] for r in rows.all()] == ["Q-1", "Q-0"]
+        assert "Показаны 6–7 из 7" in page.locator("p.more").inner_text()
+        assert page.get_by_role("link", name="Дальше »").count() == 0
+        page.get_by_role("link", name="« В начало").click()
+        page.wait_for_url("**/console/sep/errors")
+        assert rows.count() == 5
+    finally:
+        monkeypatch.undo()
+        get_settings.cache_clear()

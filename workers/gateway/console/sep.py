@@ -39,9 +39,11 @@ from workers.gateway.params import Text
 router = APIRouter(prefix="/sep", route_class=ConsoleRoute)
 
 
-def _rows() -> int:
-    """A work list shows its first rows (``OBMEN_CONSOLE_PAGE_SIZE``) and its whole count in the tab."""
-    return get_settings().console_page_size
+def _window(request: Request) -> tuple[int, int]:
+    """A work list's page: ``OBMEN_CONSOLE_PAGE_SIZE`` rows from ``?start=`` (rows skipped; work lists
+    are the open work, short, so skipping costs little), and the whole count in the tab."""
+    start = request.query_params.get("start", "")
+    return get_settings().console_page_size, int(start) if start.isdigit() and len(start) <= 9 else 0
 
 
 # The seed's tabs, in its order: (key, title, the summary count shown in brackets).
@@ -122,9 +124,10 @@ def request_applications(request: Request, person: Person = operator, form: Post
 
 @router.get("/letters")
 def letters_tab(request: Request, person: Person = viewer) -> Response:
+    size, start = _window(request)
     with session_scope() as session:
-        found = queries.letters(session, _rows())
-    return _tab(request, person, "letters", found=found)
+        found = queries.letters(session, size, start)
+    return _tab(request, person, "letters", found=found, start=start)
 
 
 @router.post("/letters")
@@ -155,6 +158,7 @@ OWNERSHIP_FILTERS = ("responsible", "asset", "vin", "epts")
 @router.get("/ownership")
 def ownership_tab(request: Request, person: Person = viewer) -> Response:
     chosen = {k: request.query_params.get(k, "").strip() or None for k in OWNERSHIP_FILTERS}
+    size, start = _window(request)
     with session_scope() as session:
         found = queries.ownership_changes(
             session,
@@ -162,10 +166,11 @@ def ownership_tab(request: Request, person: Person = viewer) -> Response:
             asset=chosen["asset"],
             vin=chosen["vin"],
             epts=chosen["epts"],
-            limit=_rows(),
+            limit=size,
+            offset=start,
         )
         employees = list(session.scalars(select(Employee).order_by(Employee.name)))
-    return _tab(request, person, "ownership", found=found, employees=employees, chosen=chosen)
+    return _tab(request, person, "ownership", found=found, employees=employees, chosen=chosen, start=start)
 
 
 @router.post("/ownership")
@@ -209,6 +214,7 @@ def lease_tab(request: Request, person: Person = viewer) -> Response:
     query = request.query_params
     organization = query.get("organization", "").strip() or None
     period_from, period_to = _date(query.get("period_from", "")), _date(query.get("period_to", ""))
+    size, start = _window(request)
     with session_scope() as session:
         candidates = (
             queries.lease_candidates_list(
@@ -217,7 +223,9 @@ def lease_tab(request: Request, person: Person = viewer) -> Response:
             if query.get("fill")
             else None
         )
-        leases = queries.lease_applications(session, status=query.get("status") or None, limit=_rows())
+        leases = queries.lease_applications(
+            session, status=query.get("status") or None, limit=size, offset=start
+        )
         organizations = _organizations(session)
     return _tab(
         request,
@@ -226,6 +234,7 @@ def lease_tab(request: Request, person: Person = viewer) -> Response:
         candidates=candidates,
         leases=leases,
         organizations=organizations,
+        start=start,
     )
 
 
@@ -275,16 +284,18 @@ def lease_action(request: Request, person: Person = operator, form: Posted = pos
 
 @router.get("/queue")
 def queue_tab(request: Request, person: Person = viewer) -> Response:
+    size, start = _window(request)
     with session_scope() as session:
-        found = queries.queue(session, _rows())
-    return _tab(request, person, "queue", found=found)
+        found = queries.queue(session, size, start)
+    return _tab(request, person, "queue", found=found, start=start)
 
 
 @router.get("/errors")
 def errors_tab(request: Request, person: Person = viewer) -> Response:
+    size, start = _window(request)
     with session_scope() as session:
-        found = queries.errors(session, _rows())
-    return _tab(request, person, "errors", found=found)
+        found = queries.errors(session, size, start)
+    return _tab(request, person, "errors", found=found, start=start)
 
 
 @router.get("/applications/{number}")
