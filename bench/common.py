@@ -129,6 +129,17 @@ def postgres_cpu_s() -> float:
     return tree_cpu_s(parent)
 
 
+def commits() -> int:
+    """Transactions committed in this benchmark's own database so far (exact, whatever else runs)."""
+    from sqlalchemy import text
+
+    from models.db import engine_for
+
+    with engine_for().connect() as conn:
+        query = "SELECT xact_commit FROM pg_stat_database WHERE datname = current_database()"
+        return int(conn.execute(text(query)).scalar_one())
+
+
 def _descendants(pid: int) -> list[int]:
     found: list[int] = []
     try:

@@ -15,7 +15,7 @@ import time
 
 from sqlalchemy import func, select
 
-from bench.common import bench_stores, cpu_s, noop_rate, postgres_cpu_s, report, tree_rss_kb
+from bench.common import bench_stores, commits, cpu_s, noop_rate, postgres_cpu_s, report, tree_rss_kb
 from tests.harness.dovecot import DovecotServer
 
 VIN_CHARS = "ABCDEFGHJKLMNPRSTUVWXYZ0123456789"
@@ -114,6 +114,7 @@ def main() -> None:
         rss_start = [tree_rss_kb(w.proc.pid) for w in workers]
         cpu_start = [cpu_s(w.proc.pid) for w in workers]
         postgres_start = postgres_cpu_s()
+        commits_start = commits()
         peaks = list(rss_start)
         try:
             started = time.perf_counter()
@@ -141,6 +142,7 @@ def main() -> None:
             rss_end = [tree_rss_kb(w.proc.pid) for w in workers]
             worker_cpu = sum(cpu_s(w.proc.pid) for w in workers) - sum(cpu_start)
             postgres_cpu = postgres_cpu_s() - postgres_start
+            commits_per_letter = (commits() - commits_start) / args.n
         finally:
             for worker in workers:
                 worker.stop()
@@ -171,6 +173,7 @@ def main() -> None:
             "ratio_to_noop": rate / noop,
             "worker_cpu_ms_per_letter": worker_cpu * 1000 / args.n,
             "postgres_cpu_ms_per_letter": postgres_cpu * 1000 / args.n,
+            "postgres_commits_per_letter": commits_per_letter,
             "worker_rss_start_mb": [round(kb / 1024, 1) for kb in rss_start],
             "worker_rss_peak_mb": [round(kb / 1024, 1) for kb in peaks],
             "worker_rss_end_mb": [round(kb / 1024, 1) for kb in rss_end],
