@@ -37,7 +37,9 @@ FORMS: dict[str, Any] = {
 def _change(ctx: DemoContext, number: str, kind: LeaseChangeKind, **more: Any) -> None:
     """Submit a lease change, confirm it with the parties' codes from their letters, follow it to «Исполнен»."""
     with session_scope() as session:
-        lease_changes.submit_lease_change(session, number, kind=kind, epts=[EPTS], source="demo", **more)
+        lease_changes.submit_lease_change(
+            session, number, kind=kind, epts=[EPTS], organization_inn=ORG, source="demo", **more
+        )
 
     def status() -> str | None:
         row = _one(select(SepLeaseChange).where(SepLeaseChange.change_number == number))
@@ -65,7 +67,7 @@ def run(ctx: DemoContext) -> None:
 
     ctx.say(f"== counterparty ИНН {NEW_LESSEE}: not in SEP, registered from master data")
     with session_scope() as session:
-        counterparties.register_counterparty(session, NEW_LESSEE, source="demo")
+        counterparties.register_counterparty(session, NEW_LESSEE, organization_inn=ORG, source="demo")
 
     def counterparty() -> str | None:
         row = _one(select(SepCounterparty).where(SepCounterparty.inn == NEW_LESSEE))
