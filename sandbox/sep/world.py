@@ -401,20 +401,9 @@ class World:
             for c in confirmations
         ):
             return Outcome(application=_application_dict(application)), []  # already so: a repeat
-        if application.status != AWAITING:
-            return Outcome(
-                errors=[("ApplicationClosed", f"application № {applicationNumber} is «{application.status}»")]
-            ), []
-        if self.now().date() > application.confirm_by:
-            application.status = EXPIRED
-            return Outcome(
-                errors=[
-                    (
-                        "ConfirmationCodeExpired",
-                        f"the codes had to be used by {application.confirm_by:%d.%m.%Y}",
-                    )
-                ]
-            ), []
+        closed = self._closed(application)
+        if closed:
+            return Outcome(errors=[closed]), []
         for c in confirmations:  # every one is checked before any is taken
             if c["role"] not in application.codes:
                 return Outcome(
@@ -466,20 +455,9 @@ class World:
         assert party is not None
         if party.status == status and status != "NotApplicable":
             return Outcome(application=_application_dict(application)), []  # already so: a repeat
-        if application.status != AWAITING:
-            return Outcome(
-                errors=[("ApplicationClosed", f"application № {number} is «{application.status}»")]
-            ), []
-        if self.now().date() > application.confirm_by:
-            application.status = EXPIRED
-            return Outcome(
-                errors=[
-                    (
-                        "ConfirmationCodeExpired",
-                        f"the code had to be used by {application.confirm_by:%d.%m.%Y}",
-                    )
-                ]
-            ), []
+        closed = self._closed(application)
+        if closed:
+            return Outcome(errors=[closed]), []
         if status == "Confirmed" and code != application.code:
             return Outcome(errors=[("WrongConfirmationCode", "the confirmation code does not match")]), []
         party.status = status
@@ -502,6 +480,18 @@ class World:
                     )
                 )
         return Outcome(application=_application_dict(application)), letters
+
+    def _closed(self, application: Application) -> tuple[str, str] | None:
+        """Why an application takes no more confirmations: executed or rejected, or its time is up."""
+        if application.status != AWAITING:
+            return ("ApplicationClosed", f"application № {application.number} is «{application.status}»")
+        if self.now().date() > application.confirm_by:
+            application.status = EXPIRED
+            return (
+                "ConfirmationCodeExpired",
+                f"the code had to be used by {application.confirm_by:%d.%m.%Y}",
+            )
+        return None
 
     def _next_application_number(self, now: datetime) -> str:
         self._application_seq += 1

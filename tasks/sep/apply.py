@@ -40,6 +40,7 @@ from models.sep import (
 from models.sep_codes import SepConfirmationCode
 from tasks.sep import actions, notices
 from tasks.sep.lookup import find_asset, our_inns, sep_responsible, usable_code
+from tasks.sep.rows import locked
 
 log = structlog.get_logger(__name__)
 
@@ -258,10 +259,7 @@ def _confirm_ownership_change(session: Session, request: SepRequest) -> None:
 
 
 def _lease_of(session: Session, request: SepRequest) -> SepLeaseApplication:
-    lease = session.get(SepLeaseApplication, request.lease_application_id, with_for_update=True)
-    if lease is None:
-        raise LookupError(f"sep_lease_applications row {request.lease_application_id} is gone")
-    return lease
+    return locked(session, SepLeaseApplication, request.lease_application_id)
 
 
 def _submit_lease_application(session: Session, request: SepRequest) -> None:

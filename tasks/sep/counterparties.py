@@ -33,6 +33,7 @@ from models.sep import (
 from tasks.sep.apply import applies, errors_text
 from tasks.sep.chain import open_request, open_request_for
 from tasks.sep.lookup import sep_organization
+from tasks.sep.rows import locked, store
 
 NOT_FOUND = "CounterpartyNotFound"
 
@@ -104,13 +105,7 @@ def register_counterparty(
         "last_error": None,
         "source": source,
     }
-    if row is None:
-        row = SepCounterparty(inn=inn, **values)
-        session.add(row)
-    else:
-        for key, value in values.items():
-            setattr(row, key, value)
-    session.flush()
+    row = store(session, row, SepCounterparty, {"inn": inn, **values})
     request, created = open_request(
         session,
         FindCounterparty(organization_inn=organization, inn=inn),
@@ -123,10 +118,7 @@ def register_counterparty(
 
 
 def _row_of(session: Session, request: SepRequest) -> SepCounterparty:
-    row = session.get(SepCounterparty, request.counterparty_id, with_for_update=True)
-    if row is None:
-        raise LookupError(f"sep_counterparties row {request.counterparty_id} is gone")
-    return row
+    return locked(session, SepCounterparty, request.counterparty_id)
 
 
 def _in_sep(session: Session, row: SepCounterparty, request: SepRequest, status: str) -> None:
