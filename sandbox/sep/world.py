@@ -256,18 +256,13 @@ class World:
         confirmBy: date,
         notificationEmail: str,
     ) -> tuple[Outcome, list[Letter]]:
-        found: list[Vehicle] = []
-        for epts in vehicles:
-            vehicle = self.vehicles.get(epts)
-            if vehicle is None:
-                return Outcome(errors=[("VehicleNotFound", f"no vehicle with ЭПТС {epts}")]), []
-            if vehicle.owner_inn != lessorInn:
-                return Outcome(
-                    errors=[("VehicleNotOwned", f"ЭПТС {epts} is not owned by ИНН {lessorInn}")]
-                ), []
+        found, error = self._lessors(vehicles, lessorInn)
+        if error:
+            return Outcome(errors=[error]), []
+        for vehicle in found:
+            epts = vehicle.epts
             if vehicle.leased_to:
                 return Outcome(errors=[("VehicleLeased", f"ЭПТС {epts} is already in lease")]), []
-            found.append(vehicle)
         now = self.now()
         if confirmBy < now.date():
             return Outcome(errors=[("ConfirmByInPast", f"confirmBy {confirmBy} has passed")]), []
@@ -322,15 +317,11 @@ class World:
         confirmBy: date,
         notificationEmail: str,
     ) -> tuple[Outcome, list[Letter]]:
-        found: list[Vehicle] = []
-        for epts in vehicles:
-            vehicle = self.vehicles.get(epts)
-            if vehicle is None:
-                return Outcome(errors=[("VehicleNotFound", f"no vehicle with ЭПТС {epts}")]), []
-            if vehicle.owner_inn != lessorInn:
-                return Outcome(
-                    errors=[("VehicleNotOwned", f"ЭПТС {epts} is not owned by ИНН {lessorInn}")]
-                ), []
+        found, error = self._lessors(vehicles, lessorInn)
+        if error:
+            return Outcome(errors=[error]), []
+        for vehicle in found:
+            epts = vehicle.epts
             if vehicle.leased_to is None:
                 return Outcome(errors=[("VehicleNotLeased", f"ЭПТС {epts} is not in lease")]), []
             if vehicle.leased_to != lesseeInn:
@@ -342,7 +333,6 @@ class World:
                         )
                     ]
                 ), []
-            found.append(vehicle)
         parties = [
             Party("Lessor", lessorInn, found[0].owner_name, "Confirmed"),
             Party("Lessee", lesseeInn, "", "NotApplicable"),
@@ -480,6 +470,18 @@ class World:
                     )
                 )
         return Outcome(application=_application_dict(application)), letters
+
+    def _lessors(self, epts: list[str], lessor: str) -> tuple[list[Vehicle], tuple[str, str] | None]:
+        """The vehicles, each known and owned by the lessor, or the first reason one is not."""
+        found: list[Vehicle] = []
+        for number in epts:
+            vehicle = self.vehicles.get(number)
+            if vehicle is None:
+                return [], ("VehicleNotFound", f"no vehicle with ЭПТС {number}")
+            if vehicle.owner_inn != lessor:
+                return [], ("VehicleNotOwned", f"ЭПТС {number} is not owned by ИНН {lessor}")
+            found.append(vehicle)
+        return found, None
 
     def _closed(self, application: Application) -> tuple[str, str] | None:
         """Why an application takes no more confirmations: executed or rejected, or its time is up."""

@@ -38,6 +38,21 @@ from tasks.sep.rows import locked, store
 NOT_FOUND = "CounterpartyNotFound"
 
 
+def form_of(c: Counterparty | SepCounterparty, organization: str) -> RegisterCounterparty:
+    """The form SEP gets: master data's counterparty, or the one kept as it was sent."""
+    return RegisterCounterparty.model_validate(
+        {
+            "organization_inn": organization,
+            "inn": c.inn,
+            "kpp": c.kpp or None,  # master data keeps "" for none
+            "ogrn": c.ogrn,
+            "name": c.name,
+            "address": c.address,
+            "email": c.email,
+        }
+    )
+
+
 def _form(session: Session, inn: str, kpp: str | None, organization: str) -> RegisterCounterparty:
     """The counterparty form from master data, checked as SEP will check it (before anything is sent)."""
     query = select(Counterparty).where(Counterparty.inn == inn)
@@ -57,15 +72,7 @@ def _form(session: Session, inn: str, kpp: str | None, organization: str) -> Reg
             "add it to the 1C export, then register again"
         )
     try:
-        return RegisterCounterparty(
-            organization_inn=organization,
-            inn=c.inn,
-            kpp=c.kpp or None,
-            ogrn=c.ogrn,
-            name=c.name,
-            address=c.address,
-            email=c.email,
-        )
+        return form_of(c, organization)
     except ValidationError as exc:
         problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
         raise PermanentError(f"the counterparty ИНН {inn} in master data cannot be sent: {problems}") from exc
@@ -138,18 +145,9 @@ def _found(session: Session, request: SepRequest) -> None:
     if any(e.get("code") == NOT_FOUND for e in request.errors or []):
         # Not in SEP: register it with the form as kept (what master data said when it was asked).
         row.status = COUNTERPARTY_REGISTERING
-        form = RegisterCounterparty(
-            organization_inn=row.organization_inn,
-            inn=row.inn,
-            kpp=row.kpp,
-            ogrn=row.ogrn,
-            name=row.name,
-            address=row.address,
-            email=row.email,
-        )
         registering, _ = open_request(
             session,
-            form,
+            form_of(row, row.organization_inn),
             business_key=f"counterparty-register:{row.inn}",
             source=request.source,
             counterparty_id=row.id,
