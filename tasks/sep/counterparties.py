@@ -129,7 +129,13 @@ def _row_of(session: Session, request: SepRequest) -> SepCounterparty:
 
 
 def _in_sep(session: Session, row: SepCounterparty, request: SepRequest, status: str) -> None:
-    found = (request.result or {}).get("counterparty") or {}
+    found = (request.result or {}).get("counterparty")
+    if not found or found.get("inn") != row.inn:  # not what the contract says: a person looks
+        row.status = COUNTERPARTY_ERROR
+        row.last_error = (
+            f"SEP answered {request.operation} Done with {found and found.get('inn')!r} for ИНН {row.inn}"
+        )
+        return
     row.status = status
     row.sep_id = found.get("sep_id")
     row.in_sep_since = row.in_sep_since or db_clock(session)

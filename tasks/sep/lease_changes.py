@@ -290,7 +290,11 @@ def _submitted(session: Session, request: SepRequest) -> None:
         row.last_error = errors_text(request)
         return
     now = db_clock(session)
-    for application in applications_of(request):
+    applications = applications_of(request)
+    if not applications:  # Done without the application: not what the contract says; a person looks
+        row.status = LEASE_ERROR
+        row.last_error = "SEP answered Done without the application"
+    for application in applications:
         upsert_application(session, application, request, now)
         row.application_number = application.number
         row.parties = [
