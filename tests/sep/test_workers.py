@@ -21,6 +21,7 @@ from tests.harness.processes import obmen, start_worker
 from tests.harness.waiting import wait_for
 from tests.sep.conftest import (
     EPTS,
+    LESSEE,
     ORG,
     TIMINGS,
     add_vehicle,
@@ -162,10 +163,17 @@ def test_a_worker_killed_mid_registration_registers_the_counterparty_once(
     assert list(sep(sep_box).world.counterparties) == [NEW_LESSEE]
 
 
-def test_a_worker_killed_mid_lease_change_makes_one_sep_application(sep_box: Sandbox, master: None) -> None:
+def test_a_worker_killed_mid_lease_change_and_mid_its_confirmation_makes_one_of_each(
+    sep_box: Sandbox, master: None
+) -> None:
     import_forms()
     lease_vehicles(sep_box)
     call("sep.submit_lease_change", change_number="ОК-9", kind="LeaseEnd", epts=[EPTS])
     _killed_mid_submission(sep_box, "SubmitLeaseChange", lambda: change("ОК-9").status == "Зарегистрировано")
     [ended] = [a for a in sep(sep_box).world.applications.values() if a.kind == "LeaseEnd"]
     assert change("ОК-9").application_number == ended.number
+    # And the confirmation with the lessee's code: SEP executes it once.
+    set_dispatch_mode("off")
+    call("sep.confirm_lease_change", change_number="ОК-9", codes=ended.codes)
+    _killed_mid_submission(sep_box, "ConfirmLeaseChange", lambda: change("ОК-9").status == "Исполнен")
+    assert (ended.status, sep(sep_box).world.vehicles[EPTS].owner_inn) == ("Исполнен", LESSEE)
