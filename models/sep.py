@@ -231,7 +231,21 @@ class SepAssetStatus(Base):
     )
 
 
-class SepLeaseApplication(Base):
+class RequestShown:
+    """Columns of a row of ours that SEP requests are about: the latest request and how it went (the
+    colour of its row in the seed's workstation), who asked, when."""
+
+    request_status: Mapped[str | None] = mapped_column(String(40))
+    last_request_id: Mapped[int | None] = mapped_column(BigInteger)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    source: Mapped[str | None] = mapped_column(String(120))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), server_default=func.now(), nullable=False)
+    updated_at: Mapped[datetime] = mapped_column(
+        UTCDateTime(), server_default=func.now(), onupdate=func.now(), nullable=False
+    )
+
+
+class SepLeaseApplication(RequestShown, Base):
     """Заявления о лизинге: every lease application we submitted, one per lease contract appendix."""
 
     __tablename__ = "sep_lease_applications"
@@ -254,14 +268,6 @@ class SepLeaseApplication(Base):
     notification_email: Mapped[str] = mapped_column(String(320), nullable=False)
     application_number: Mapped[str | None] = mapped_column(String(64), unique=True)
     status: Mapped[str] = mapped_column(String(40), nullable=False)
-    request_status: Mapped[str | None] = mapped_column(String(40))
-    last_request_id: Mapped[int | None] = mapped_column(BigInteger)
-    last_error: Mapped[str | None] = mapped_column(Text)
-    source: Mapped[str | None] = mapped_column(String(120))
-    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), server_default=func.now(), nullable=False)
-    updated_at: Mapped[datetime] = mapped_column(
-        UTCDateTime(), server_default=func.now(), onupdate=func.now(), nullable=False
-    )
 
 
 # Statuses of a counterparty in SEP (sep_counterparties.status).
@@ -273,7 +279,7 @@ COUNTERPARTY_ERROR = "Ошибка"
 COUNTERPARTY_IN_SEP = (COUNTERPARTY_FOUND, COUNTERPARTY_REGISTERED)
 
 
-class SepCounterparty(Base):
+class SepCounterparty(RequestShown, Base):
     """Контрагенты СЭП: a counterparty looked up in SEP by ИНН and registered there when missing,
     with the form's data as sent (from master data)."""
 
@@ -290,17 +296,9 @@ class SepCounterparty(Base):
     status: Mapped[str] = mapped_column(String(40), nullable=False)
     sep_id: Mapped[str | None] = mapped_column(String(64))
     in_sep_since: Mapped[datetime | None] = mapped_column(UTCDateTime())
-    request_status: Mapped[str | None] = mapped_column(String(40))
-    last_request_id: Mapped[int | None] = mapped_column(BigInteger)
-    last_error: Mapped[str | None] = mapped_column(Text)
-    source: Mapped[str | None] = mapped_column(String(120))
-    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), server_default=func.now(), nullable=False)
-    updated_at: Mapped[datetime] = mapped_column(
-        UTCDateTime(), server_default=func.now(), onupdate=func.now(), nullable=False
-    )
 
 
-class SepLeaseChange(Base):
+class SepLeaseChange(RequestShown, Base):
     """Изменения лизинга: a termination, change of lessee (перенаём) or end of lease we submit to SEP
     for one or several vehicles, keyed by our document's number (``change_number``)."""
 
@@ -321,14 +319,6 @@ class SepLeaseChange(Base):
     status: Mapped[str] = mapped_column(String(40), nullable=False)
     # The parties as SEP last said: [{"role", "inn", "status"}].
     parties: Mapped[list[Any] | None] = mapped_column()
-    request_status: Mapped[str | None] = mapped_column(String(40))
-    last_request_id: Mapped[int | None] = mapped_column(BigInteger)
-    last_error: Mapped[str | None] = mapped_column(Text)
-    source: Mapped[str | None] = mapped_column(String(120))
-    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), server_default=func.now(), nullable=False)
-    updated_at: Mapped[datetime] = mapped_column(
-        UTCDateTime(), server_default=func.now(), onupdate=func.now(), nullable=False
-    )
 
 
 @register_gauge("obmen_sep_requests", "SEP requests not yet applied, per status", ("status",))

@@ -256,18 +256,13 @@ class World:
         confirmBy: date,
         notificationEmail: str,
     ) -> tuple[Outcome, list[Letter]]:
-        found: list[Vehicle] = []
-        for epts in vehicles:
-            vehicle = self.vehicles.get(epts)
-            if vehicle is None:
-                return Outcome(errors=[("VehicleNotFound", f"no vehicle with ЭПТС {epts}")]), []
-            if vehicle.owner_inn != lessorInn:
-                return Outcome(
-                    errors=[("VehicleNotOwned", f"ЭПТС {epts} is not owned by ИНН {lessorInn}")]
-                ), []
+        found, error = self._lessors(vehicles, lessorInn)
+        if error:
+            return Outcome(errors=[error]), []
+        for vehicle in found:
+            epts = vehicle.epts
             if vehicle.leased_to:
                 return Outcome(errors=[("VehicleLeased", f"ЭПТС {epts} is already in lease")]), []
-            found.append(vehicle)
         now = self.now()
         if confirmBy < now.date():
             return Outcome(errors=[("ConfirmByInPast", f"confirmBy {confirmBy} has passed")]), []
@@ -322,15 +317,11 @@ class World:
         confirmBy: date,
         notificationEmail: str,
     ) -> tuple[Outcome, list[Letter]]:
-        found: list[Vehicle] = []
-        for epts in vehicles:
-            vehicle = self.vehicles.get(epts)
-            if vehicle is None:
-                return Outcome(errors=[("VehicleNotFound", f"no vehicle with ЭПТС {epts}")]), []
-            if vehicle.owner_inn != lessorInn:
-                return Outcome(
-                    errors=[("VehicleNotOwned", f"ЭПТС {epts} is not owned by ИНН {lessorInn}")]
-                ), []
+        found, error = self._lessors(vehicles, lessorInn)
+        if error:
+            return Outcome(errors=[error]), []
+        for vehicle in found:
+            epts = vehicle.epts
             if vehicle.leased_to is None:
                 return Outcome(errors=[("VehicleNotLeased", f"ЭПТС {epts} is not in lease")]), []
             if vehicle.leased_to != lesseeInn:
@@ -342,7 +333,6 @@ class World:
                         )
                     ]
                 ), []
-            found.append(vehicle)
         parties = [
             Party("Lessor", lessorInn, found[0].owner_name, "Confirmed"),
             Party("Lessee", lesseeInn, "", "NotApplicable"),
@@ -401,20 +391,9 @@ class World:
             for c in confirmations
         ):
             return Outcome(application=_application_dict(application)), []  # already so: a repeat
-        if application.status != AWAITING:
-            return Outcome(
-                errors=[("ApplicationClosed", f"application № {applicationNumber} is «{application.status}»")]
-            ), []
-        if self.now().date() > application.confirm_by:
-            application.status = EXPIRED
-            return Outcome(
-                errors=[
-                    (
-                        "ConfirmationCodeExpired",
-                        f"the codes had to be used by {application.confirm_by:%d.%m.%Y}",
-                    )
-                ]
-            ), []
+        closed = self._closed(application)
+        if closed:
+            return Outcome(errors=[closed]), []
         for c in confirmations:  # every one is checked before any is taken
             if c["role"] not in application.codes:
                 return Outcome(
@@ -466,20 +445,9 @@ class World:
         assert party is not None
         if party.status == status and status != "NotApplicable":
             return Outcome(application=_application_dict(application)), []  # already so: a repeat
-        if application.status != AWAITING:
-            return Outcome(
-                errors=[("ApplicationClosed", f"application № {number} is «{application.status}»")]
-            ), []
-        if self.now().date() > application.confirm_by:
-            application.status = EXPIRED
-            return Outcome(
-                errors=[
-                    (
-                        "ConfirmationCodeExpired",
-                        f"the code had to be used by {application.confirm_by:%d.%m.%Y}",
-                    )
-                ]
-            ), []
+        closed = self._closed(application)
+        if closed:
+            return Outcome(errors=[closed]), []
         if status == "Confirmed" and code != application.code:
             return Outcome(errors=[("WrongConfirmationCode", "the confirmation code does not match")]), []
         party.status = status
@@ -502,6 +470,30 @@ class World:
                     )
                 )
         return Outcome(application=_application_dict(application)), letters
+
+    def _lessors(self, epts: list[str], lessor: str) -> tuple[list[Vehicle], tuple[str, str] | None]:
+        """The vehicles, each known and owned by the lessor, or the first reason one is not."""
+        found: list[Vehicle] = []
+        for number in epts:
+            vehicle = self.vehicles.get(number)
+            if vehicle is None:
+                return [], ("VehicleNotFound", f"no vehicle with ЭПТС {number}")
+            if vehicle.owner_inn != lessor:
+                return [], ("VehicleNotOwned", f"ЭПТС {number} is not owned by ИНН {lessor}")
+            found.append(vehicle)
+        return found, None
+
+    def _closed(self, application: Application) -> tuple[str, str] | None:
+        """Why an application takes no more confirmations: executed or rejected, or its time is up."""
+        if application.status != AWAITING:
+            return ("ApplicationClosed", f"application № {application.number} is «{application.status}»")
+        if self.now().date() > application.confirm_by:
+            application.status = EXPIRED
+            return (
+                "ConfirmationCodeExpired",
+                f"the code had to be used by {application.confirm_by:%d.%m.%Y}",
+            )
+        return None
 
     def _next_application_number(self, now: datetime) -> str:
         self._application_seq += 1

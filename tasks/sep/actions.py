@@ -40,6 +40,7 @@ from models.sep import (
 from models.sep_codes import SepConfirmationCode
 from tasks.sep.chain import open_request
 from tasks.sep.lookup import asset_status, code_for, sep_organization, today
+from tasks.sep.rows import store
 
 
 def ask_applications(
@@ -209,6 +210,19 @@ def lease_candidates(
 EDITABLE = (LEASE_DRAFT, LEASE_ERROR, LEASE_REJECTED)
 
 
+def _appendix(session: Session, contract_number: str) -> tuple[LeaseContract, SepLeaseApplication | None]:
+    """The appendix of master data, and its lease application (locked) if it has one."""
+    contract = session.get(LeaseContract, contract_number)
+    if contract is None:
+        raise PermanentError(f"no lease contract appendix № {contract_number} in master data")
+    lease = session.scalars(
+        select(SepLeaseApplication)
+        .where(SepLeaseApplication.lease_contract_number == contract_number)
+        .with_for_update()
+    ).first()
+    return contract, lease
+
+
 def _vehicles(contract: LeaseContract, lease: SepLeaseApplication | None) -> list[str]:
     """The vehicles to submit: the appendix's, as changed with «+»/«−» once there is a lease application."""
     return list(lease.epts) if lease is not None else list(contract.epts)
@@ -230,14 +244,7 @@ def edit_lease_vehicles(
         raise PermanentError("say which ЭПТС to add or to remove")
     if both := sorted(set(add) & set(remove)):
         raise PermanentError(f"ЭПТС {', '.join(both)} is both added and removed")
-    contract = session.get(LeaseContract, contract_number)
-    if contract is None:
-        raise PermanentError(f"no lease contract appendix № {contract_number} in master data")
-    lease = session.scalars(
-        select(SepLeaseApplication)
-        .where(SepLeaseApplication.lease_contract_number == contract_number)
-        .with_for_update()
-    ).first()
+    contract, lease = _appendix(session, contract_number)
     if lease is not None and lease.status not in EDITABLE:
         raise PermanentError(
             f"the lease application of {contract_number} is «{lease.status}»: its vehicles can be changed "
@@ -257,14 +264,14 @@ def edit_lease_vehicles(
     epts = [e for e in epts if e not in remove] + add
     if not epts:
         raise PermanentError(f"a lease application needs a vehicle: removing {', '.join(remove)} leaves none")
-    values = _lease_values(session, contract, epts, source=source)
     if lease is None:
-        lease = SepLeaseApplication(lease_contract_number=contract_number, **values)
-        session.add(lease)
+        values = {
+            "lease_contract_number": contract_number,
+            **_lease_values(session, contract, epts, source=source),
+        }
     else:
-        lease.epts, lease.status, lease.source = epts, LEASE_DRAFT, source
-    session.flush()
-    return lease
+        values = {"epts": epts, "status": LEASE_DRAFT, "source": source}
+    return store(session, lease, SepLeaseApplication, values)
 
 
 def _lease_values(
@@ -317,14 +324,7 @@ def submit_lease(
     returns the one there is, unless it ended in an error or was rejected. The vehicles are the
     appendix's, or the draft's when they were changed with «+»/«−» (:func:`edit_lease_vehicles`).
     """
-    contract = session.get(LeaseContract, contract_number)
-    if contract is None:
-        raise PermanentError(f"no lease contract appendix № {contract_number} in master data")
-    lease = session.scalars(
-        select(SepLeaseApplication)
-        .where(SepLeaseApplication.lease_contract_number == contract_number)
-        .with_for_update()
-    ).first()
+    contract, lease = _appendix(session, contract_number)
     if lease is not None and lease.status not in EDITABLE:
         current = session.get(SepRequest, lease.last_request_id) if lease.last_request_id else None
         return lease, current, False
@@ -343,13 +343,7 @@ def submit_lease(
         source=source,
     )
     values["status"] = LEASE_SUBMITTING
-    if lease is None:
-        lease = SepLeaseApplication(lease_contract_number=contract_number, **values)
-        session.add(lease)
-    else:
-        for key, value in values.items():
-            setattr(lease, key, value)
-    session.flush()
+    lease = store(session, lease, SepLeaseApplication, {"lease_contract_number": contract_number, **values})
     args = SubmitLeaseApplication(
         lessor_inn=lease.organization_inn,
         lessee_inn=contract.lessee_inn,

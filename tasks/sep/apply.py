@@ -40,6 +40,7 @@ from models.sep import (
 from models.sep_codes import SepConfirmationCode
 from tasks.sep import actions, notices
 from tasks.sep.lookup import find_asset, our_inns, sep_responsible, usable_code
+from tasks.sep.rows import locked
 
 log = structlog.get_logger(__name__)
 
@@ -189,15 +190,18 @@ def mark_code_used(session: Session, application_number: str, code: str | None, 
 def _refuse_code(session: Session, request: SepRequest, now: datetime) -> None:
     """SEP said the code is wrong or expired: keep it, but never offer it again."""
     refused = [e for e in request.errors or [] if e.get("code") in CODE_REFUSALS]
-    code = request.payload.get("confirmation_code")
-    if not refused or code is None or request.application_number is None:
+    # One code (a confirmation of ours), or each party's (a lease change's confirmations).
+    codes = [request.payload.get("confirmation_code")]
+    codes += [c.get("confirmation_code") for c in request.payload.get("confirmations") or []]
+    given = [code for code in codes if code is not None]
+    if not refused or not given or request.application_number is None:
         return
-    row = session.scalars(
+    for row in session.scalars(
         select(SepConfirmationCode)
         .where(SepConfirmationCode.application_number == request.application_number)
-        .where(SepConfirmationCode.code == code)
-    ).first()
-    if row is not None and row.refused_at is None:
+        .where(SepConfirmationCode.code.in_(given))
+        .where(SepConfirmationCode.refused_at.is_(None))
+    ):
         row.refused_at = now
         row.refusal = f"{refused[0]['code']}: {refused[0]['message']}"
 
@@ -258,10 +262,7 @@ def _confirm_ownership_change(session: Session, request: SepRequest) -> None:
 
 
 def _lease_of(session: Session, request: SepRequest) -> SepLeaseApplication:
-    lease = session.get(SepLeaseApplication, request.lease_application_id, with_for_update=True)
-    if lease is None:
-        raise LookupError(f"sep_lease_applications row {request.lease_application_id} is gone")
-    return lease
+    return locked(session, SepLeaseApplication, request.lease_application_id)
 
 
 def _submit_lease_application(session: Session, request: SepRequest) -> None:

@@ -33,8 +33,24 @@ from models.sep import (
 from tasks.sep.apply import applies, errors_text
 from tasks.sep.chain import open_request, open_request_for
 from tasks.sep.lookup import sep_organization
+from tasks.sep.rows import locked, store
 
 NOT_FOUND = "CounterpartyNotFound"
+
+
+def form_of(c: Counterparty | SepCounterparty, organization: str) -> RegisterCounterparty:
+    """The form SEP gets: master data's counterparty, or the one kept as it was sent."""
+    return RegisterCounterparty.model_validate(
+        {
+            "organization_inn": organization,
+            "inn": c.inn,
+            "kpp": c.kpp or None,  # master data keeps "" for none
+            "ogrn": c.ogrn,
+            "name": c.name,
+            "address": c.address,
+            "email": c.email,
+        }
+    )
 
 
 def _form(session: Session, inn: str, kpp: str | None, organization: str) -> RegisterCounterparty:
@@ -56,15 +72,7 @@ def _form(session: Session, inn: str, kpp: str | None, organization: str) -> Reg
             "add it to the 1C export, then register again"
         )
     try:
-        return RegisterCounterparty(
-            organization_inn=organization,
-            inn=c.inn,
-            kpp=c.kpp or None,
-            ogrn=c.ogrn,
-            name=c.name,
-            address=c.address,
-            email=c.email,
-        )
+        return form_of(c, organization)
     except ValidationError as exc:
         problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
         raise PermanentError(f"the counterparty ИНН {inn} in master data cannot be sent: {problems}") from exc
@@ -104,13 +112,7 @@ def register_counterparty(
         "last_error": None,
         "source": source,
     }
-    if row is None:
-        row = SepCounterparty(inn=inn, **values)
-        session.add(row)
-    else:
-        for key, value in values.items():
-            setattr(row, key, value)
-    session.flush()
+    row = store(session, row, SepCounterparty, {"inn": inn, **values})
     request, created = open_request(
         session,
         FindCounterparty(organization_inn=organization, inn=inn),
@@ -123,14 +125,17 @@ def register_counterparty(
 
 
 def _row_of(session: Session, request: SepRequest) -> SepCounterparty:
-    row = session.get(SepCounterparty, request.counterparty_id, with_for_update=True)
-    if row is None:
-        raise LookupError(f"sep_counterparties row {request.counterparty_id} is gone")
-    return row
+    return locked(session, SepCounterparty, request.counterparty_id)
 
 
 def _in_sep(session: Session, row: SepCounterparty, request: SepRequest, status: str) -> None:
-    found = (request.result or {}).get("counterparty") or {}
+    found = (request.result or {}).get("counterparty")
+    if not found or found.get("inn") != row.inn:  # not what the contract says: a person looks
+        row.status = COUNTERPARTY_ERROR
+        row.last_error = (
+            f"SEP answered {request.operation} Done with {found and found.get('inn')!r} for ИНН {row.inn}"
+        )
+        return
     row.status = status
     row.sep_id = found.get("sep_id")
     row.in_sep_since = row.in_sep_since or db_clock(session)
@@ -146,18 +151,9 @@ def _found(session: Session, request: SepRequest) -> None:
     if any(e.get("code") == NOT_FOUND for e in request.errors or []):
         # Not in SEP: register it with the form as kept (what master data said when it was asked).
         row.status = COUNTERPARTY_REGISTERING
-        form = RegisterCounterparty(
-            organization_inn=row.organization_inn,
-            inn=row.inn,
-            kpp=row.kpp,
-            ogrn=row.ogrn,
-            name=row.name,
-            address=row.address,
-            email=row.email,
-        )
         registering, _ = open_request(
             session,
-            form,
+            form_of(row, row.organization_inn),
             business_key=f"counterparty-register:{row.inn}",
             source=request.source,
             counterparty_id=row.id,

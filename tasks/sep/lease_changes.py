@@ -58,6 +58,7 @@ from tasks.sep.apply import (
 )
 from tasks.sep.chain import open_request
 from tasks.sep.lookup import asset_status, code_for, sep_organization, today, usable_code
+from tasks.sep.rows import locked, store
 
 DOCUMENT_NAMES = {
     LeaseChangeKind.TERMINATION: "Уведомление о прекращении лизинга",
@@ -175,13 +176,7 @@ def submit_lease_change(
         "last_error": None,
         "source": source,
     }
-    if row is None:
-        row = SepLeaseChange(change_number=change_number, **values)
-        session.add(row)
-    else:
-        for key, value in values.items():
-            setattr(row, key, value)
-    session.flush()
+    row = store(session, row, SepLeaseChange, {"change_number": change_number, **values})
     if draft:
         return row, None, True
     return (row, *_submit(session, row))
@@ -284,10 +279,7 @@ def confirm_lease_change(
 
 
 def _row_of(session: Session, request: SepRequest) -> SepLeaseChange:
-    row = session.get(SepLeaseChange, request.lease_change_id, with_for_update=True)
-    if row is None:
-        raise LookupError(f"sep_lease_changes row {request.lease_change_id} is gone")
-    return row
+    return locked(session, SepLeaseChange, request.lease_change_id)
 
 
 @applies("SubmitLeaseChange")
@@ -298,7 +290,11 @@ def _submitted(session: Session, request: SepRequest) -> None:
         row.last_error = errors_text(request)
         return
     now = db_clock(session)
-    for application in applications_of(request):
+    applications = applications_of(request)
+    if not applications:  # Done without the application: not what the contract says; a person looks
+        row.status = LEASE_ERROR
+        row.last_error = "SEP answered Done without the application"
+    for application in applications:
         upsert_application(session, application, request, now)
         row.application_number = application.number
         row.parties = [

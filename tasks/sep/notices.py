@@ -12,7 +12,7 @@ registers and work lists still show it all.
 from __future__ import annotations
 
 from datetime import date, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 import structlog
 from sqlalchemy import select
@@ -132,30 +132,36 @@ def waiting(session: Session, organization_inn: str) -> list[dict[str, Any]]:
                 {"what": kind, "application_number": number, "confirm_by": confirm_by, "no_code": no_code}
             )
 
-    for application in session.scalars(
+    ownership = (
         select(SepApplication)
         .where(SepApplication.organization_inn == organization_inn)
         .where(SepApplication.status == AWAITING_CONFIRMATION)
         .where(SepApplication.kind == "OwnershipChange")
         .where(SepApplication.our_status == "NotApplicable")
         .order_by(SepApplication.confirm_by)
-    ):
+    )
+    for application in session.scalars(ownership):
         add("смена собственника", application.application_number, application.confirm_by)
-    for lease in session.scalars(
-        select(SepLeaseApplication)
-        .where(SepLeaseApplication.organization_inn == organization_inn)
-        .where(SepLeaseApplication.status == LEASE_REGISTERED)
-        .order_by(SepLeaseApplication.confirm_by)
-    ):
+    for lease in _registered(session, SepLeaseApplication, organization_inn):
         add("заявление на лизинг", lease.application_number, lease.confirm_by)
-    for change in session.scalars(
-        select(SepLeaseChange)
-        .where(SepLeaseChange.organization_inn == organization_inn)
-        .where(SepLeaseChange.status == LEASE_REGISTERED)
-        .order_by(SepLeaseChange.confirm_by)
-    ):
+    for change in _registered(session, SepLeaseChange, organization_inn):
         add(f"изменение лизинга {change.change_number}", change.application_number, change.confirm_by)
     return found
+
+
+Ours = TypeVar("Ours", SepLeaseApplication, SepLeaseChange)
+
+
+def _registered(session: Session, model: type[Ours], organization_inn: str) -> list[Ours]:
+    """Ours, registered in SEP and waiting for the other parties' codes."""
+    return list(
+        session.scalars(
+            select(model)
+            .where(model.organization_inn == organization_inn)
+            .where(model.status == LEASE_REGISTERED)
+            .order_by(model.confirm_by)
+        )
+    )
 
 
 def send_digests(session: Session) -> list[dict[str, Any]]:

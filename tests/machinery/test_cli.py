@@ -26,6 +26,8 @@ LISTS = {
     ("sep", "lease-candidates"),
     ("sep", "queue"),
     ("sep", "errors"),
+    ("sep", "lease-changes"),
+    ("sep", "counterparties"),
     ("acts", "list"),
     ("acts", "company"),
     ("acts", "deals-without-acts"),

@@ -11,6 +11,7 @@ from sqlalchemy import select
 from integrations.errors import PermanentError
 from models.db import session_scope
 from models.sep import SepCounterparty
+from sandbox.sep.world import Outcome
 from tasks.machinery.master_data import import_master_data
 from tests.sep.conftest import LESSEE, requests_of, run_due, sep, soap_requests
 from tests.sep.flows import NEW_LESSEE, call, import_forms, letters_to
@@ -112,3 +113,14 @@ def test_sep_refusing_the_form_is_an_error_told_to_the_sep_responsible(sep_box, 
     assert call("sep.register_counterparty", inn="7710140679", kpp="771001001")["created"] is True
     run_due()
     assert counterparty("7710140679").status == "Зарегистрирован"
+
+
+def test_a_found_counterparty_of_another_inn_is_an_error_not_a_match(sep_box, master) -> None:
+    import_forms()
+    other = {"sepId": "CP-9", "inn": "7710140679", "ogrn": "1027739642281", "name": "Чужой", "address": "—"}
+    sep(sep_box).world._op_FindCounterparty = lambda **_: (Outcome(counterparty=other), [])  # type: ignore[method-assign]
+    call("sep.register_counterparty", inn=NEW_LESSEE)
+    run_due()
+    row = counterparty(NEW_LESSEE)
+    assert (row.status, row.sep_id) == ("Ошибка", None)
+    assert row.last_error == f"SEP answered FindCounterparty Done with '7710140679' for ИНН {NEW_LESSEE}"

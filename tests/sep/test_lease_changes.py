@@ -11,6 +11,8 @@ from sqlalchemy import select
 from integrations.errors import PermanentError
 from models.db import session_scope
 from models.sep import LEASED, OWNED, TRANSFERRED, SepAssetStatus, SepLeaseChange
+from models.sep_codes import SepConfirmationCode
+from sandbox.sep.world import Outcome
 from tasks.sep.lease_changes import current_lessee
 from tests.sep.conftest import EPTS, LESSEE, ORG, run_due, sep
 from tests.sep.flows import EPTS_2, NEW_LESSEE, call, import_forms, lease_vehicles, letters_to
@@ -62,6 +64,12 @@ def test_termination_takes_the_vehicle_back_with_the_lessees_code(sep_box, maste
     assert row.status == "Зарегистрировано" and "WrongConfirmationCode" in (row.last_error or "")
     [failed] = [x for x in letters_to("anna@example.ru") if "ConfirmLeaseChange" in x.subject]
     assert "WrongConfirmationCode" in failed.text_body  # to the asset's responsible
+    with session_scope() as session:  # the code typed wrong is kept, and never offered again
+        typed = session.scalars(select(SepConfirmationCode).where(SepConfirmationCode.code == "000000")).one()
+        assert (typed.entered_by_hand, typed.refusal) == (
+            True,
+            "WrongConfirmationCode: the code of the Lessee does not match",
+        )
 
     call("sep.confirm_lease_change", change_number="РС-1", codes={"Lessee": codes(sep_box, number)["Lessee"]})
     run_due()
@@ -164,3 +172,16 @@ def test_bad_lease_changes_are_refused_with_what_is_wrong(sep_box, master) -> No
     row = change("X-1")
     assert row.status == "Ошибка" and (row.last_error or "").startswith("VehicleNotLeased")
     assert row.organization_inn == ORG
+
+
+def test_answers_that_break_the_contract_leave_the_change_for_a_person(sep_box, master) -> None:
+    """SEP says Done but gives no application: the change is «Ошибка» saying so, not «Отправляется» for ever."""
+    import_forms()
+    lease_vehicles(sep_box)
+    sep(sep_box).world._op_SubmitLeaseChange = lambda **_: (Outcome(), [])  # type: ignore[method-assign]
+    call("sep.submit_lease_change", change_number="Б-1", kind="Termination", epts=[EPTS])
+    run_due()
+    row = change("Б-1")
+    assert (row.status, row.last_error, row.application_number) == (
+        "Ошибка", "SEP answered Done without the application", None
+    )  # fmt: skip

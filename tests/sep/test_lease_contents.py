@@ -3,16 +3,19 @@ and the lease term taken from the payment schedule, as SEP receives them."""
 
 from __future__ import annotations
 
+import json
 from datetime import date
 
 import pytest
+from click.testing import CliRunner
 from pydantic import ValidationError
 
 from integrations.errors import PermanentError
 from models.db import session_scope
 from tasks.sep.actions import lease_candidates
 from tests.sep.conftest import EPTS, ORG, run_due, sep
-from tests.sep.flows import EPTS_2, call, import_forms, lease, own_vehicle
+from tests.sep.flows import EPTS_2, NEW_LESSEE, call, import_forms, lease, own_vehicle
+from workers.cli import cli
 
 
 def test_vehicles_added_and_removed_before_submitting_are_what_sep_gets(sep_box, master) -> None:
@@ -81,3 +84,22 @@ def test_the_lease_term_is_the_last_date_of_the_payment_schedule_on_the_wire(sep
     assert submitted.lease_document["documentNumber"] == "ДЛ-2/1"
     log = [e.body for e in sep(sep_box).log.since() if "SubmitLeaseApplication" in e.body]
     assert "<ns0:leaseTermEnd>2030-06-15</ns0:leaseTermEnd>" in log[0]
+
+
+def test_the_new_commands_refuse_bad_input_and_act_through_the_same_entries(sep_box, master) -> None:
+    import_forms()
+    runner = CliRunner()
+    bad_inn = runner.invoke(cli, ["sep", "register-counterparty", "7704211202"])
+    assert bad_inn.exit_code == 2 and "checksum" in bad_inn.output
+    bad_code = runner.invoke(cli, ["sep", "confirm-lease-change", "Д-1", "--code", "123456"])
+    assert bad_code.exit_code == 2 and "ROLE=CODE" in bad_code.output
+    not_leased = runner.invoke(cli, ["sep", "lease-change", "Д-1", "--kind", "LeaseEnd", "--epts", EPTS])
+    assert not_leased.exit_code == 1 and "only vehicles «В лизинге»" in not_leased.output
+    added = runner.invoke(cli, ["sep", "lease-vehicles", "ДЛ-1/1", "--add", EPTS_2])
+    assert added.exit_code == 0, added.output
+    assert json.loads(added.output)["epts"] == [EPTS, EPTS_2]
+    started = runner.invoke(cli, ["sep", "register-counterparty", NEW_LESSEE])
+    assert started.exit_code == 0 and json.loads(started.output)["counterparty_status"] == "Проверяется"
+    listed = json.loads(runner.invoke(cli, ["sep", "counterparties", "--json"]).output)
+    assert [(c["inn"], c["status"]) for c in listed["items"]] == [(NEW_LESSEE, "Проверяется")]
+    assert json.loads(runner.invoke(cli, ["sep", "lease-changes", "--json"]).output)["count"] == 0

@@ -1,11 +1,12 @@
 """Real worker processes against the emulator: SEP's letter through mail intake to the applied data,
 with no poll before the minimum delay even when copies of the poll arrive early; and a worker
-killed mid-submission does not make a second SEP application."""
+killed mid-submission (a lease application, a counterparty registration, a lease change) does not
+make a second one in SEP."""
 
 from __future__ import annotations
 
-import json
 import signal
+from collections.abc import Callable
 from datetime import datetime
 
 import pytest
@@ -14,8 +15,9 @@ from sqlalchemy import update
 from models.db import session_scope
 from models.sep import APPLIED, OWNED, PENDING, SepAssetStatus, SepRequest
 from sandbox.server import Sandbox
-from tasks.machinery.outbox import enqueue, set_dispatch_mode
-from tests.harness.processes import obmen, start_worker
+from tasks.machinery.outbox import enqueue, relay_all, set_dispatch_mode
+from tasks.machinery.sweeper import sweep
+from tests.harness.processes import start_worker
 from tests.harness.waiting import wait_for
 from tests.sep.conftest import (
     EPTS,
@@ -23,11 +25,14 @@ from tests.sep.conftest import (
     TIMINGS,
     add_vehicle,
     requests_of,
+    run_due,
     sep,
     soap_requests,
     start_ownership_change,
 )
-from tests.sep.flows import lease
+from tests.sep.flows import NEW_LESSEE, call, import_forms, lease, lease_vehicles
+from tests.sep.test_counterparties import counterparty
+from tests.sep.test_lease_changes import change
 
 
 @pytest.fixture
@@ -79,8 +84,51 @@ def test_letter_to_applied_data_with_no_poll_before_the_minimum_delay_even_with_
     assert "sep.poll_early" in worker.text()
 
 
+def _killed_mid_submission(box: Sandbox, operation: str, done: Callable[[], bool]) -> None:
+    """The pending ``operation`` request is sent by a worker killed while SEP holds its answer (SEP
+    has taken it); the sweeper then re-drives the stale row to a new worker, which sends it again
+    under the same message id, until ``done()``: SEP executes it once."""
+    [pending] = requests_of(operation)
+    assert pending.status == PENDING
+    sep(box).knobs.update(
+        {"fault": "slow_headers", "fault_next": 1, "extra": {"slow_s": 2, "min_delay_s": 0}}
+    )
+    env = {
+        **TIMINGS,
+        **box.client_settings(),
+        "OBMEN_SEP_READ_TIMEOUT_S": "30",
+        "OBMEN_SEP_OPERATION_TIMEOUT_S": "40",
+    }
+    set_dispatch_mode("inline")
+    worker = start_worker(env=env, queues="sep,ops", concurrency=1)
+    try:
+        relay_all()  # the submission's outbox row, written while nothing was published
+        wait_for(lambda: soap_requests(box, operation), timeout=30, what=f"the {operation}")
+        worker.kill(signal.SIGKILL)
+    finally:
+        worker.stop()
+    row = _request(operation)
+    assert row is not None and (row.status, row.queue_number, row.attempts) == (PENDING, None, 1)
+    with session_scope() as session:  # the message died with the worker: the row is stale
+        session.execute(
+            update(SepRequest)
+            .where(SepRequest.id == row.id)
+            .values(updated_at=datetime(2020, 1, 1).astimezone())
+        )
+    worker = start_worker(env=env, queues="sep,ops", concurrency=1)
+    try:
+        assert sweep() == {"sep.submit_request": 1}  # as beat's ops.sweep does
+        relay_all()
+        wait_for(done, timeout=40, what=f"the {operation} applied")
+    finally:
+        worker.stop()
+    assert soap_requests(box, operation) == [operation] * 2
+    assert len([i for i in sep(box).world.queue.values() if i.operation == operation]) == 1
+    assert "sep.resend_same_message_id" in worker.text()
+
+
 def test_a_worker_killed_between_submit_and_storing_the_queue_number_gives_one_sep_application(
-    sep_box: Sandbox, master: None, worker_env: dict[str, str]
+    sep_box: Sandbox, master: None
 ) -> None:
     # The vehicle is ours already (the ownership change is tested elsewhere).
     add_vehicle(sep_box, owner=ORG)
@@ -94,38 +142,38 @@ def test_a_worker_killed_between_submit_and_storing_the_queue_number_gives_one_s
                 application_number="0",
             )
         )
-        enqueue(session, "sep.submit_lease_application", {"lease_contract": "ДЛ-1/1", "source": "ops"})
-    # SEP takes the application, then holds its answer long enough for the worker to be killed.
-    sep(sep_box).knobs.update({"fault": "slow_headers", "fault_next": 1, "extra": {"slow_s": 3}})
-    env = {**worker_env, "OBMEN_SEP_READ_TIMEOUT_S": "30", "OBMEN_SEP_OPERATION_TIMEOUT_S": "40"}
-    worker = start_worker(env=env, queues="sep,ops", concurrency=1)
-    try:
-        wait_for(lambda: soap_requests(sep_box, "SubmitLeaseApplication"), timeout=30, what="the submission")
-        worker.kill(signal.SIGKILL)
-    finally:
-        worker.stop()
-    row = _request("SubmitLeaseApplication")
-    assert row is not None and (row.status, row.queue_number, row.attempts) == (PENDING, None, 1)
-    assert len([a for a in sep(sep_box).world.applications.values() if a.kind == "Lease"]) == 1
+    call("sep.submit_lease_application", lease_contract="ДЛ-1/1", source="ops")
+    _killed_mid_submission(sep_box, "SubmitLeaseApplication", lambda: lease().status == "Зарегистрировано")
+    [leased] = [a for a in sep(sep_box).world.applications.values() if a.kind == "Lease"]
+    assert lease().application_number == leased.number
 
-    # The message died with the worker; the sweeper finds the row stale and re-drives it.
-    with session_scope() as session:
-        session.execute(
-            update(SepRequest)
-            .where(SepRequest.id == row.id)
-            .values(updated_at=datetime(2020, 1, 1).astimezone())
-        )
-    worker = start_worker(env=env, queues="sep,ops", concurrency=1)
-    try:
-        swept = obmen("sweep", env=env)
-        assert swept.returncode == 0, swept.stderr
-        assert json.loads(swept.stdout.strip().splitlines()[-1]) == {"sep.submit_request": 1}
-        wait_for(
-            lambda: lease().status == "Зарегистрировано", timeout=40, what="the lease application number"
-        )
-    finally:
-        worker.stop()
-    leases = [a for a in sep(sep_box).world.applications.values() if a.kind == "Lease"]
-    assert len(leases) == 1 and lease().application_number == leases[0].number
-    assert soap_requests(sep_box, "SubmitLeaseApplication") == ["SubmitLeaseApplication"] * 2
-    assert "sep.resend_same_message_id" in worker.text()
+
+def test_workers_killed_mid_registration_lease_change_and_confirmation_make_one_of_each(
+    sep_box: Sandbox, master: None
+) -> None:
+    """Перенаём end to end, a worker killed in the middle of each new submission on the way."""
+    import_forms()
+    lease_vehicles(sep_box)
+    call("sep.register_counterparty", inn=NEW_LESSEE)
+    run_due(until=lambda: requests_of("RegisterCounterparty"))  # found missing; the registration waits
+    _killed_mid_submission(
+        sep_box, "RegisterCounterparty", lambda: counterparty(NEW_LESSEE).status == "Зарегистрирован"
+    )
+    assert list(sep(sep_box).world.counterparties) == [NEW_LESSEE]
+
+    set_dispatch_mode("off")
+    call(
+        "sep.submit_lease_change",
+        change_number="П-9",
+        kind="LesseeChange",
+        epts=[EPTS],
+        new_lessee_inn=NEW_LESSEE,
+    )
+    _killed_mid_submission(sep_box, "SubmitLeaseChange", lambda: change("П-9").status == "Зарегистрировано")
+    [moved] = [a for a in sep(sep_box).world.applications.values() if a.kind == "LesseeChange"]
+    assert change("П-9").application_number == moved.number
+
+    set_dispatch_mode("off")
+    call("sep.confirm_lease_change", change_number="П-9", codes=moved.codes)
+    _killed_mid_submission(sep_box, "ConfirmLeaseChange", lambda: change("П-9").status == "Исполнен")
+    assert (moved.status, sep(sep_box).world.vehicles[EPTS].leased_to) == ("Исполнен", NEW_LESSEE)
