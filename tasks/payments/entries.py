@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import re
 from datetime import date
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import structlog
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -23,6 +23,7 @@ from models.payments import (
 from tasks.machinery.deadlines import batch_entry
 from tasks.machinery.outbox import enqueue
 from tasks.machinery.steps import entry
+from tasks.payments import requests
 from tasks.payments.billing import DEADLINES, create_accrual
 from tasks.payments.chain import START_REQUEST
 
@@ -67,19 +68,28 @@ def accrue(session: Session, args: AccrueArgs) -> dict[str, Any]:
     return {"period": args.period, "created": created, "already": len(charged)}
 
 
+RequestNumber = Annotated[
+    str, Field(min_length=1, max_length=64, description="1C's request number (the idempotency key)")
+]
+RequestKind = Literal["connect", "disconnect", "change_tariff", "question", "complaint", "other"]
+
+
 class RequestArgs(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    number: str = Field(min_length=1, max_length=64, description="1C's request number (the idempotency key)")
-    kind: Literal["connect", "disconnect", "change_tariff"]
+    number: RequestNumber
+    kind: RequestKind
     inn: Inn
     name: str | None = Field(None, max_length=500)
     tariff: str | None = Field(None, max_length=64)
     comment: str | None = Field(None, max_length=2000)
+    phone: str | None = Field(None, max_length=32, description="for «вы подключены» to a new subscriber")
 
 
 @entry("billing.submit_request", args=RequestArgs)
 def submit_request(session: Session, args: RequestArgs) -> int:
-    """Record a subscriber's request (once per number) and start its Bitrix24 business process."""
+    """Record a subscriber's request (once per number) and start its Bitrix24 process or task; a
+    disconnection of a subscriber in debt waits for the payment first."""
+    status = requests.first_status(session, args.kind, args.inn)
     inserted = session.execute(
         insert_ignoring_duplicates(session, SubscriberRequest)
         .values(
@@ -89,7 +99,8 @@ def submit_request(session: Session, args: RequestArgs) -> int:
             subscriber_name=args.name,
             tariff=args.tariff,
             comment=args.comment,
-            status="new",
+            phone=args.phone,
+            status=status,
             attempts=0,
         )
         .returning(SubscriberRequest.id)
@@ -98,8 +109,33 @@ def submit_request(session: Session, args: RequestArgs) -> int:
         return int(
             session.scalars(select(SubscriberRequest.id).where(SubscriberRequest.number == args.number)).one()
         )
-    enqueue(session, START_REQUEST, {"id": inserted}, business_key=f"subscriber_requests:{args.number}")
+    if status == "new":
+        enqueue(session, START_REQUEST, {"id": inserted}, business_key=f"subscriber_requests:{args.number}")
     return int(inserted)
+
+
+class OverrideArgs(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    number: RequestNumber
+    by: str = Field(min_length=1, max_length=200, description="who decided")
+    reason: str = Field(min_length=1, max_length=2000, description="why the debt does not hold it")
+
+
+@entry("billing.override_request", args=OverrideArgs)
+def override_request(session: Session, args: OverrideArgs) -> str:
+    """Let a disconnection held for a debt go ahead; who and why are recorded on the request."""
+    return requests.override(session, args.number, args.by, args.reason).status
+
+
+class CloseArgs(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    number: RequestNumber
+
+
+@entry("billing.close_request", args=CloseArgs)
+def close_request(session: Session, args: CloseArgs) -> str:
+    """The request's process ended: close it; a connection sends «вы подключены» by SMS, once."""
+    return requests.close(session, args.number).status
 
 
 fire_deadlines_batch = batch_entry(DEADLINES)
