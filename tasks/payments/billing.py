@@ -27,7 +27,7 @@ from models.payments import (
 from tasks.machinery import deadlines
 from tasks.machinery.deadlines import CANCELLED, DeadlineRegister
 from tasks.machinery.outbox import enqueue
-from tasks.payments import notices
+from tasks.payments import notices, works
 from tasks.payments.chain import FIRE_DEADLINE, FIRE_DEADLINES_BATCH, START_REMINDER
 from tasks.payments.register import allocate, lock_balance
 from tasks.sms.outgoing import send_sms
@@ -99,8 +99,9 @@ DEADLINES = DeadlineRegister(
 
 
 def escalate(limit: int = 500) -> dict[str, int]:
-    """Fire the deadlines that came due; cancel those whose accrual was paid meanwhile."""
-    swept = deadlines.sweep(DEADLINES, limit)
+    """Fire the deadlines that came due — the accruals' escalation, the planned works' reminders —
+    and cancel those that became moot (the accrual paid, the works begun)."""
+    swept = deadlines.sweep(DEADLINES, limit) + deadlines.sweep(works.DEADLINES, limit)
     return {"fired": swept.total() - swept[CANCELLED], "cancelled": swept[CANCELLED]}
 
 

@@ -8,7 +8,7 @@ from datetime import date
 from typing import Annotated, Any, Literal
 
 import structlog
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator, model_validator
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -20,12 +20,14 @@ from models.payments import (
     SubscriberRequest,
     insert_ignoring_duplicates,
 )
+from models.works import PlannedWorks, WorksDeadline
 from tasks.machinery.deadlines import batch_entry
 from tasks.machinery.outbox import enqueue
 from tasks.machinery.steps import entry
 from tasks.payments import requests
+from tasks.payments import works as works_logic
 from tasks.payments.billing import DEADLINES, create_accrual
-from tasks.payments.chain import START_REQUEST
+from tasks.payments.chain import ANNOUNCE_WORKS, NOTIFY_WORKS, START_REQUEST
 
 log = structlog.get_logger(__name__)
 
@@ -138,4 +140,60 @@ def close_request(session: Session, args: CloseArgs) -> str:
     return requests.close(session, args.number).status
 
 
+class WorksArgs(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    number: str = Field(min_length=1, max_length=64, description="the works' number (the idempotency key)")
+    line: str | None = Field(None, min_length=1, max_length=64, description="the line under repair")
+    addresses: list[Annotated[str, Field(min_length=3, max_length=500)]] | None = Field(
+        None, min_length=1, max_length=500, description="address prefixes the works concern"
+    )
+    starts_at: AwareDatetime
+    ends_at: AwareDatetime
+    text: str = Field(min_length=1, max_length=300, description="what subscribers are told")
+    by: str | None = Field(None, max_length=200, description="who announces")
+
+    @model_validator(mode="after")
+    def _window(self) -> WorksArgs:
+        if not self.line and not self.addresses:
+            raise ValueError("name the line or the addresses the works concern")
+        if self.ends_at <= self.starts_at:
+            raise ValueError("the works end after they start (ends_at > starts_at)")
+        return self
+
+
+@entry(ANNOUNCE_WORKS, args=WorksArgs)
+def announce_works(session: Session, args: WorksArgs) -> int:
+    """Record planned works (once per number): notify the affected subscribers by SMS now, and write
+    the reminder due the day before."""
+    now = db_now(session)
+    if args.ends_at <= now:
+        raise ValueError(f"the works ended already ({args.ends_at.isoformat()})")
+    inserted = session.execute(
+        insert_ignoring_duplicates(session, PlannedWorks)
+        .values(
+            number=args.number,
+            line=args.line,
+            addresses=args.addresses,
+            starts_at=args.starts_at,
+            ends_at=args.ends_at,
+            text=args.text,
+            announced_by=args.by,
+            status="new",
+            attempts=0,
+        )
+        .returning(PlannedWorks.id)
+    ).scalar()
+    if inserted is None:
+        return int(session.scalars(select(PlannedWorks.id).where(PlannedWorks.number == args.number)).one())
+    enqueue(session, NOTIFY_WORKS, {"id": inserted}, business_key=f"planned_works:{args.number}")
+    works = session.get(PlannedWorks, inserted)
+    assert works is not None
+    due = works_logic.reminder_due(works)
+    if due > now:
+        session.add(WorksDeadline(works_id=inserted, kind="reminder", due_at=due))
+    log.info("billing.works_announced", number=args.number, starts_at=args.starts_at.isoformat())
+    return int(inserted)
+
+
 fire_deadlines_batch = batch_entry(DEADLINES)
+fire_works_batch = batch_entry(works_logic.DEADLINES)

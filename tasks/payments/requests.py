@@ -33,7 +33,11 @@ AWAITING_PAYMENT = "awaiting_payment"
 
 
 class RequestConflict(LookupError):
-    """The request cannot take this action: unknown number, or not in the status the action needs."""
+    """The request is not in the status the action needs."""
+
+
+class UnknownRequest(LookupError):
+    """No request has this number."""
 
 
 def debt_of(session: Session, inn: str) -> Decimal:
@@ -81,9 +85,12 @@ def override(session: Session, number: str, by: str, reason: str) -> SubscriberR
     request = session.scalars(
         select(SubscriberRequest).where(SubscriberRequest.number == number).with_for_update()
     ).one_or_none()
-    if request is None or request.status != AWAITING_PAYMENT:
-        state = "no such request" if request is None else f"its status is {request.status}"
-        raise RequestConflict(f"request {number} does not wait for a payment ({state})")
+    if request is None:
+        raise UnknownRequest(f"no request {number}")
+    if request.status != AWAITING_PAYMENT:
+        raise RequestConflict(
+            f"request {number} does not wait for a payment (its status is {request.status})"
+        )
     request.override_by = by
     request.override_reason = reason
     request.override_at = db_now(session)
@@ -98,7 +105,7 @@ def close(session: Session, number: str) -> SubscriberRequest:
         select(SubscriberRequest).where(SubscriberRequest.number == number).with_for_update()
     ).one_or_none()
     if request is None:
-        raise RequestConflict(f"no request {number}")
+        raise UnknownRequest(f"no request {number}")
     if request.status == "closed":
         return request
     if request.status != "process_started":

@@ -25,14 +25,24 @@ from models.payments import (
     SubscriberBalance,
     SubscriberRequest,
 )
+from models.works import PlannedWorks, WorksDeadline
 from tasks.acts.crm import find_task
 from tasks.invoices.matching import note_payment
 from tasks.machinery.bitrix24 import bitrix24_client
 from tasks.machinery.outbox import enqueue
 from tasks.machinery.steps import step
 from tasks.payments import notices, requests
+from tasks.payments import works as works_logic
 from tasks.payments.billing import DISCONNECT_TITLE, deal_of, process_template
-from tasks.payments.chain import FIRE_DEADLINE, MARK_DEAL_PAID, POST, START_REMINDER, START_REQUEST
+from tasks.payments.chain import (
+    FIRE_DEADLINE,
+    FIRE_WORKS_REMINDER,
+    MARK_DEAL_PAID,
+    NOTIFY_WORKS,
+    POST,
+    START_REMINDER,
+    START_REQUEST,
+)
 from tasks.payments.register import allocate, lock_balance
 from tasks.sms.outgoing import send_sms
 
@@ -229,6 +239,26 @@ def start_request_process(session: Session, request: SubscriberRequest) -> None:
             process_template(request.kind), deal_document(deal_id), parameters, key=key
         )
     request.status = "process_started"
+
+
+@step(NOTIFY_WORKS, model=PlannedWorks, statuses={"new"}, stale_after_s=600)
+def notify_works(session: Session, works: PlannedWorks) -> None:
+    """An SMS row for each subscriber the planned works concern, in one transaction."""
+    works.affected = works_logic.notify(session, works, works_logic.NOTICE)
+    works.status = "notified"
+
+
+@step(FIRE_WORKS_REMINDER, model=WorksDeadline, statuses={"due"}, stale_after_s=900)
+def fire_works_reminder(session: Session, deadline: WorksDeadline) -> None:
+    """The day before: the reminder SMS to each affected subscriber (unless the works began)."""
+    works = session.get(PlannedWorks, deadline.works_id)
+    assert works is not None
+    if works.starts_at <= db_now(session):
+        deadline.status = "cancelled"
+        return
+    works_logic.notify(session, works, works_logic.REMINDER)
+    deadline.status = "done"
+    deadline.fired_at = db_now(session)
 
 
 def _department_task(request: SubscriberRequest, subscriber: Subscriber | None, name: str, key: str) -> str:
