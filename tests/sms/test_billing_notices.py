@@ -187,3 +187,63 @@ def test_requests_of_any_kind_become_the_departments_task_once(
         assert s.get(SubscriberRequest, complaint_id).bitrix24_task_id == complaint["id"]  # type: ignore[union-attr]
     with pytest.raises(ValidationError):
         RequestArgs.model_validate({"number": "X", "kind": "praise", "inn": subscribers[0]})
+
+
+def test_requests_over_http_and_the_cli_held_overridden_closed_and_bad_input(
+    subscribers: list[str], obmen_app: object
+) -> None:
+    from click.testing import CliRunner
+
+    from tasks.machinery.outbox import set_dispatch_mode
+    from tests.harness.gateway import GatewayThread
+    from workers.cli import cli
+
+    write, read = {"Authorization": "Bearer test-write-token"}, {"Authorization": "Bearer test-read-token"}
+    a = subscribers[0]
+    with session_scope() as s:
+        accrue.plain(s, AccrueArgs(period="2026-12"))
+    with GatewayThread() as gw:
+        set_dispatch_mode("off")
+        body = {"number": "О-7", "kind": "disconnect", "inn": a}
+        assert httpx.post(f"{gw.url}/billing/requests", json=body, headers=write).status_code == 202
+        held = httpx.get(f"{gw.url}/billing/requests/О-7", headers=read)
+        assert held.status_code == 200 and held.json()["status"] == "awaiting_payment"
+        assert httpx.post(f"{gw.url}/billing/requests/О-7/close", headers=write).status_code == 409
+        missing = httpx.post(
+            f"{gw.url}/billing/requests/О-404/override", json={"by": "А", "reason": "Б"}, headers=write
+        )
+        assert missing.status_code == 404
+        for bad in (
+            {"by": "", "reason": "долг списан"},
+            {"by": "Иванова"},
+            {"by": "И", "reason": "x", "extra": 1},
+        ):
+            answer = httpx.post(f"{gw.url}/billing/requests/О-7/override", json=bad, headers=write)
+            assert answer.status_code == 422, (bad, answer.text)
+        read_only = httpx.post(
+            f"{gw.url}/billing/requests/О-7/override", json={"by": "А", "reason": "Б"}, headers=read
+        )
+        assert read_only.status_code == 403
+        assert (
+            httpx.get(f"{gw.url}/billing/requests/О-7", headers=read).json()["status"] == "awaiting_payment"
+        )
+
+        done = CliRunner().invoke(
+            cli, ["billing", "override", "О-7", "--by", "Петров", "--reason", "долг списан"]
+        )
+        assert done.exit_code == 0, done.output
+        again = CliRunner().invoke(cli, ["billing", "override", "О-7", "--by", "Петров", "--reason", "ещё"])
+        assert again.exit_code == 1 and "does not wait for a payment" in again.output
+        assert run_pending("billing.start_request_process") == [Outcome.DONE]
+        closed = httpx.post(f"{gw.url}/billing/requests/О-7/close", headers=write)
+        assert closed.status_code == 200, closed.text
+        state = closed.json()
+        assert (state["status"], state["override_by"], state["override_reason"]) == (
+            "closed",
+            "Петров",
+            "долг списан",
+        )
+    assert sms() == [
+        (f"reminder:{inn}:2026-12:1", p)
+        for inn, p in zip(subscribers, ["79160000001", "79160000002", "79160000003"], strict=True)
+    ]

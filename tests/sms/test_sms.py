@@ -3,7 +3,10 @@ the provider's pace, bad numbers and bad answers."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import httpx
+import pytest
 from sqlalchemy import select
 
 from models.db import session_scope
@@ -121,3 +124,33 @@ def test_answers_that_are_not_the_providers_are_retried_then_parked(smsc: str) -
     row = message("t:bad")
     assert row.status == "new" and "SmsUnavailable" in (row.last_error or "")
     assert taken(smsc) == []
+
+
+class _WorkerKilled(BaseException):
+    """What SIGKILL does to a step: its transaction never commits, nothing after runs."""
+
+
+def test_a_worker_killed_after_asking_the_delivery_status_asks_again(
+    smsc: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from integrations.sms import SmscClient
+
+    queue("t:k")
+    assert run_pending(SEND) == [Outcome.DONE]
+    row = message("t:k")
+    real = SmscClient.status
+
+    def dies_after_the_answer(self: SmscClient, *args: Any, **kwargs: Any) -> Any:
+        real(self, *args, **kwargs)
+        raise _WorkerKilled
+
+    monkeypatch.setattr(SmscClient, "status", dies_after_the_answer)
+    with pytest.raises(_WorkerKilled):
+        run_pending(CHECK_DELIVERY)
+    row = message("t:k")
+    assert (row.status, row.status_checks, row.attempts) == ("sent", 0, 1)
+    monkeypatch.setattr(SmscClient, "status", real)
+    assert run_step(STEPS[CHECK_DELIVERY], row.id) is Outcome.DONE
+    row = message("t:k")
+    assert (row.status, row.status_checks) == ("delivered", 1)
+    assert len(taken(smsc)) == 1

@@ -175,4 +175,23 @@ def test_a_worker_killed_in_the_notice_leaves_no_half_and_the_rerun_writes_each_
         s.execute(update(PlannedWorks).values(updated_at=datetime.now(UTC) - timedelta(hours=1)))
     assert run_step(STEPS["billing.works.notify"], works_id) is Outcome.DONE
     assert run_step(STEPS["billing.works.notify"], works_id) is Outcome.NOTHING_TO_DO
-    assert len(sms_rows()) == 2  # the two mobiles (the landline's row failed, the phoneless has none)
+    assert len(sms_rows()) == 2  # the mobile and the landline (failed); the phoneless gets none
+    # The same for the reminder the day before.
+    with session_scope() as s:
+        s.execute(update(WorksDeadline).values(due_at=datetime.now(UTC) - timedelta(minutes=1)))
+    assert escalate() == {"fired": 1, "cancelled": 0}
+    monkeypatch.setattr(works_logic, "send_many", dies_after_writing)
+    with pytest.raises(_WorkerKilled):
+        run_pending("billing.works.fire_reminder", "billing.works.fire_batch")
+    with session_scope() as s:
+        deadline = s.scalars(select(WorksDeadline)).one()
+        assert (deadline.status, deadline.attempts) == ("due", 1)
+    assert len(sms_rows()) == 2
+    monkeypatch.setattr(works_logic, "send_many", real)
+    assert run_step(STEPS["billing.works.fire_reminder"], deadline.id) is Outcome.DONE
+    assert sorted(k.split(":")[0] for k, _ in sms_rows()) == [
+        "works",
+        "works",
+        "works_reminder",
+        "works_reminder",
+    ]

@@ -47,7 +47,7 @@ from tasks.payments.entries import (
     announce_works,
     submit_request,
 )
-from tasks.payments.requests import RequestConflict
+from tasks.payments.requests import RequestConflict, UnknownRequest
 from workers.gateway.auth import require
 from workers.gateway.edge import EdgeRoute
 from workers.gateway.params import Chars
@@ -158,10 +158,10 @@ def _act(action: Callable[[Session], SubscriberRequest]) -> RequestState:
     try:
         with session_scope() as session:
             return _state(action(session))
+    except UnknownRequest as exc:
+        raise HTTPException(404, str(exc)) from exc
     except RequestConflict as exc:
-        raise HTTPException(
-            404 if "no request" in str(exc) or "no such" in str(exc) else 409, str(exc)
-        ) from exc
+        raise HTTPException(409, str(exc)) from exc
 
 
 @router.post("/requests/{number}/override")
