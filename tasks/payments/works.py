@@ -15,7 +15,7 @@ from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import ColumnElement, exists, false, func, or_, select
+from sqlalchemy import ColumnElement, exists, func, or_, select
 from sqlalchemy.orm import Session
 
 from config.settings import get_settings
@@ -35,17 +35,24 @@ def campaign(works: PlannedWorks) -> str:
     return f"works:{works.id}"
 
 
-def _concerned(works: PlannedWorks) -> ColumnElement[bool]:
+def affected(session: Session, works: PlannedWorks) -> list[Subscriber]:
+    """The subscribers on the works' line, and those whose address starts with one of its addresses
+    (compared case-insensitively in Python: SQLite, the embedded store, lowercases ASCII only)."""
+    prefixes = [str(p).casefold() for p in works.addresses or []]
     conditions: list[ColumnElement[bool]] = []
     if works.line:
         conditions.append(Subscriber.line == works.line)
-    for prefix in works.addresses or []:
-        conditions.append(func.lower(Subscriber.address).startswith(str(prefix).lower(), autoescape=True))
-    return or_(*conditions) if conditions else false()
-
-
-def affected(session: Session, works: PlannedWorks) -> list[Subscriber]:
-    return list(session.scalars(select(Subscriber).where(_concerned(works)).order_by(Subscriber.inn)))
+    if prefixes:
+        conditions.append(Subscriber.address.is_not(None))
+    if not conditions:
+        return []
+    candidates = session.scalars(select(Subscriber).where(or_(*conditions)).order_by(Subscriber.inn))
+    return [
+        s
+        for s in candidates
+        if (works.line and s.line == works.line)
+        or any((s.address or "").casefold().startswith(p) for p in prefixes)
+    ]
 
 
 def _window(works: PlannedWorks) -> str:

@@ -39,7 +39,7 @@ def upgrade() -> None:
         sa.Column(
             "created_at",
             models.base.UTCDateTime(timezone=True),
-            server_default=sa.text("now()"),
+            server_default=sa.func.now(),
             nullable=False,
         ),
         sa.Column("affected", sa.Integer(), nullable=True),
@@ -49,7 +49,7 @@ def upgrade() -> None:
         sa.Column(
             "updated_at",
             models.base.UTCDateTime(timezone=True),
-            server_default=sa.text("now()"),
+            server_default=sa.func.now(),
             nullable=False,
         ),
         sa.Column("next_step_at", models.base.UTCDateTime(timezone=True), nullable=True),
@@ -85,7 +85,7 @@ def upgrade() -> None:
         sa.Column(
             "created_at",
             models.base.UTCDateTime(timezone=True),
-            server_default=sa.text("now()"),
+            server_default=sa.func.now(),
             nullable=False,
         ),
         sa.Column("sent_at", models.base.UTCDateTime(timezone=True), nullable=True),
@@ -99,7 +99,7 @@ def upgrade() -> None:
         sa.Column(
             "updated_at",
             models.base.UTCDateTime(timezone=True),
-            server_default=sa.text("now()"),
+            server_default=sa.func.now(),
             nullable=False,
         ),
         sa.Column("next_step_at", models.base.UTCDateTime(timezone=True), nullable=True),
@@ -138,7 +138,7 @@ def upgrade() -> None:
         sa.Column(
             "updated_at",
             models.base.UTCDateTime(timezone=True),
-            server_default=sa.text("now()"),
+            server_default=sa.func.now(),
             nullable=False,
         ),
         sa.Column("next_step_at", models.base.UTCDateTime(timezone=True), nullable=True),
