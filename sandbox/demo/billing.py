@@ -14,7 +14,6 @@ from sqlalchemy import select
 from models.db import session_scope
 from models.payments import SubscriberRequest
 from models.sms import DELIVERED, SmsMessage
-from models.works import PlannedWorks
 from sandbox.demo import DemoContext
 from sandbox.demo.payments import DEBTOR
 from tasks.machinery.master_data import import_master_data
@@ -118,8 +117,8 @@ def _sms_status(key: str) -> str | None:
 
 def _works_report(ready: Any) -> dict[str, Any] | None:
     with session_scope() as session:
-        found = session.scalars(select(PlannedWorks).where(PlannedWorks.number == "РР-2026-12-01")).first()
-        if found is None:
+        try:
+            report = works.report(session, "РР-2026-12-01")
+        except works.UnknownWorks:
             return None
-        report = works.report(session, found)
         return report if ready(report) else None

@@ -92,28 +92,23 @@ def submit_request(session: Session, args: RequestArgs) -> int:
     """Record a subscriber's request (once per number) and start its Bitrix24 process or task; a
     disconnection of a subscriber in debt waits for the payment first."""
     status = requests.first_status(session, args.kind, args.inn)
-    inserted = session.execute(
-        insert_ignoring_duplicates(session, SubscriberRequest)
-        .values(
-            number=args.number,
-            kind=args.kind,
-            subscriber_inn=args.inn,
-            subscriber_name=args.name,
-            tariff=args.tariff,
-            comment=args.comment,
-            phone=args.phone,
-            status=status,
-            attempts=0,
-        )
-        .returning(SubscriberRequest.id)
-    ).scalar()
-    if inserted is None:
-        return int(
-            session.scalars(select(SubscriberRequest.id).where(SubscriberRequest.number == args.number)).one()
-        )
+    inserted, request_id = _record_once(
+        session,
+        SubscriberRequest,
+        number=args.number,
+        kind=args.kind,
+        subscriber_inn=args.inn,
+        subscriber_name=args.name,
+        tariff=args.tariff,
+        comment=args.comment,
+        phone=args.phone,
+        status=status,
+    )
+    if not inserted:
+        return request_id
     if status == "new":
-        enqueue(session, START_REQUEST, {"id": inserted}, business_key=f"subscriber_requests:{args.number}")
-    return int(inserted)
+        enqueue(session, START_REQUEST, {"id": request_id}, business_key=f"subscriber_requests:{args.number}")
+    return request_id
 
 
 class OverrideArgs(BaseModel):
@@ -168,31 +163,40 @@ def announce_works(session: Session, args: WorksArgs) -> int:
     now = db_now(session)
     if args.ends_at <= now:
         raise ValueError(f"the works ended already ({args.ends_at.isoformat()})")
-    inserted = session.execute(
-        insert_ignoring_duplicates(session, PlannedWorks)
-        .values(
-            number=args.number,
-            line=args.line,
-            addresses=args.addresses,
-            starts_at=args.starts_at,
-            ends_at=args.ends_at,
-            text=args.text,
-            announced_by=args.by,
-            status="new",
-            attempts=0,
-        )
-        .returning(PlannedWorks.id)
-    ).scalar()
-    if inserted is None:
-        return int(session.scalars(select(PlannedWorks.id).where(PlannedWorks.number == args.number)).one())
-    enqueue(session, NOTIFY_WORKS, {"id": inserted}, business_key=f"planned_works:{args.number}")
-    works = session.get(PlannedWorks, inserted)
+    inserted, works_id = _record_once(
+        session,
+        PlannedWorks,
+        number=args.number,
+        line=args.line,
+        addresses=args.addresses,
+        starts_at=args.starts_at,
+        ends_at=args.ends_at,
+        text=args.text,
+        announced_by=args.by,
+        status="new",
+    )
+    if not inserted:
+        return works_id
+    enqueue(session, NOTIFY_WORKS, {"id": works_id}, business_key=f"planned_works:{args.number}")
+    works = session.get(PlannedWorks, works_id)
     assert works is not None
     due = works_logic.reminder_due(works)
     if due > now:
-        session.add(WorksDeadline(works_id=inserted, kind="reminder", due_at=due))
+        session.add(WorksDeadline(works_id=works_id, kind="reminder", due_at=due))
     log.info("billing.works_announced", number=args.number, starts_at=args.starts_at.isoformat())
-    return int(inserted)
+    return works_id
+
+
+def _record_once(session: Session, model: Any, *, number: str, **values: Any) -> tuple[bool, int]:
+    """Insert the row keyed by its unique ``number`` unless it is there: (inserted, its id)."""
+    inserted = session.execute(
+        insert_ignoring_duplicates(session, model)
+        .values(number=number, attempts=0, **values)
+        .returning(model.id)
+    ).scalar()
+    if inserted is not None:
+        return True, int(inserted)
+    return False, int(session.scalars(select(model.id).where(model.number == number)).one())
 
 
 fire_deadlines_batch = batch_entry(DEADLINES)

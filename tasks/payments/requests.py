@@ -80,13 +80,18 @@ def release_paid(session: Session, inn: str) -> list[int]:
     return list(released)
 
 
-def override(session: Session, number: str, by: str, reason: str) -> SubscriberRequest:
-    """A person lets a held disconnection go ahead despite the debt; who and why are kept."""
-    request = session.scalars(
-        select(SubscriberRequest).where(SubscriberRequest.number == number).with_for_update()
-    ).one_or_none()
+def find(session: Session, number: str, *, lock: bool = False) -> SubscriberRequest:
+    """The request numbered ``number`` (locked for a change), or :class:`UnknownRequest`."""
+    query = select(SubscriberRequest).where(SubscriberRequest.number == number)
+    request = session.scalars(query.with_for_update() if lock else query).one_or_none()
     if request is None:
         raise UnknownRequest(f"no request {number}")
+    return request
+
+
+def override(session: Session, number: str, by: str, reason: str) -> SubscriberRequest:
+    """A person lets a held disconnection go ahead despite the debt; who and why are kept."""
+    request = find(session, number, lock=True)
     if request.status != AWAITING_PAYMENT:
         raise RequestConflict(
             f"request {number} does not wait for a payment (its status is {request.status})"
@@ -101,11 +106,7 @@ def override(session: Session, number: str, by: str, reason: str) -> SubscriberR
 
 def close(session: Session, number: str) -> SubscriberRequest:
     """The request's process ended; a connection tells the subscriber by SMS (once)."""
-    request = session.scalars(
-        select(SubscriberRequest).where(SubscriberRequest.number == number).with_for_update()
-    ).one_or_none()
-    if request is None:
-        raise UnknownRequest(f"no request {number}")
+    request = find(session, number, lock=True)
     if request.status == "closed":
         return request
     if request.status != "process_started":

@@ -99,8 +99,15 @@ DEADLINES = DeadlineRegister(
 )
 
 
-def report(session: Session, works: PlannedWorks) -> dict[str, Any]:
+class UnknownWorks(LookupError):
+    """No planned works have this number."""
+
+
+def report(session: Session, number: str) -> dict[str, Any]:
     """What the mailing did: per kind, messages delivered, failed and on their way; the failures."""
+    works = session.scalars(select(PlannedWorks).where(PlannedWorks.number == number)).first()
+    if works is None:
+        raise UnknownWorks(f"no planned works {number}")
     counts: dict[str, Counter[str]] = {NOTICE: Counter(), REMINDER: Counter()}
     failures = []
     for message in session.scalars(

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from datetime import UTC, datetime
-from decimal import Decimal
 
 import httpx
 import pytest
@@ -29,9 +28,8 @@ from tasks.payments.entries import (
     override_request,
     submit_request,
 )
-from tasks.payments.register import accept_payment
 from tasks.payments.requests import RequestConflict, UnknownRequest
-from tests.harness.bank import seed_subscribers
+from tests.harness.bank import pay_and_post, seed_subscribers
 from tests.harness.outbox import run_pending
 
 PHONES = ["+79160000001", "8 916 000-00-02", "8 (916) 000-00-03"]
@@ -54,19 +52,7 @@ def sms() -> list[tuple[str, str]]:
 
 
 def pay(inn: str, tid: str, amount: str = "1500.00") -> None:
-    with session_scope() as s:
-        accepted = accept_payment(
-            s,
-            transaction_id=tid,
-            source="bank",
-            inn=inn,
-            amount=Decimal(amount),
-            paid_at=datetime(2026, 12, 5, tzinfo=UTC),
-            purpose="test",
-            payer_name=None,
-            content_hash=tid,
-        )
-    assert run_step(STEPS["payments.post"], accepted.payment_id) is Outcome.DONE
+    pay_and_post(inn, amount, tid)
 
 
 def test_reminders_repeat_and_warning_go_once_each_by_sms(subscribers: list[str], smsc: str) -> None:

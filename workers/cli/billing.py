@@ -44,18 +44,9 @@ def billing() -> None:
 @click.argument("number")
 def request(number: str) -> None:
     """Where a subscriber's request stands (a held disconnection says awaiting_payment)."""
-    from sqlalchemy import select
+    from tasks.payments import requests
 
-    from models.payments import SubscriberRequest
-    from tasks.payments.requests import UnknownRequest
-
-    def show(session: Any) -> dict[str, Any]:
-        found = session.scalars(select(SubscriberRequest).where(SubscriberRequest.number == number)).first()
-        if found is None:
-            raise UnknownRequest(f"no request {number}")
-        return _request_state(found)
-
-    _echo(_run(show))
+    _echo(_run(lambda session: _request_state(requests.find(session, number))))
 
 
 @billing.command("override")
@@ -112,15 +103,6 @@ def announce_works(addresses: tuple[str, ...], **fields: Any) -> None:
 @click.argument("number")
 def works_report(number: str) -> None:
     """The planned works' mailing: notices and reminders delivered, failed, on their way."""
-    from sqlalchemy import select
-
-    from models.works import PlannedWorks
     from tasks.payments import works
 
-    def show(session: Any) -> dict[str, Any]:
-        found = session.scalars(select(PlannedWorks).where(PlannedWorks.number == number)).first()
-        if found is None:
-            raise LookupError(f"no planned works {number}")
-        return works.report(session, found)
-
-    _echo(_run(show))
+    _echo(_run(lambda session: works.report(session, number)))

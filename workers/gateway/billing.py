@@ -27,12 +27,10 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException, Path
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from models.db import session_scope
 from models.payments import SubscriberRequest
-from models.works import PlannedWorks
 from tasks.machinery.outbox import enqueue
 from tasks.payments import requests
 from tasks.payments import works as works_logic
@@ -141,11 +139,7 @@ def _state(request: SubscriberRequest) -> RequestState:
 @read_router.get("/requests/{number}")
 def get_request(number: Number) -> RequestState:
     """Where a subscriber's request stands (a held disconnection says ``awaiting_payment``)."""
-    with session_scope() as session:
-        request = session.scalars(select(SubscriberRequest).where(SubscriberRequest.number == number)).first()
-        if request is None:
-            raise HTTPException(404, f"no request {number}")
-        return _state(request)
+    return _act(lambda session: requests.find(session, number))
 
 
 class OverrideBody(BaseModel):
@@ -216,8 +210,8 @@ def post_works(body: WorksBody) -> WorksRecorded:
 @read_router.get("/works/{number}")
 def get_works(number: Annotated[str, Chars(64, 1), Path()]) -> dict[str, Any]:
     """The planned works and their mailing: notices and reminders delivered, failed, on their way."""
-    with session_scope() as session:
-        works = session.scalars(select(PlannedWorks).where(PlannedWorks.number == number)).first()
-        if works is None:
-            raise HTTPException(404, f"no planned works {number}")
-        return works_logic.report(session, works)
+    try:
+        with session_scope() as session:
+            return works_logic.report(session, number)
+    except works_logic.UnknownWorks as exc:
+        raise HTTPException(404, str(exc)) from exc
