@@ -33,6 +33,7 @@ from integrations.ratelimit import RateLimiter, Slot
 from integrations.sms.errors import SmsThrottled, SmsUnavailable, error_for
 
 SYSTEM = "sms"
+# SMSC's answers are a few hundred bytes.
 MAX_ANSWER_BYTES = 64_000
 _PASSWORD = re.compile(r"(psw=)[^&]*")
 
@@ -98,6 +99,7 @@ class SmscClient:
         limiter: RateLimiter | None = None,
         max_wait_s: float = 0.1,
         timeout_s: float = 30.0,
+        max_answer_bytes: int = MAX_ANSWER_BYTES,
     ) -> None:
         if not url.startswith(("http://", "https://")):
             raise ValueError("the SMSC URL looks like https://smsc.ru/sys")
@@ -107,7 +109,7 @@ class SmscClient:
         self._recorder = recorder
         self._limiter = limiter
         self.max_wait_s = max_wait_s
-        self._http = BoundedClient(deadline_s=timeout_s, max_bytes=MAX_ANSWER_BYTES)
+        self._http = BoundedClient(deadline_s=timeout_s, max_bytes=max_answer_bytes)
 
     def close(self) -> None:
         self._http.close()
