@@ -7,6 +7,7 @@ from typing import Any
 
 import httpx
 import pytest
+from click.testing import CliRunner
 from sqlalchemy import select
 
 from models.db import session_scope
@@ -17,6 +18,7 @@ from tasks.machinery.sweeper import redrive
 from tasks.sms.chain import CHECK_DELIVERY, SEND
 from tasks.sms.outgoing import Outgoing, send_many, send_sms
 from tests.harness.outbox import run_pending
+from workers.cli import cli
 
 PHONE = "79161234567"
 
@@ -79,6 +81,8 @@ def test_the_balance_running_out_parks_until_topped_up_and_redriven(smsc: str) -
     assert parked.status == "new" and "error 3" in (parked.last_error or "")
     assert "re-drive" in (parked.last_error or "")
     httpx.put(f"{smsc}/balance", json={"balance": "100.00"})
+    shown = CliRunner().invoke(cli, ["billing", "sms-balance"])
+    assert shown.exit_code == 0 and '"balance": "100.00"' in shown.output, shown.output
     assert redrive("sms_messages").ids == [parked.id]
     assert run_pending(SEND) == [Outcome.DONE]
     assert [m["phone"] for m in taken(smsc)] == ["79160000001", "79160000002"]

@@ -106,3 +106,12 @@ def works_report(number: str) -> None:
     from tasks.payments import works
 
     _echo(_run(lambda session: works.report(session, number)))
+
+
+@billing.command("sms-balance")
+def sms_balance() -> None:
+    """The SMS account's balance at the provider (before a large mailing: error 3 parks what it cannot pay)."""
+    publishing()
+    from tasks.sms.clients import sms_client
+
+    _echo({"balance": str(sms_client().balance())})
