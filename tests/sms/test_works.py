@@ -140,8 +140,18 @@ def test_bad_announcements_are_refused_and_record_nothing(people: None, obmen_ap
         ["billing", "announce-works", "--number", "РР-9", "--from", "tomorrow", "--to", "x", "--text", "t"],
     )
     assert refused.exit_code == 1 and "starts_at" in refused.output
+    # Other services enqueue the entry by name: a bad message is a dead letter, once, never a loop.
+    from models.dead_letters import DeadLetter
+    from tasks.payments.entries import announce_works, override_request
+
+    bad = {"number": "РР-9", "line": "Л-7", "text": "т", "starts_at": "soon", "ends_at": WINDOW["ends_at"]}
+    assert announce_works.task.apply(kwargs=bad).get() == "rejected"
+    assert override_request.task.apply(kwargs={"number": "О-1", "by": "И"}).get() == "rejected"
     with session_scope() as s:
         assert s.scalars(select(PlannedWorks)).all() == []
+        letters = s.scalars(select(DeadLetter).order_by(DeadLetter.id)).all()
+        assert [d.task_name for d in letters] == ["billing.announce_works", "billing.override_request"]
+        assert "starts_at" in letters[0].error and "reason" in letters[1].error
 
 
 class _WorkerKilled(BaseException):
