@@ -12,6 +12,7 @@ import os
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -43,18 +44,27 @@ def bench_stores() -> Iterator[dict[str, str]]:
         created.release()
 
 
+@dataclass
+class Served:
+    """The gateway's port and pid (for its CPU figure)."""
+
+    port: int
+    pid: int
+
+
 @contextmanager
-def serving(workers: list[Any], env: dict[str, str]) -> Iterator[int]:
-    """``obmen gateway`` on a free port beside ``workers`` (already started): its port once it
-    answers; on exit the gateway and the workers stop, so the no-op run that follows has the CPU."""
+def serving(workers: list[Any], env: dict[str, str], gateway_processes: int = 1) -> Iterator[Served]:
+    """``obmen gateway`` on a free port beside ``workers`` (already started), once it answers; on exit
+    the gateway and the workers stop, so the no-op run that follows has the CPU."""
     from tests.harness.processes import OBMEN, Process, free_port
     from tests.harness.waiting import wait_for
 
     port = free_port()
-    gateway = Process([OBMEN, "gateway", "--port", str(port)], env=env)
+    command = [OBMEN, "gateway", "--port", str(port), "--workers", str(gateway_processes)]
+    gateway = Process(command, env=env)
     try:
         wait_for(lambda: answers(f"http://127.0.0.1:{port}/healthz"), timeout=30, what="the gateway")
-        yield port
+        yield Served(port, gateway.proc.pid)
     finally:
         gateway.stop()
         for worker in workers:
@@ -82,6 +92,52 @@ def tree_rss_kb(pid: int) -> int:
         except FileNotFoundError:
             continue
     return total
+
+
+def cpu_s(pid: int, *, reaped: bool = False) -> float:
+    """User + system CPU seconds of a process; with ``reaped`` also of its children that have exited
+    (Postgres backends come and go, and their time lands in the postmaster's ``cutime``)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    ticks = int(fields[11]) + int(fields[12])
+    if reaped:
+        ticks += int(fields[13]) + int(fields[14])
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
+def tree_cpu_s(pid: int) -> float:
+    """CPU seconds of a process tree: the live processes and what the exited ones left with their parents
+    (a gateway's uvicorn workers, a prefork worker's children)."""
+    total = 0.0
+    for member in [pid, *_descendants(pid)]:
+        try:
+            total += cpu_s(member, reaped=True)
+        except FileNotFoundError:
+            continue
+    return total
+
+
+def postgres_cpu_s() -> float:
+    """CPU seconds the whole Postgres server has spent so far (every backend, live or gone). The server is
+    shared, so a figure from it is only clean on an otherwise quiet machine."""
+    from sqlalchemy import text
+
+    from models.db import engine_for
+
+    with engine_for().connect() as conn:
+        backend = conn.execute(text("SELECT pg_backend_pid()")).scalar_one()
+    parent = int(Path(f"/proc/{backend}/stat").read_text().rsplit(")", 1)[1].split()[1])
+    return tree_cpu_s(parent)
+
+
+def commits() -> int:
+    """Transactions committed in this benchmark's own database so far (exact, whatever else runs)."""
+    from sqlalchemy import text
+
+    from models.db import engine_for
+
+    with engine_for().connect() as conn:
+        query = "SELECT xact_commit FROM pg_stat_database WHERE datname = current_database()"
+        return int(conn.execute(text(query)).scalar_one())
 
 
 def _descendants(pid: int) -> list[int]:

@@ -91,7 +91,8 @@ def main() -> None:
             with session_scope() as s:
                 return s.scalar(select(func.count()).where(InvoiceRequest.status == "done")) or 0
 
-        with serving(workers, run_env) as port:
+        with serving(workers, run_env) as served:
+            port = served.port
             host = f"127.0.0.1:{port}"
             started = time.perf_counter()
             load = run_load(

@@ -9,15 +9,13 @@ broker measured in the same run (before and after), their ratio, and the peak RS
 from __future__ import annotations
 
 import argparse
-import os
 import random
 import string
 import time
-from pathlib import Path
 
 from sqlalchemy import func, select
 
-from bench.common import bench_stores, noop_rate, report, tree_rss_kb
+from bench.common import bench_stores, commits, cpu_s, noop_rate, postgres_cpu_s, report, tree_rss_kb
 from tests.harness.dovecot import DovecotServer
 
 VIN_CHARS = "ABCDEFGHJKLMNPRSTUVWXYZ0123456789"
@@ -25,12 +23,6 @@ VIN_CHARS = "ABCDEFGHJKLMNPRSTUVWXYZ0123456789"
 
 def _vin(rng: random.Random) -> str:
     return "".join(rng.choice(VIN_CHARS) for _ in range(17))
-
-
-def cpu_s(pid: int) -> float:
-    """User + system CPU seconds of a process (a solo worker does its work in its own process)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def master_data(assets: int, rng: random.Random) -> dict:
@@ -121,6 +113,8 @@ def main() -> None:
         ]
         rss_start = [tree_rss_kb(w.proc.pid) for w in workers]
         cpu_start = [cpu_s(w.proc.pid) for w in workers]
+        postgres_start = postgres_cpu_s()
+        commits_start = commits()
         peaks = list(rss_start)
         try:
             started = time.perf_counter()
@@ -147,6 +141,8 @@ def main() -> None:
             elapsed = time.perf_counter() - started
             rss_end = [tree_rss_kb(w.proc.pid) for w in workers]
             worker_cpu = sum(cpu_s(w.proc.pid) for w in workers) - sum(cpu_start)
+            postgres_cpu = postgres_cpu_s() - postgres_start
+            commits_per_letter = (commits() - commits_start) / args.n
         finally:
             for worker in workers:
                 worker.stop()
@@ -176,6 +172,8 @@ def main() -> None:
             "noop_tasks_per_s_after": noop_after,
             "ratio_to_noop": rate / noop,
             "worker_cpu_ms_per_letter": worker_cpu * 1000 / args.n,
+            "postgres_cpu_ms_per_letter": postgres_cpu * 1000 / args.n,
+            "postgres_commits_per_letter": commits_per_letter,
             "worker_rss_start_mb": [round(kb / 1024, 1) for kb in rss_start],
             "worker_rss_peak_mb": [round(kb / 1024, 1) for kb in peaks],
             "worker_rss_end_mb": [round(kb / 1024, 1) for kb in rss_end],

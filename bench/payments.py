@@ -19,7 +19,7 @@ from collections.abc import Callable
 
 from sqlalchemy import func, select
 
-from bench.common import bench_stores, noop_rate, report, serving
+from bench.common import bench_stores, commits, cpu_s, noop_rate, postgres_cpu_s, report, serving, tree_cpu_s
 from bench.httpload import request_bytes, run_load
 
 SECRET = "bench-bank-secret"
@@ -52,6 +52,7 @@ def main() -> None:
     parser.add_argument("-n", type=int, default=20_000)
     parser.add_argument("--concurrency", type=int, default=32)
     parser.add_argument("--noop-n", type=int, default=5000)
+    parser.add_argument("--gateway-processes", type=int, default=1)
     args = parser.parse_args()
 
     with bench_stores() as env:
@@ -85,7 +86,10 @@ def main() -> None:
             with session_scope() as s:
                 return s.scalar(select(func.count()).where(Payment.status == "posted")) or 0
 
-        with serving(workers, run_env) as port:
+        with serving(workers, run_env, args.gateway_processes) as served:
+            port = served.port
+            cpu_before = (tree_cpu_s(served.pid), sum(cpu_s(w.proc.pid) for w in workers), postgres_cpu_s())
+            commits_before = commits()
             started = time.perf_counter()
             load = run_load(
                 "127.0.0.1",
@@ -95,6 +99,11 @@ def main() -> None:
             )
             wait_for(lambda: posted() == args.n, timeout=1800, interval=0.25, what="every payment posted")
             end_to_end_s = time.perf_counter() - started
+            cpu_after = (tree_cpu_s(served.pid), sum(cpu_s(w.proc.pid) for w in workers), postgres_cpu_s())
+            commits_per_payment = (commits() - commits_before) / args.n
+            gateway_ms, worker_ms, postgres_ms = (
+                (after - before) * 1000 / args.n for before, after in zip(cpu_before, cpu_after, strict=True)
+            )
             with session_scope() as s:
                 count = s.scalar(select(func.count()).select_from(Payment))
                 distinct = s.scalar(select(func.count(func.distinct(Payment.transaction_id))))
@@ -116,6 +125,11 @@ def main() -> None:
             "accept_p50_ms": load.percentile_ms(0.50),
             "accept_p99_ms": load.percentile_ms(0.99),
             "posted_per_s_end_to_end": posted_per_s,
+            "gateway_processes": args.gateway_processes,
+            "cpu_ms_per_payment_gateway": gateway_ms,
+            "cpu_ms_per_payment_workers": worker_ms,
+            "cpu_ms_per_payment_postgres": postgres_ms,
+            "postgres_commits_per_payment": commits_per_payment,
             "noop_tasks_per_s_same_run": rate,
             "ratio_posted_to_noop": posted_per_s / rate,
             "payments_in_register": count,

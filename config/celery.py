@@ -77,6 +77,8 @@ def beat_schedule(settings: Settings) -> dict[str, dict[str, Any]]:
         "sep-request-applications": every(
             "sep.request_applications", settings.sep_request_applications_interval_s, {"source": "beat"}
         ),
+        # What waits for a person, to the SEP-responsible; once a day (keyed), checked every interval.
+        "sep-digest": every("sep.send_digest", settings.sep_digest_interval_s, {"source": "beat"}),
         "mail-fetch": every("mail.fetch", settings.mail_poll_interval_s),
         "billing-escalate": every("billing.escalate", settings.billing_escalate_interval_s),
         "acts-track": every("acts.track", settings.acts_track_interval_s),

@@ -136,6 +136,8 @@ class Settings(BaseSettings):
     sep_request_applications_interval_s: int = Field(3600, ge=10)
     sep_request_applications_days: int = Field(30, ge=1)
     sep_lease_confirm_days: int = Field(10, ge=1)
+    sep_digest_interval_s: int = Field(3600, ge=10)
+    sep_digest_days: int = Field(2, ge=0)
 
     # --- mail --------------------------------------------------------------------------------
     imap_url: SecretStr | None = None

@@ -15,6 +15,7 @@ from typing import Annotated
 from pydantic import AfterValidator, BeforeValidator
 from stdnum.exceptions import ValidationError as StdnumError
 from stdnum.ru import inn as stdnum_inn
+from stdnum.ru import ogrn as stdnum_ogrn
 
 # Python's \d matches any script's digits (١٢, ５); identifiers and amounts are ASCII 0-9 only.
 _DIGITS = re.compile(r"[0-9]+")
@@ -48,6 +49,18 @@ def validate_kpp(value: str) -> str:
     """КПП: 9 characters — 4 digits, 2 digits or capital Latin letters, 3 digits."""
     if not re.fullmatch(r"[0-9]{4}[0-9A-Z]{2}[0-9]{3}", value or ""):
         raise ValueError("КПП (KPP) is 9 characters: 4 digits, 2 digits or capital letters, 3 digits")
+    return value
+
+
+def validate_ogrn(value: str) -> str:
+    """ОГРН: 13 digits (organisation) or ОГРНИП: 15 (sole trader), checksummed."""
+    value = _ascii_digits_only(value, "ОГРН (OGRN)")
+    if len(value) not in (13, 15):
+        raise ValueError(f"ОГРН (OGRN) has 13 or 15 digits, this one has {len(value)}")
+    try:
+        stdnum_ogrn.validate(value)
+    except StdnumError as exc:
+        raise ValueError(f"ОГРН (OGRN) {value} fails its checksum") from exc
     return value
 
 
@@ -136,6 +149,7 @@ def parse_money(value: object) -> Decimal:
 
 Inn = Annotated[str, AfterValidator(validate_inn)]
 Kpp = Annotated[str, AfterValidator(validate_kpp)]
+Ogrn = Annotated[str, AfterValidator(validate_ogrn)]
 Epts = Annotated[str, AfterValidator(validate_epts)]
 Vin = Annotated[str, AfterValidator(validate_vin)]
 Money = Annotated[Decimal, BeforeValidator(parse_money)]

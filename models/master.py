@@ -44,6 +44,9 @@ class Counterparty(MasterData, Base):
     kpp: Mapped[str] = mapped_column(String(9), nullable=False, default="")
     name: Mapped[str] = mapped_column(String(500), nullable=False)
     email: Mapped[str | None] = mapped_column(String(320))
+    # ОГРН (ОГРНИП) and legal address: what registering the counterparty in SEP needs besides.
+    ogrn: Mapped[str | None] = mapped_column(String(15))
+    address: Mapped[str | None] = mapped_column(String(1000))
     __table_args__ = (UniqueConstraint("inn", "kpp"),)
 
 

@@ -42,12 +42,17 @@ RESPONSE_RECEIVED = "Получен ответ"
 # Asset statuses (Статусы основных средств (СЭП)).
 OWNED = "В собственности"
 LEASED = "В лизинге"
+TRANSFERRED = "Передано клиенту"  # the lease ended: ownership passed to the client
+
+# Not submitted yet: a lease application whose vehicles may still change, a lease change.
+DRAFT = "Черновик"
 
 # Application statuses in SEP's own words.
 AWAITING_CONFIRMATION = "Ожидает подтверждения"
 EXECUTED = "Исполнен"
 
 # Statuses of a lease application of ours (sep_lease_applications.status).
+LEASE_DRAFT = DRAFT
 LEASE_SUBMITTING = "Отправляется"  # submitted, waiting for SEP's application number
 LEASE_REGISTERED = "Зарегистрировано"  # has its number; waits for the lessee's code
 LEASE_CONFIRMING = "Подтверждается"  # the lessee's confirmation is on its way
@@ -91,6 +96,8 @@ class SepRequest(StepMixin, Base):
     # What the request is about: the application, or our lease application it submits.
     application_number: Mapped[str | None] = mapped_column(String(64), index=True)
     lease_application_id: Mapped[int | None] = mapped_column(ForeignKey("sep_lease_applications.id"))
+    lease_change_id: Mapped[int | None] = mapped_column(ForeignKey("sep_lease_changes.id"))
+    counterparty_id: Mapped[int | None] = mapped_column(ForeignKey("sep_counterparties.id"))
     # Who asked: "mail:<mail_messages.id>", "ops", "beat", "auto" ...
     source: Mapped[str | None] = mapped_column(String(120))
     status: Mapped[str] = mapped_column(String(20), default=PENDING, nullable=False)
@@ -247,6 +254,73 @@ class SepLeaseApplication(Base):
     notification_email: Mapped[str] = mapped_column(String(320), nullable=False)
     application_number: Mapped[str | None] = mapped_column(String(64), unique=True)
     status: Mapped[str] = mapped_column(String(40), nullable=False)
+    request_status: Mapped[str | None] = mapped_column(String(40))
+    last_request_id: Mapped[int | None] = mapped_column(BigInteger)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    source: Mapped[str | None] = mapped_column(String(120))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), server_default=func.now(), nullable=False)
+    updated_at: Mapped[datetime] = mapped_column(
+        UTCDateTime(), server_default=func.now(), onupdate=func.now(), nullable=False
+    )
+
+
+# Statuses of a counterparty in SEP (sep_counterparties.status).
+COUNTERPARTY_CHECKING = "Проверяется"  # FindCounterparty on its way
+COUNTERPARTY_REGISTERING = "Регистрируется"  # not in SEP: RegisterCounterparty on its way
+COUNTERPARTY_FOUND = "Есть в СЭП"  # SEP had it already
+COUNTERPARTY_REGISTERED = "Зарегистрирован"  # we registered it
+COUNTERPARTY_ERROR = "Ошибка"
+COUNTERPARTY_IN_SEP = (COUNTERPARTY_FOUND, COUNTERPARTY_REGISTERED)
+
+
+class SepCounterparty(Base):
+    """Контрагенты СЭП: a counterparty looked up in SEP by ИНН and registered there when missing,
+    with the form's data as sent (from master data)."""
+
+    __tablename__ = "sep_counterparties"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    inn: Mapped[str] = mapped_column(String(12), nullable=False, unique=True)
+    kpp: Mapped[str | None] = mapped_column(String(9))
+    ogrn: Mapped[str] = mapped_column(String(15), nullable=False)
+    name: Mapped[str] = mapped_column(String(500), nullable=False)
+    address: Mapped[str] = mapped_column(String(1000), nullable=False)
+    email: Mapped[str | None] = mapped_column(String(320))
+    organization_inn: Mapped[str] = mapped_column(String(12), nullable=False)
+    status: Mapped[str] = mapped_column(String(40), nullable=False)
+    sep_id: Mapped[str | None] = mapped_column(String(64))
+    in_sep_since: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    request_status: Mapped[str | None] = mapped_column(String(40))
+    last_request_id: Mapped[int | None] = mapped_column(BigInteger)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    source: Mapped[str | None] = mapped_column(String(120))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), server_default=func.now(), nullable=False)
+    updated_at: Mapped[datetime] = mapped_column(
+        UTCDateTime(), server_default=func.now(), onupdate=func.now(), nullable=False
+    )
+
+
+class SepLeaseChange(Base):
+    """Изменения лизинга: a termination, change of lessee (перенаём) or end of lease we submit to SEP
+    for one or several vehicles, keyed by our document's number (``change_number``)."""
+
+    __tablename__ = "sep_lease_changes"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    change_number: Mapped[str] = mapped_column(String(100), nullable=False, unique=True)
+    kind: Mapped[str] = mapped_column(String(20), nullable=False)  # Termination, LesseeChange, LeaseEnd
+    organization_inn: Mapped[str] = mapped_column(String(12), nullable=False)
+    lessee_inn: Mapped[str] = mapped_column(String(12), nullable=False)
+    new_lessee_inn: Mapped[str | None] = mapped_column(String(12))
+    document_name: Mapped[str] = mapped_column(String(500), nullable=False)
+    document_date: Mapped[date] = mapped_column(Date, nullable=False)
+    epts: Mapped[list[Any]] = mapped_column(nullable=False)
+    confirm_by: Mapped[date] = mapped_column(Date, nullable=False)
+    notification_email: Mapped[str] = mapped_column(String(320), nullable=False)
+    application_number: Mapped[str | None] = mapped_column(String(64), unique=True)
+    status: Mapped[str] = mapped_column(String(40), nullable=False)
+    # The parties as SEP last said: [{"role", "inn", "status"}].
+    parties: Mapped[list[Any] | None] = mapped_column()
     request_status: Mapped[str | None] = mapped_column(String(40))
     last_request_id: Mapped[int | None] = mapped_column(BigInteger)
     last_error: Mapped[str | None] = mapped_column(Text)

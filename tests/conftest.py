@@ -6,13 +6,18 @@ Celery app, so every process the tests start (workers, the gateway, CLI commands
 
 from __future__ import annotations
 
+import functools
 import os
 from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
 import pytest
 import redis
 
 from tests.harness import stores
+
+if TYPE_CHECKING:
+    from sqlalchemy import CompoundSelect
 
 _stores: stores.TestStores | None = None
 
@@ -52,17 +57,40 @@ def pytest_unconfigure(config: pytest.Config) -> None:
         _stores.release()
 
 
+# Emptying only the tables a test wrote to: a TRUNCATE of every table costs 0.5-1 s a test.
+_RESTART_SEQUENCES = (
+    "SELECT setval(format('%I.%I', schemaname, sequencename)::regclass, 1, false)"
+    " FROM pg_sequences WHERE last_value IS NOT NULL"
+)
+
+
+@functools.cache
+def _used_tables() -> CompoundSelect:
+    """One statement naming every table that holds a row."""
+    from sqlalchemy import exists, literal, select, union_all
+
+    import models
+
+    probes = [
+        select(literal(table.name)).where(exists().select_from(table))
+        for table in models.metadata.sorted_tables
+    ]
+    return union_all(*probes)
+
+
 @pytest.fixture(autouse=True)
 def clean_stores() -> Iterator[None]:
     """Every test starts with empty registers and an empty broker."""
     from sqlalchemy import text
 
-    import models
     from models.db import engine_for
 
-    tables = ", ".join(f'"{t.name}"' for t in models.metadata.sorted_tables)
     with engine_for().begin() as conn:
-        conn.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
+        used = conn.execute(_used_tables()).scalars().all()
+        if used:
+            names = ", ".join(f'"{name}"' for name in used)
+            conn.execute(text(f"TRUNCATE {names} CASCADE"))
+            conn.execute(text(_RESTART_SEQUENCES))
     redis.Redis.from_url(os.environ["OBMEN_BROKER_URL"]).flushdb()
     yield
 

@@ -13,7 +13,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, EmailStr, Field, ValidationError, field_validator, model_validator
 
-from integrations.validation import Epts, Inn, Kpp, Money, Vin, vin_check_digit_ok
+from integrations.validation import Epts, Inn, Kpp, Money, Ogrn, Vin, vin_check_digit_ok
 
 
 class Row(BaseModel):
@@ -38,6 +38,9 @@ class CounterpartyRow(Row):
     kpp: Kpp | None = None
     name: str = Field(min_length=1)
     email: EmailStr | None = None
+    # What registering the counterparty in SEP needs besides (the seed's counterparty form).
+    ogrn: Ogrn | None = None
+    address: str | None = Field(None, min_length=1, max_length=1000)
 
 
 class AssetRow(Row):

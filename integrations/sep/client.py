@@ -34,6 +34,7 @@ from integrations.exchange import Recorder, discard
 from integrations.sep.messages import (
     Application,
     ApplicationKind,
+    Counterparty,
     LeaseDocument,
     Party,
     PartyRole,
@@ -335,6 +336,18 @@ def _application(a: Any) -> Application:
     )
 
 
+def _counterparty(c: Any) -> Counterparty:
+    return Counterparty(
+        sep_id=c.sepId,
+        inn=str(c.inn),
+        kpp=c.kpp,
+        ogrn=str(c.ogrn),
+        name=c.name,
+        address=c.address,
+        email=c.email,
+    )
+
+
 def _queue_result(answer: Any) -> Outcome:
     applications = None
     if answer.applications is not None:
@@ -351,6 +364,7 @@ def _queue_result(answer: Any) -> Outcome:
             completed_at=_aware(answer.completedAt) if answer.completedAt is not None else None,
             application=_application(answer.application) if answer.application is not None else None,
             applications=applications,
+            counterparty=_counterparty(answer.counterparty) if answer.counterparty is not None else None,
             errors=errors,
         )
     )

@@ -13,7 +13,7 @@ from typing import Annotated, Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, EmailStr, Field, StringConstraints
 
-from integrations.validation import Epts, Inn
+from integrations.validation import Epts, Inn, Kpp, Ogrn
 
 
 class PartyStatus(enum.StrEnum):
@@ -27,11 +27,30 @@ class PartyRole(enum.StrEnum):
     NEW_OWNER = "NewOwner"
     LESSOR = "Lessor"
     LESSEE = "Lessee"
+    NEW_LESSEE = "NewLessee"
 
 
 class ApplicationKind(enum.StrEnum):
     OWNERSHIP_CHANGE = "OwnershipChange"
     LEASE = "Lease"
+    LEASE_TERMINATION = "LeaseTermination"
+    LESSEE_CHANGE = "LesseeChange"
+    LEASE_END = "LeaseEnd"
+
+
+class LeaseChangeKind(enum.StrEnum):
+    """What a lease change does; SEP registers it as the application kind of ``CHANGE_APPLICATION``."""
+
+    TERMINATION = "Termination"  # прекращение лизинга: the vehicle is taken back from the lessee
+    LESSEE_CHANGE = "LesseeChange"  # перенаём: a new lessee takes the lease over
+    LEASE_END = "LeaseEnd"  # окончание срока: ownership passes to the client, the lease mark goes
+
+
+CHANGE_APPLICATION = {
+    LeaseChangeKind.TERMINATION: ApplicationKind.LEASE_TERMINATION,
+    LeaseChangeKind.LESSEE_CHANGE: ApplicationKind.LESSEE_CHANGE,
+    LeaseChangeKind.LEASE_END: ApplicationKind.LEASE_END,
+}
 
 
 class QueueState(enum.StrEnum):
@@ -120,6 +139,86 @@ class ConfirmLeaseApplication(SepRequestArgs):
     confirmation_code: ConfirmationCode | None = None
 
 
+class FindCounterparty(SepRequestArgs):
+    OPERATION: ClassVar[str] = "FindCounterparty"
+    organization_inn: Inn
+    inn: Inn
+
+
+class RegisterCounterparty(SepRequestArgs):
+    """The seed's "form with the counterparty's data", from master data."""
+
+    OPERATION: ClassVar[str] = "RegisterCounterparty"
+    organization_inn: Inn
+    inn: Inn
+    kpp: Kpp | None = None
+    ogrn: Ogrn
+    name: str = Field(min_length=1, max_length=500)
+    address: str = Field(min_length=1, max_length=1000)
+    email: EmailStr | None = None
+
+    def wire(self) -> dict[str, Any]:
+        form = {"inn": self.inn, "kpp": self.kpp, "ogrn": self.ogrn, "name": self.name}
+        form |= {"address": self.address, "email": str(self.email) if self.email else None}
+        return {"organizationInn": self.organization_inn, "counterparty": form}
+
+
+class SubmitLeaseChange(SepRequestArgs):
+    OPERATION: ClassVar[str] = "SubmitLeaseChange"
+    lessor_inn: Inn
+    kind: LeaseChangeKind
+    lessee_inn: Inn
+    new_lessee_inn: Inn | None = None
+    document_name: str = Field(min_length=1)
+    document_number: str = Field(min_length=1)
+    document_date: date
+    epts: list[Epts] = Field(min_length=1)
+    confirm_by: date
+    notification_email: EmailStr
+
+    def wire(self) -> dict[str, Any]:
+        return {
+            "lessorInn": self.lessor_inn,
+            "kind": self.kind.value,
+            "lesseeInn": self.lessee_inn,
+            "newLesseeInn": self.new_lessee_inn,
+            "changeDocument": {
+                "documentName": self.document_name,
+                "documentNumber": self.document_number,
+                "documentDate": self.document_date,
+            },
+            "vehicles": {"epts": list(self.epts)},
+            "confirmBy": self.confirm_by,
+            "notificationEmail": str(self.notification_email),
+        }
+
+
+class PartyConfirmation(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    role: PartyRole
+    status: PartyStatus
+    confirmation_code: ConfirmationCode | None = None
+
+
+class ConfirmLeaseChange(SepRequestArgs):
+    OPERATION: ClassVar[str] = "ConfirmLeaseChange"
+    organization_inn: Inn
+    application_number: ApplicationNumber
+    confirmations: list[PartyConfirmation] = Field(min_length=1)
+
+    def wire(self) -> dict[str, Any]:
+        return {
+            "organizationInn": self.organization_inn,
+            "applicationNumber": self.application_number,
+            "confirmations": {
+                "confirmation": [
+                    {"role": c.role.value, "status": c.status.value, "confirmationCode": c.confirmation_code}
+                    for c in self.confirmations
+                ]
+            },
+        }
+
+
 REQUESTS: dict[str, type[SepRequestArgs]] = {
     cls.OPERATION: cls
     for cls in (
@@ -128,6 +227,10 @@ REQUESTS: dict[str, type[SepRequestArgs]] = {
         ConfirmOwnershipChange,
         SubmitLeaseApplication,
         ConfirmLeaseApplication,
+        FindCounterparty,
+        RegisterCounterparty,
+        SubmitLeaseChange,
+        ConfirmLeaseChange,
     )
 }
 
@@ -182,6 +285,19 @@ class Application:
 
 
 @dataclass(frozen=True)
+class Counterparty:
+    """A counterparty as SEP keeps it (``sep_id`` is SEP's own)."""
+
+    sep_id: str | None
+    inn: str
+    kpp: str | None
+    ogrn: str
+    name: str
+    address: str
+    email: str | None
+
+
+@dataclass(frozen=True)
 class SepError:
     code: str
     message: str
@@ -202,6 +318,7 @@ class QueueResult:
     completed_at: datetime | None = None
     application: Application | None = None
     applications: tuple[Application, ...] | None = None
+    counterparty: Counterparty | None = None
     errors: tuple[SepError, ...] = field(default_factory=tuple)
 
     def result_json(self) -> dict[str, Any]:
@@ -211,6 +328,8 @@ class QueueResult:
             result["application"] = self.application.to_json()
         if self.applications is not None:
             result["applications"] = [a.to_json() for a in self.applications]
+        if self.counterparty is not None:
+            result["counterparty"] = asdict(self.counterparty)
         return result
 
 

@@ -89,12 +89,16 @@ Scenario = Callable[[DemoContext], None]
 
 def scenarios() -> list[tuple[str, Scenario]]:
     """Every flow's demo scenario, in the order a reader meets them. Flows add theirs here."""
-    from sandbox.demo import acts, billing, edo, invoices, machinery, mail, payments, sep
+    from sandbox.demo import acts, billing, edo, invoices, machinery, mail, payments, sep, sep_changes
 
     return [
         ("machinery: outbox, retry policy, parking, re-drive", machinery.run),
         ("mail intake: SEP letters -> confirmation codes -> personal notifications", mail.run),
         ("SEP: ownership change and lease application, submit → wait ≥ min delay → poll → apply", sep.run),
+        (
+            "SEP «Развитие»: counterparty registered, перенаём and end of lease with codes, notices",
+            sep_changes.run,
+        ),
         ("payments and billing (seed 001): bank API, posting, CRM, escalation", payments.run),
         (
             "billing by SMS (seed 001): reminders, the debt gate and its override, «вы подключены», "

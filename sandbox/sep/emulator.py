@@ -10,7 +10,8 @@
   ``soap_fault_client``, ``html_500``, ``empty_200``, ``truncated`` (the request is executed, the
   answer is cut), ``unknown_enum``, and the hostile answers of :mod:`sandbox.hostile` (``dtd``,
   ``entity``, ``pi_flood``, ``slow_headers``, ``drip_body``, ``huge``, ``gzip_bomb``, ``drip_headers``).
-* Scenario endpoints under ``/_sandbox/sep/``: ``vehicles``, ``ownership-changes`` (a dealer starts
+* Scenario endpoints under ``/_sandbox/sep/``: ``vehicles``, ``counterparties`` (one registered
+  by hand), ``ownership-changes`` (a dealer starts
   one; the new owner gets the letter with the code), ``ownership-changes/many`` (``count`` of them,
   no letters: load), ``applications/{number}``, ``polls`` (SEP's own log of poll times per queue
   number).
@@ -137,6 +138,7 @@ class SepEmulator(Emulator):
             completed_at=item.ready_at,
             application=item.outcome.application,
             applications=item.outcome.applications,
+            counterparty=item.outcome.counterparty,
             errors=item.outcome.errors,
         )
 
@@ -206,6 +208,10 @@ class SepEmulator(Emulator):
                 numbers.append(application.number)
             return JSONResponse({"application_numbers": numbers})
 
+        async def counterparties(request: Request) -> JSONResponse:
+            """A counterparty registered in SEP by hand (through its web service)."""
+            return JSONResponse(self.world.add_counterparty(await request.json()))
+
         async def application(request: Request) -> JSONResponse:
             found = self.world.applications.get(request.path_params["number"])
             if found is None:
@@ -219,6 +225,7 @@ class SepEmulator(Emulator):
             Route("/vehicles", vehicles, methods=["POST"]),
             Route("/ownership-changes", ownership_change, methods=["POST"]),
             Route("/ownership-changes/many", many, methods=["POST"]),
+            Route("/counterparties", counterparties, methods=["POST"]),
             Route("/applications/{number}", application, methods=["GET"]),
             Route("/polls", polls, methods=["GET"]),
         ]
@@ -272,6 +279,7 @@ def _public(application: Any) -> dict[str, Any]:
         "masked_vin": mask_vin(vehicle.vin) if vehicle.vin else None,
         "parties": [p.__dict__ for p in application.parties],
         "notify_email": application.notify_email,
+        "codes": application.codes,
     }
 
 

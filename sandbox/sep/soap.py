@@ -20,8 +20,15 @@ OPERATIONS = (
     "ConfirmOwnershipChange",
     "SubmitLeaseApplication",
     "ConfirmLeaseApplication",
+    "FindCounterparty",
+    "RegisterCounterparty",
+    "SubmitLeaseChange",
+    "ConfirmLeaseChange",
     "GetQueueResult",
 )
+PARTY_STATUSES = ("Confirmed", "NotApplicable", "Rejected")
+PARTY_ROLES = ("CurrentOwner", "NewOwner", "Lessor", "Lessee", "NewLessee")
+CHANGE_KINDS = ("Termination", "LesseeChange", "LeaseEnd")
 MAX_REQUEST_BYTES = 1_000_000
 
 S = ElementMaker(namespace=SOAP_ENV, nsmap={"soap": SOAP_ENV})
@@ -81,11 +88,29 @@ def _date(element: etree._Element, name: str) -> date:
         raise BadRequest(f"{name} is not an xs:date") from exc
 
 
-def _status(element: etree._Element, name: str) -> str:
+def _one_of(element: etree._Element, name: str, allowed: tuple[str, ...], type_name: str) -> str:
     value = _req(element, name)
-    if value not in ("Confirmed", "NotApplicable", "Rejected"):
-        raise BadRequest(f"{name}: {value!r} is not a PartyStatus")
+    if value not in allowed:
+        raise BadRequest(f"{name}: {value!r} is not a {type_name}")
     return value
+
+
+def _status(element: etree._Element, name: str) -> str:
+    return _one_of(element, name, PARTY_STATUSES, "PartyStatus")
+
+
+def _child(element: etree._Element, name: str) -> etree._Element:
+    found = element.find(f"{{{NS}}}{name}")
+    if found is None:
+        raise BadRequest(f"{name} is required")
+    return found
+
+
+def _epts_list(e: etree._Element) -> list[str]:
+    epts = [str(v.text).strip() for v in _child(e, "vehicles").findall(f"{{{NS}}}epts") if v.text]
+    if not epts:
+        raise BadRequest("vehicles must list at least one epts")
+    return epts
 
 
 def _request_applications(e: etree._Element) -> dict[str, Any]:
@@ -144,6 +169,68 @@ def _submit_lease(e: etree._Element) -> dict[str, Any]:
     }
 
 
+def _find_counterparty(e: etree._Element) -> dict[str, Any]:
+    return {
+        "messageId": _req(e, "messageId"),
+        "organizationInn": _req(e, "organizationInn"),
+        "inn": _req(e, "inn"),
+    }
+
+
+def _register_counterparty(e: etree._Element) -> dict[str, Any]:
+    c = _child(e, "counterparty")
+    return {
+        "messageId": _req(e, "messageId"),
+        "organizationInn": _req(e, "organizationInn"),
+        "counterparty": {
+            "inn": _req(c, "inn"),
+            "kpp": _text(c, "kpp", required=False),
+            "ogrn": _req(c, "ogrn"),
+            "name": _req(c, "name"),
+            "address": _req(c, "address"),
+            "email": _text(c, "email", required=False),
+        },
+    }
+
+
+def _submit_lease_change(e: etree._Element) -> dict[str, Any]:
+    document = _child(e, "changeDocument")
+    return {
+        "messageId": _req(e, "messageId"),
+        "lessorInn": _req(e, "lessorInn"),
+        "kind": _one_of(e, "kind", CHANGE_KINDS, "LeaseChangeKind"),
+        "lesseeInn": _req(e, "lesseeInn"),
+        "newLesseeInn": _text(e, "newLesseeInn", required=False),
+        "changeDocument": {
+            "documentName": _req(document, "documentName"),
+            "documentNumber": _req(document, "documentNumber"),
+            "documentDate": _date(document, "documentDate"),
+        },
+        "vehicles": _epts_list(e),
+        "confirmBy": _date(e, "confirmBy"),
+        "notificationEmail": _req(e, "notificationEmail"),
+    }
+
+
+def _confirm_lease_change(e: etree._Element) -> dict[str, Any]:
+    confirmations = [
+        {
+            "role": _one_of(c, "role", PARTY_ROLES, "PartyRole"),
+            "status": _status(c, "status"),
+            "confirmationCode": _text(c, "confirmationCode", required=False),
+        }
+        for c in _child(e, "confirmations").findall(f"{{{NS}}}confirmation")
+    ]
+    if not confirmations:
+        raise BadRequest("confirmations must hold at least one confirmation")
+    return {
+        "messageId": _req(e, "messageId"),
+        "organizationInn": _req(e, "organizationInn"),
+        "applicationNumber": _req(e, "applicationNumber"),
+        "confirmations": confirmations,
+    }
+
+
 def _get_queue_result(e: etree._Element) -> dict[str, Any]:
     return {"queueNumber": _req(e, "queueNumber")}
 
@@ -154,6 +241,10 @@ _ARGS = {
     "ConfirmOwnershipChange": _confirm("partyStatus"),
     "SubmitLeaseApplication": _submit_lease,
     "ConfirmLeaseApplication": _confirm("lesseeStatus"),
+    "FindCounterparty": _find_counterparty,
+    "RegisterCounterparty": _register_counterparty,
+    "SubmitLeaseChange": _submit_lease_change,
+    "ConfirmLeaseChange": _confirm_lease_change,
     "GetQueueResult": _get_queue_result,
 }
 
@@ -216,6 +307,7 @@ def queue_result(
     completed_at: datetime | None = None,
     application: dict[str, Any] | None = None,
     applications: list[dict[str, Any]] | None = None,
+    counterparty: dict[str, Any] | None = None,
     errors: list[tuple[str, str]] | None = None,
 ) -> bytes:
     children = [T.queueNumber(queue_number), T.state(state), T.serverTime(_iso(server_time))]
@@ -227,6 +319,16 @@ def queue_result(
         children.append(_application(application))
     if applications is not None:
         children.append(T.applications(*[_application(a) for a in applications]))
+    if counterparty is not None:
+        children.append(
+            T.counterparty(
+                *[
+                    getattr(T, name)(counterparty[name])
+                    for name in ("sepId", "inn", "kpp", "ogrn", "name", "address", "email")
+                    if counterparty.get(name)
+                ]
+            )
+        )
     if errors:
         children.append(T.errors(*[T.error(T.code(code), T.message(message)) for code, message in errors]))
     return envelope(T.GetQueueResultResponse(*children))

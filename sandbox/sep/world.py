@@ -59,6 +59,8 @@ class Application:
     code: str
     notify_email: str | None = None
     lease_document: dict[str, Any] | None = None
+    # A lease change: each confirming party's own code (role -> code).
+    codes: dict[str, str] = field(default_factory=dict)
 
     def party(self, role: str) -> Party | None:
         return next((p for p in self.parties if p.role == role), None)
@@ -70,6 +72,7 @@ class Outcome:
 
     application: dict[str, Any] | None = None
     applications: list[dict[str, Any]] | None = None
+    counterparty: dict[str, Any] | None = None
     errors: list[tuple[str, str]] = field(default_factory=list)
 
 
@@ -105,6 +108,8 @@ class World:
         self.applications: dict[str, Application] = {}
         self.queue: dict[str, QueueItem] = {}
         self.by_message_id: dict[str, QueueItem] = {}
+        # SEP's directory of counterparties, by ИНН.
+        self.counterparties: dict[str, dict[str, Any]] = {}
         self._queue_seq = 0
         self._application_seq = 0
         # Letters due when a queue number becomes ready: (due, letter).
@@ -145,6 +150,12 @@ class World:
         )
         self.applications[application.number] = application
         return application
+
+    def add_counterparty(self, data: dict[str, Any]) -> dict[str, Any]:
+        """A counterparty someone registered in SEP's web service by hand."""
+        found = {"sepId": f"CP-{len(self.counterparties) + 1:06d}", "kpp": None, "email": None, **data}
+        self.counterparties[found["inn"]] = found
+        return found
 
     # --- the SOAP operations ------------------------------------------------------------------------
     def accept(self, operation: str, message_id: str, timing: Timing, args: dict[str, Any]) -> QueueItem:
@@ -283,6 +294,154 @@ class World:
         )
         return Outcome(application=_application_dict(application)), [letter]
 
+    def _op_FindCounterparty(self, organizationInn: str, inn: str) -> tuple[Outcome, list[Letter]]:
+        found = self.counterparties.get(inn)
+        if found is None:
+            return Outcome(errors=[("CounterpartyNotFound", f"no counterparty with ИНН {inn}")]), []
+        return Outcome(counterparty=found), []
+
+    def _op_RegisterCounterparty(
+        self, organizationInn: str, counterparty: dict[str, Any]
+    ) -> tuple[Outcome, list[Letter]]:
+        problem = _counterparty_problem(counterparty)
+        if problem:
+            return Outcome(errors=[("InvalidCounterparty", problem)]), []
+        known = self.counterparties.get(counterparty["inn"])
+        if known is not None:  # registered meanwhile (by hand): SEP answers the one it has
+            return Outcome(counterparty=known), []
+        return Outcome(counterparty=self.add_counterparty(counterparty)), []
+
+    def _op_SubmitLeaseChange(
+        self,
+        lessorInn: str,
+        kind: str,
+        lesseeInn: str,
+        newLesseeInn: str | None,
+        changeDocument: dict[str, Any],
+        vehicles: list[str],
+        confirmBy: date,
+        notificationEmail: str,
+    ) -> tuple[Outcome, list[Letter]]:
+        found: list[Vehicle] = []
+        for epts in vehicles:
+            vehicle = self.vehicles.get(epts)
+            if vehicle is None:
+                return Outcome(errors=[("VehicleNotFound", f"no vehicle with ЭПТС {epts}")]), []
+            if vehicle.owner_inn != lessorInn:
+                return Outcome(
+                    errors=[("VehicleNotOwned", f"ЭПТС {epts} is not owned by ИНН {lessorInn}")]
+                ), []
+            if vehicle.leased_to is None:
+                return Outcome(errors=[("VehicleNotLeased", f"ЭПТС {epts} is not in lease")]), []
+            if vehicle.leased_to != lesseeInn:
+                return Outcome(
+                    errors=[
+                        (
+                            "DifferentLessees",
+                            f"ЭПТС {epts} is leased to ИНН {vehicle.leased_to}, not to ИНН {lesseeInn}",
+                        )
+                    ]
+                ), []
+            found.append(vehicle)
+        parties = [
+            Party("Lessor", lessorInn, found[0].owner_name, "Confirmed"),
+            Party("Lessee", lesseeInn, "", "NotApplicable"),
+        ]
+        if kind == "LesseeChange":
+            if not newLesseeInn:
+                return Outcome(errors=[("NewLesseeMissing", "a change of lessee needs newLesseeInn")]), []
+            if newLesseeInn not in self.counterparties:
+                return Outcome(
+                    errors=[("CounterpartyNotFound", f"the new lessee ИНН {newLesseeInn} is not in SEP")]
+                ), []
+            new = self.counterparties[newLesseeInn]
+            parties.append(Party("NewLessee", newLesseeInn, new["name"], "NotApplicable"))
+        now = self.now()
+        if confirmBy < now.date():
+            return Outcome(errors=[("ConfirmByInPast", f"confirmBy {confirmBy} has passed")]), []
+        application = Application(
+            number=self._next_application_number(now),
+            kind=CHANGE_KINDS[kind],
+            status=AWAITING,
+            registered_at=now,
+            confirm_by=confirmBy,
+            vehicles=found,
+            parties=parties,
+            code="",
+            notify_email=notificationEmail,
+            codes={p.role: _code() for p in parties if p.status == "NotApplicable"},
+        )
+        self.applications[application.number] = application
+        letters = [
+            (
+                notificationEmail,
+                f"СЭП: заявление № {application.number} {CHANGE_SUBJECTS[kind]}",
+                _letter_body(application, with_code=False)
+                + f"Сторона: {role}\nКод подтверждения: {code}\nПодтвердить до: {confirmBy:%d.%m.%Y}\n",
+            )
+            for role, code in application.codes.items()
+        ]
+        return Outcome(application=_application_dict(application)), letters
+
+    def _op_ConfirmLeaseChange(
+        self, organizationInn: str, applicationNumber: str, confirmations: list[dict[str, Any]]
+    ) -> tuple[Outcome, list[Letter]]:
+        application, error = self._party_application(organizationInn, applicationNumber)
+        if error:
+            return Outcome(errors=[error]), []
+        assert application is not None
+        if application.kind not in CHANGE_KINDS.values():
+            return Outcome(
+                errors=[
+                    ("WrongApplicationKind", f"application № {applicationNumber} is a {application.kind}")
+                ]
+            ), []
+        if all(
+            (party := application.party(c["role"])) is not None and party.status == c["status"]
+            for c in confirmations
+        ):
+            return Outcome(application=_application_dict(application)), []  # already so: a repeat
+        if application.status != AWAITING:
+            return Outcome(
+                errors=[("ApplicationClosed", f"application № {applicationNumber} is «{application.status}»")]
+            ), []
+        if self.now().date() > application.confirm_by:
+            application.status = EXPIRED
+            return Outcome(
+                errors=[
+                    (
+                        "ConfirmationCodeExpired",
+                        f"the codes had to be used by {application.confirm_by:%d.%m.%Y}",
+                    )
+                ]
+            ), []
+        for c in confirmations:  # every one is checked before any is taken
+            if c["role"] not in application.codes:
+                return Outcome(
+                    errors=[("NotAParty", f"{c['role']} does not confirm application № {applicationNumber}")]
+                ), []
+            if c["status"] == "Confirmed" and c.get("confirmationCode") != application.codes[c["role"]]:
+                return Outcome(
+                    errors=[("WrongConfirmationCode", f"the code of the {c['role']} does not match")]
+                ), []
+        for c in confirmations:
+            party = application.party(c["role"])
+            assert party is not None
+            party.status = c["status"]
+        if any(p.status == "Rejected" for p in application.parties):
+            application.status = REJECTED
+        elif all(p.status == "Confirmed" for p in application.parties):
+            application.status = EXECUTED
+            lessee, new = application.party("Lessee"), application.party("NewLessee")
+            for vehicle in application.vehicles:
+                if application.kind == "LeaseTermination":
+                    vehicle.leased_to = None
+                elif application.kind == "LesseeChange" and new is not None:
+                    vehicle.leased_to = new.inn
+                elif lessee is not None:  # LeaseEnd: the client owns it now
+                    vehicle.owner_inn, vehicle.owner_name, vehicle.leased_to = lessee.inn, lessee.name, None
+        return Outcome(application=_application_dict(application)), []
+
     # --- rules ----------------------------------------------------------------------------------------
     def _party_application(self, inn: str, number: str) -> tuple[Application | None, tuple[str, str] | None]:
         application = self.applications.get(number)
@@ -347,6 +506,29 @@ class World:
     def _next_application_number(self, now: datetime) -> str:
         self._application_seq += 1
         return f"{now:%Y}-{self._application_seq:06d}"
+
+
+CHANGE_KINDS = {"Termination": "LeaseTermination", "LesseeChange": "LesseeChange", "LeaseEnd": "LeaseEnd"}
+CHANGE_SUBJECTS = {
+    "Termination": "о прекращении лизинга",
+    "LesseeChange": "о смене лизингополучателя",
+    "LeaseEnd": "об окончании срока лизинга",
+}
+
+
+def _counterparty_problem(c: dict[str, Any]) -> str | None:
+    """SEP's own checks of a counterparty form (what its web service would not save)."""
+    inn, kpp, ogrn = c.get("inn") or "", c.get("kpp") or "", c.get("ogrn") or ""
+    if not inn.isdigit() or len(inn) not in (10, 12):
+        return f"ИНН {inn!r} must be 10 or 12 digits"
+    if len(inn) == 10 and not (kpp.isdigit() and len(kpp) == 9):
+        return f"an organisation (ИНН {inn}) needs a КПП of 9 digits, not {kpp!r}"
+    if not ogrn.isdigit() or len(ogrn) != (13 if len(inn) == 10 else 15):
+        return f"ОГРН {ogrn!r} must be {13 if len(inn) == 10 else 15} digits for ИНН {inn}"
+    for name in ("name", "address"):
+        if not (c.get(name) or "").strip():
+            return f"{name} is required"
+    return None
 
 
 def _code() -> str:

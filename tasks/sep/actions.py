@@ -28,6 +28,7 @@ from models.master import Asset, Counterparty, LeaseContract, SepSettings
 from models.sep import (
     APPLIED,
     LEASE_CONFIRMING,
+    LEASE_DRAFT,
     LEASE_ERROR,
     LEASE_REJECTED,
     LEASE_SUBMITTING,
@@ -171,7 +172,7 @@ def confirm_ownership(
 @dataclass(frozen=True)
 class LeaseCandidate:
     contract: LeaseContract
-    statuses: dict[str, str | None]  # ЭПТС -> its SEP status
+    statuses: dict[str, str | None]  # ЭПТС (the draft's, when it has one) -> its SEP status
 
     @property
     def ready(self) -> bool:
@@ -196,18 +197,108 @@ def lease_candidates(
         query = query.where(LeaseContract.date >= period_from)
     if period_to:
         query = query.where(LeaseContract.date <= period_to)
-    taken = set(
-        session.scalars(
-            select(SepLeaseApplication.lease_contract_number).where(
-                SepLeaseApplication.status.not_in((LEASE_ERROR, LEASE_REJECTED))
-            )
-        )
-    )
+    leases = {lease.lease_contract_number: lease for lease in session.scalars(select(SepLeaseApplication))}
     return [
-        LeaseCandidate(contract, {epts: asset_status(session, epts) for epts in contract.epts})
+        LeaseCandidate(contract, {epts: asset_status(session, epts) for epts in _vehicles(contract, lease)})
         for contract in session.scalars(query)
-        if contract.number not in taken
+        if (lease := leases.get(contract.number)) is None or lease.status in EDITABLE
     ]
+
+
+# A lease application whose vehicles may change, and which may be submitted (again).
+EDITABLE = (LEASE_DRAFT, LEASE_ERROR, LEASE_REJECTED)
+
+
+def _vehicles(contract: LeaseContract, lease: SepLeaseApplication | None) -> list[str]:
+    """The vehicles to submit: the appendix's, as changed with «+»/«−» once there is a lease application."""
+    return list(lease.epts) if lease is not None else list(contract.epts)
+
+
+def edit_lease_vehicles(
+    session: Session,
+    contract_number: str,
+    *,
+    add: list[str] | None = None,
+    remove: list[str] | None = None,
+    source: str | None = None,
+) -> SepLeaseApplication:
+    """«+» / «−»: add vehicles to, or remove them from, the lease application of an appendix before it
+    is submitted. The first change makes a «Черновик» with the appendix's vehicles; one submitted
+    is refused (SEP has it), one that ended in «Ошибка» or «Отклонено» becomes a draft again."""
+    add, remove = list(add or []), list(remove or [])
+    if not add and not remove:
+        raise PermanentError("say which ЭПТС to add or to remove")
+    if both := sorted(set(add) & set(remove)):
+        raise PermanentError(f"ЭПТС {', '.join(both)} is both added and removed")
+    contract = session.get(LeaseContract, contract_number)
+    if contract is None:
+        raise PermanentError(f"no lease contract appendix № {contract_number} in master data")
+    lease = session.scalars(
+        select(SepLeaseApplication)
+        .where(SepLeaseApplication.lease_contract_number == contract_number)
+        .with_for_update()
+    ).first()
+    if lease is not None and lease.status not in EDITABLE:
+        raise PermanentError(
+            f"the lease application of {contract_number} is «{lease.status}»: its vehicles can be changed "
+            f"only before it is submitted («{LEASE_DRAFT}») or after «{LEASE_ERROR}» or «{LEASE_REJECTED}»"
+        )
+    epts = _vehicles(contract, lease)
+    present = [e for e in add if e in epts]
+    absent = [e for e in remove if e not in epts]
+    unknown = [e for e in add if session.scalars(select(Asset.epts).where(Asset.epts == e)).first() is None]
+    if present or absent or unknown:
+        problems = [f"{e} is in the list already" for e in present]
+        problems += [f"{e} is not in the list" for e in absent]
+        problems += [f"no asset with ЭПТС {e} in master data" for e in unknown]
+        raise PermanentError(
+            f"the vehicles of {contract_number} stay as they are ({', '.join(epts)}): " + "; ".join(problems)
+        )
+    epts = [e for e in epts if e not in remove] + add
+    if not epts:
+        raise PermanentError(f"a lease application needs a vehicle: removing {', '.join(remove)} leaves none")
+    values = _lease_values(session, contract, epts, source=source)
+    if lease is None:
+        lease = SepLeaseApplication(lease_contract_number=contract_number, **values)
+        session.add(lease)
+    else:
+        lease.epts, lease.status, lease.source = epts, LEASE_DRAFT, source
+    session.flush()
+    return lease
+
+
+def _lease_values(
+    session: Session,
+    contract: LeaseContract,
+    epts: list[str],
+    *,
+    use_technical_mailbox: bool = True,
+    confirm_by: date | None = None,
+    lessor_status: PartyStatus = PartyStatus.CONFIRMED,
+    source: str | None = None,
+) -> dict[str, object]:
+    """A lease application's columns for ``contract`` (status «Черновик»: not submitted yet)."""
+    organization = sep_organization(session, contract.organization_inn)
+    return {
+        "organization_inn": organization,
+        "lessee_inn": contract.lessee_inn,
+        "document_name": contract.document_name,
+        "document_number": contract.number,
+        "document_date": contract.date,
+        "lease_term_end": contract.lease_term_end,
+        "epts": epts,
+        "lessor_status": lessor_status.value,
+        "lessee_status": PartyStatus.NOT_APPLICABLE.value,
+        "confirm_by": confirm_by or today(session) + timedelta(days=get_settings().sep_lease_confirm_days),
+        "use_technical_mailbox": use_technical_mailbox,
+        "notification_email": notification_email(
+            session, organization, contract.lessee_inn, use_technical_mailbox
+        ),
+        "application_number": None,
+        "status": LEASE_DRAFT,
+        "last_error": None,
+        "source": source,
+    }
 
 
 def submit_lease(
@@ -223,43 +314,35 @@ def submit_lease(
 
     Lessor ``Confirmed`` (or as chosen), lessee ``NotApplicable``; SEP sends the lessee's code to our
     technical mailbox or to the lessee's e-mail. One lease application per appendix: asking again
-    returns the one there is, unless it ended in an error or was rejected.
+    returns the one there is, unless it ended in an error or was rejected. The vehicles are the
+    appendix's, or the draft's when they were changed with «+»/«−» (:func:`edit_lease_vehicles`).
     """
     contract = session.get(LeaseContract, contract_number)
     if contract is None:
         raise PermanentError(f"no lease contract appendix № {contract_number} in master data")
-    organization = sep_organization(session, contract.organization_inn)
     lease = session.scalars(
         select(SepLeaseApplication)
         .where(SepLeaseApplication.lease_contract_number == contract_number)
         .with_for_update()
     ).first()
-    if lease is not None and lease.status not in (LEASE_ERROR, LEASE_REJECTED):
+    if lease is not None and lease.status not in EDITABLE:
         current = session.get(SepRequest, lease.last_request_id) if lease.last_request_id else None
         return lease, current, False
-    not_owned = {epts: status for epts in contract.epts if (status := asset_status(session, epts)) != OWNED}
+    epts = _vehicles(contract, lease)
+    not_owned = {e: status for e in epts if (status := asset_status(session, e)) != OWNED}
     if not_owned:
-        listed = ", ".join(f"{epts} ({status or 'no SEP status'})" for epts, status in not_owned.items())
+        listed = ", ".join(f"{e} ({status or 'no SEP status'})" for e, status in not_owned.items())
         raise PermanentError(f"only vehicles «{OWNED}» can be leased; these are not: {listed}")
-    email = _notification_email(session, organization, contract.lessee_inn, use_technical_mailbox)
-    values = {
-        "organization_inn": organization,
-        "lessee_inn": contract.lessee_inn,
-        "document_name": contract.document_name,
-        "document_number": contract.number,
-        "document_date": contract.date,
-        "lease_term_end": contract.lease_term_end,
-        "epts": list(contract.epts),
-        "lessor_status": lessor_status.value,
-        "lessee_status": PartyStatus.NOT_APPLICABLE.value,
-        "confirm_by": confirm_by or today(session) + timedelta(days=get_settings().sep_lease_confirm_days),
-        "use_technical_mailbox": use_technical_mailbox,
-        "notification_email": email,
-        "application_number": None,
-        "status": LEASE_SUBMITTING,
-        "last_error": None,
-        "source": source,
-    }
+    values = _lease_values(
+        session,
+        contract,
+        epts,
+        use_technical_mailbox=use_technical_mailbox,
+        confirm_by=confirm_by,
+        lessor_status=lessor_status,
+        source=source,
+    )
+    values["status"] = LEASE_SUBMITTING
     if lease is None:
         lease = SepLeaseApplication(lease_contract_number=contract_number, **values)
         session.add(lease)
@@ -268,17 +351,17 @@ def submit_lease(
             setattr(lease, key, value)
     session.flush()
     args = SubmitLeaseApplication(
-        lessor_inn=organization,
+        lessor_inn=lease.organization_inn,
         lessee_inn=contract.lessee_inn,
         document_name=contract.document_name,
         document_number=contract.number,
         document_date=contract.date,
         lease_term_end=contract.lease_term_end,
-        epts=list(contract.epts),
+        epts=epts,
         lessor_status=lessor_status,
         lessee_status=PartyStatus.NOT_APPLICABLE,
         confirm_by=lease.confirm_by,
-        notification_email=email,
+        notification_email=lease.notification_email,
     )
     request, created = open_request(
         session, args, business_key=f"lease:{contract_number}", source=source, lease_application_id=lease.id
@@ -287,7 +370,7 @@ def submit_lease(
     return lease, request, created
 
 
-def _notification_email(session: Session, organization: str, lessee_inn: str, technical: bool) -> str:
+def notification_email(session: Session, organization: str, lessee_inn: str, technical: bool) -> str:
     if technical:
         settings = session.get(SepSettings, organization)
         if settings is None or not settings.technical_email:

@@ -31,29 +31,52 @@ from models.sep import (
     LEASE_REJECTED,
     LEASED,
     OWNED,
+    TRANSFERRED,
     SepApplication,
     SepAssetStatus,
     SepLeaseApplication,
     SepRequest,
 )
 from models.sep_codes import SepConfirmationCode
-from tasks.sep import actions
+from tasks.sep import actions, notices
 from tasks.sep.lookup import find_asset, our_inns, sep_responsible, usable_code
 
 log = structlog.get_logger(__name__)
 
 CODE_REFUSALS = ("WrongConfirmationCode", "ConfirmationCodeExpired")
 
+# The status («Статусы основных средств») an executed application gives our vehicles, by its kind
+# and our role in it.
+EXECUTED_STATUS: dict[tuple[ApplicationKind, PartyRole], str] = {
+    (ApplicationKind.OWNERSHIP_CHANGE, PartyRole.NEW_OWNER): OWNED,
+    (ApplicationKind.LEASE, PartyRole.LESSOR): LEASED,
+    (ApplicationKind.LEASE_TERMINATION, PartyRole.LESSOR): OWNED,  # taken back from the lessee
+    (ApplicationKind.LESSEE_CHANGE, PartyRole.LESSOR): LEASED,  # in lease still, to the new lessee
+    (ApplicationKind.LEASE_END, PartyRole.LESSOR): TRANSFERRED,
+}
+
+Applier = Callable[[Session, SepRequest], None]
+
 
 def apply_request(session: Session, request: SepRequest) -> None:
-    _APPLIERS[request.operation](session, request)
+    APPLIERS[request.operation](session, request)
 
 
-def _errors(request: SepRequest) -> str:
+def applies(operation: str) -> Callable[[Applier], Applier]:
+    """Register what a result of ``operation`` changes (modules of further operations use it)."""
+
+    def register(applier: Applier) -> Applier:
+        APPLIERS[operation] = applier
+        return applier
+
+    return register
+
+
+def errors_text(request: SepRequest) -> str:
     return "; ".join(f"{e.get('code')}: {e.get('message')}" for e in request.errors or []) or "no details"
 
 
-def _applications(request: SepRequest) -> list[Application]:
+def applications_of(request: SepRequest) -> list[Application]:
     result = request.result or {}
     found = [result["application"]] if result.get("application") else []
     found += result.get("applications") or []
@@ -96,6 +119,11 @@ def upsert_application(
         .where(SepApplication.application_number == application.number)
         .with_for_update()
     ).first()
+    # News: an application seen before in another status, or first seen through a request of ours
+    # about it (not the periodic request of a period, which brings old executed ones).
+    news = application.status == EXECUTED and (
+        row.status != EXECUTED if row is not None else request.operation != "RequestApplications"
+    )
     if row is None:
         row = SepApplication(application_number=application.number, **values)
         session.add(row)
@@ -115,10 +143,12 @@ def upsert_application(
         row.source = request.source
     row.last_error = None
     if application.status == EXECUTED and our_party is not None:
-        status = {PartyRole.NEW_OWNER: OWNED, PartyRole.LESSOR: LEASED}.get(our_party.role)
+        status = EXECUTED_STATUS.get((application.kind, our_party.role))
         if status is not None:
             set_asset_statuses(session, application, status, request.completed_at or now)
     session.flush()
+    if news and our_party is not None:
+        notices.application_executed(session, row)
     return row
 
 
@@ -144,7 +174,7 @@ def set_asset_statuses(session: Session, application: Application, status: str, 
             )
 
 
-def _mark_code_used(session: Session, application_number: str, code: str | None, now: datetime) -> None:
+def mark_code_used(session: Session, application_number: str, code: str | None, now: datetime) -> None:
     if code is None:
         return
     row = session.scalars(
@@ -179,7 +209,7 @@ def _application_error(session: Session, request: SepRequest) -> None:
         select(SepApplication).where(SepApplication.application_number == request.application_number)
     ).first()
     if row is not None:
-        row.last_error = f"{request.operation}: {_errors(request)}"
+        row.last_error = f"{request.operation}: {errors_text(request)}"
 
 
 # --- per operation --------------------------------------------------------------------------------------
@@ -192,9 +222,15 @@ def _fetched_applications(session: Session, request: SepRequest) -> None:
         _application_error(session, request)
         return
     now = db_clock(session)
-    for application in _applications(request):
+    for application in applications_of(request):
         row = upsert_application(session, application, request, now)
         auto_confirm(session, row, application)
+
+
+def confirmation_error(session: Session, request: SepRequest) -> None:
+    """A confirmation SEP answered with an error: shown on the application; a refused code never offered again."""
+    _application_error(session, request)
+    _refuse_code(session, request, db_clock(session))
 
 
 def _confirmation(session: Session, request: SepRequest, role: PartyRole, asked: str) -> list[Application]:
@@ -205,16 +241,15 @@ def _confirmation(session: Session, request: SepRequest, role: PartyRole, asked:
     Returns the applications SEP returned (none after an error).
     """
     if request.status == ERROR:
-        _application_error(session, request)
-        _refuse_code(session, request, db_clock(session))
+        confirmation_error(session, request)
         return []
     now = db_clock(session)
-    applications = _applications(request)
+    applications = applications_of(request)
     for application in applications:
         upsert_application(session, application, request, now)
         party = application.party(role)
         if party is not None and party.status.value == request.payload[asked]:
-            _mark_code_used(session, application.number, request.payload.get("confirmation_code"), now)
+            mark_code_used(session, application.number, request.payload.get("confirmation_code"), now)
     return applications
 
 
@@ -233,10 +268,10 @@ def _submit_lease_application(session: Session, request: SepRequest) -> None:
     lease = _lease_of(session, request)
     if request.status == ERROR:
         lease.status = LEASE_ERROR
-        lease.last_error = _errors(request)
+        lease.last_error = errors_text(request)
         return
     now = db_clock(session)
-    for application in _applications(request):
+    for application in applications_of(request):
         lease.application_number = application.number
         lease.status = LEASE_REGISTERED
         lease.last_error = None
@@ -247,7 +282,7 @@ def _confirm_lease_application(session: Session, request: SepRequest) -> None:
     lease = _lease_of(session, request)
     if request.status == ERROR:
         lease.status = LEASE_REGISTERED  # still waiting for a confirmation that works
-        lease.last_error = _errors(request)
+        lease.last_error = errors_text(request)
     for application in _confirmation(session, request, PartyRole.LESSEE, "lessee_status"):
         lessee = application.party(PartyRole.LESSEE)
         lease.lessee_status = lessee.status.value if lessee else lease.lessee_status
@@ -257,7 +292,7 @@ def _confirm_lease_application(session: Session, request: SepRequest) -> None:
         lease.last_error = None
 
 
-_APPLIERS: dict[str, Callable[[Session, SepRequest], None]] = {
+APPLIERS: dict[str, Applier] = {
     "RequestApplications": _fetched_applications,
     "RequestApplicationData": _fetched_applications,
     "ConfirmOwnershipChange": _confirm_ownership_change,

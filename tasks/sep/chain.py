@@ -32,7 +32,9 @@ from models.sep import (
     QUEUED,
     UNCERTAIN,
     SepApplication,
+    SepCounterparty,
     SepLeaseApplication,
+    SepLeaseChange,
     SepRequest,
 )
 from tasks.machinery.outbox import enqueue, task_id_for
@@ -86,6 +88,8 @@ def open_request(
     source: str | None,
     application_number: str | None = None,
     lease_application_id: int | None = None,
+    lease_change_id: int | None = None,
+    counterparty_id: int | None = None,
 ) -> tuple[SepRequest, bool]:
     """The open request for ``business_key``, or a new one started on its chain (and True).
 
@@ -102,6 +106,8 @@ def open_request(
         payload=args.model_dump(mode="json"),
         application_number=application_number,
         lease_application_id=lease_application_id,
+        lease_change_id=lease_change_id,
+        counterparty_id=counterparty_id,
         source=source,
         status=PENDING,
     )
@@ -123,12 +129,13 @@ def open_request_for(session: Session, business_key: str) -> SepRequest | None:
 def mirror(session: Session, request: SepRequest) -> None:
     """Show the request's status on what it is about (the colour of the row in the workstation)."""
     shown = {"request_status": request.request_status, "last_request_id": request.id}
-    if request.lease_application_id is not None:
-        session.execute(
-            update(SepLeaseApplication)
-            .where(SepLeaseApplication.id == request.lease_application_id)
-            .values(**shown)
-        )
+    for model, about in (
+        (SepLeaseApplication, request.lease_application_id),
+        (SepLeaseChange, request.lease_change_id),
+        (SepCounterparty, request.counterparty_id),
+    ):
+        if about is not None:
+            session.execute(update(model).where(model.id == about).values(**shown))
     if request.application_number is not None:
         session.execute(
             update(SepApplication)

@@ -12,11 +12,17 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from sqlalchemy.orm import Session
 
-from integrations.sep.messages import ApplicationNumber, ConfirmationCode, PartyStatus
-from integrations.validation import Inn
+from integrations.sep.messages import (
+    ApplicationNumber,
+    ConfirmationCode,
+    LeaseChangeKind,
+    PartyRole,
+    PartyStatus,
+)
+from integrations.validation import Epts, Inn, Kpp
 from models.sep import SepRequest
 from tasks.machinery.steps import entry
-from tasks.sep import actions
+from tasks.sep import actions, counterparties, lease_changes, notices
 
 
 class _Args(BaseModel):
@@ -125,3 +131,88 @@ def confirm_lease_application(session: Session, args: ConfirmLeaseApplicationArg
         session, args.application_number, lessee_status=args.lessee_status, code=args.code, source=args.source
     )
     return _answer(request, created)
+
+
+class RegisterCounterpartyArgs(_Args):
+    inn: Inn
+    kpp: Kpp | None = None
+    organization_inn: Inn | None = None
+
+
+@entry("sep.register_counterparty", args=RegisterCounterpartyArgs)
+def register_counterparty(session: Session, args: RegisterCounterpartyArgs) -> dict[str, Any]:
+    """Look a counterparty up in SEP by ИНН and register it from master data when SEP has none."""
+    row, request, created = counterparties.register_counterparty(
+        session, args.inn, kpp=args.kpp, organization_inn=args.organization_inn, source=args.source
+    )
+    return _answer(request, created, counterparty_id=row.id, counterparty_status=row.status)
+
+
+class SubmitLeaseChangeArgs(_Args):
+    change_number: str = Field(min_length=1, max_length=100)
+    kind: LeaseChangeKind
+    epts: list[Epts] = Field(min_length=1, max_length=100)
+    new_lessee_inn: Inn | None = None
+    organization_inn: Inn | None = None
+    document_name: str | None = Field(None, min_length=1, max_length=500)
+    document_date: date | None = None
+    confirm_by: date | None = None
+    use_technical_mailbox: bool = True
+    draft: bool = False
+
+
+@entry("sep.submit_lease_change", args=SubmitLeaseChangeArgs)
+def submit_lease_change(session: Session, args: SubmitLeaseChangeArgs) -> dict[str, Any]:
+    """Keep («Черновик», ``draft``) or submit a termination, change of lessee or end of lease."""
+    change, request, created = lease_changes.submit_lease_change(
+        session,
+        args.change_number,
+        kind=args.kind,
+        epts=list(args.epts),
+        new_lessee_inn=args.new_lessee_inn,
+        organization_inn=args.organization_inn,
+        document_name=args.document_name,
+        document_date=args.document_date,
+        confirm_by=args.confirm_by,
+        use_technical_mailbox=args.use_technical_mailbox,
+        draft=args.draft,
+        source=args.source,
+    )
+    return _answer(request, created, lease_change_id=change.id, lease_change_status=change.status)
+
+
+class ConfirmLeaseChangeArgs(_Args):
+    change_number: str = Field(min_length=1, max_length=100)
+    # The codes from the parties' letters, by role (Lessee, NewLessee); see lease_changes.confirm_lease_change.
+    codes: dict[PartyRole, ConfirmationCode] = Field(default_factory=dict, max_length=2)
+    reject: bool = False
+
+
+@entry("sep.confirm_lease_change", args=ConfirmLeaseChangeArgs)
+def confirm_lease_change(session: Session, args: ConfirmLeaseChangeArgs) -> dict[str, Any]:
+    """Confirm (or reject) a registered lease change for the parties, with their codes."""
+    request, created = lease_changes.confirm_lease_change(
+        session, args.change_number, codes=args.codes, reject=args.reject, source=args.source
+    )
+    return _answer(request, created)
+
+
+class EditLeaseVehiclesArgs(_Args):
+    lease_contract: str = Field(min_length=1, max_length=100)
+    add: list[Epts] = Field(default_factory=list, max_length=100)
+    remove: list[Epts] = Field(default_factory=list, max_length=100)
+
+
+@entry("sep.edit_lease_vehicles", args=EditLeaseVehiclesArgs)
+def edit_lease_vehicles(session: Session, args: EditLeaseVehiclesArgs) -> dict[str, Any]:
+    """«+» / «−»: change the vehicles of an appendix's lease application before it is submitted."""
+    lease = actions.edit_lease_vehicles(
+        session, args.lease_contract, add=list(args.add), remove=list(args.remove), source=args.source
+    )
+    return {"lease_application_id": lease.id, "status": lease.status, "epts": list(lease.epts)}
+
+
+@entry("sep.send_digest", args=_Args)
+def send_digest(session: Session, args: _Args) -> list[dict[str, Any]]:
+    """Beat: the SEP-responsible's daily digest of what waits for a person (once a day, keyed)."""
+    return notices.send_digests(session)

@@ -16,8 +16,10 @@ from models.sep import (
     EXECUTED,
     OPEN_STATUSES,
     SepApplication,
+    SepCounterparty,
     SepExchangeError,
     SepLeaseApplication,
+    SepLeaseChange,
     SepRequest,
 )
 from models.sep_codes import SepConfirmationCode
@@ -229,6 +231,58 @@ def lease_candidates_list(
         for c in found[offset : offset + limit]
     ]
     return WorkList("lease_candidates", "Приложения ДЛ (lease contract appendices)", len(found), items)
+
+
+def lease_changes(
+    session: Session, *, status: str | None = None, limit: int = DEFAULT_LIMIT, offset: int = 0
+) -> WorkList:
+    """Изменения лизинга: terminations, changes of lessee and ends of lease, those in progress first."""
+    query = select(SepLeaseChange).order_by(
+        (SepLeaseChange.status == EXECUTED), SepLeaseChange.created_at, SepLeaseChange.id
+    )
+    if status:
+        query = query.where(SepLeaseChange.status == status)
+    columns = (
+        "id",
+        "change_number",
+        "kind",
+        "application_number",
+        "status",
+        "request_status",
+        "lessee_inn",
+        "new_lessee_inn",
+        "epts",
+        "parties",
+        "confirm_by",
+        "last_error",
+        "updated_at",
+    )
+    items = [_row(r, columns) for r in session.scalars(query.limit(limit).offset(offset))]
+    return WorkList("lease_changes", "Изменения лизинга (lease changes)", _count(session, query), items)
+
+
+def counterparties(
+    session: Session, *, status: str | None = None, limit: int = DEFAULT_LIMIT, offset: int = 0
+) -> WorkList:
+    """Контрагенты СЭП: counterparties looked up or registered in SEP, by ИНН."""
+    query = select(SepCounterparty).order_by(SepCounterparty.inn)
+    if status:
+        query = query.where(SepCounterparty.status == status)
+    columns = (
+        "id",
+        "inn",
+        "kpp",
+        "ogrn",
+        "name",
+        "status",
+        "sep_id",
+        "in_sep_since",
+        "request_status",
+        "last_error",
+        "updated_at",
+    )
+    items = [_row(r, columns) for r in session.scalars(query.limit(limit).offset(offset))]
+    return WorkList("counterparties", "Контрагенты СЭП (counterparties)", _count(session, query), items)
 
 
 def queue(session: Session, limit: int = DEFAULT_LIMIT, offset: int = 0) -> WorkList:

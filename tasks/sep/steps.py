@@ -24,6 +24,7 @@ from tasks.machinery.steps import step
 from tasks.sep.apply import apply_request
 from tasks.sep.chain import APPLY, POLL, SUBMIT, enqueue_next, mirror, schedule_poll, statuses_of
 from tasks.sep.clients import sep_client
+from tasks.sep.notices import request_failed
 
 log = structlog.get_logger(__name__)
 
@@ -187,8 +188,11 @@ def _is_the_scheduled_poll(request: SepRequest, task_id: str | None) -> bool:
 
 @step(APPLY, model=SepRequest, statuses=statuses_of(APPLY))
 def apply_result(session: Session, request: SepRequest) -> None:
-    """Apply what SEP answered to the registers (applications, lease applications, asset statuses, codes)."""
+    """Apply what SEP answered to the registers (applications, lease applications, asset statuses, codes);
+    a request that failed is told to its responsible person, in the same transaction."""
     apply_request(session, request)
+    if request.status == ERROR:
+        request_failed(session, request)
     request.status = APPLIED
     request.applied_at = db_clock(session)
     mirror(session, request)

@@ -176,7 +176,7 @@ def _letters() -> list[DeadLetter]:
 
 def _wait_for_letter(count: int, kind: str) -> DeadLetter:
     """The ``count``-th dead letter, once it is there."""
-    letters = wait_for(lambda: (found := _letters()) and len(found) >= count and found, timeout=20, what=kind)
+    letters = wait_for(lambda: (found := _letters()) and len(found) >= count and found, timeout=60, what=kind)
     return letters[count - 1]
 
 

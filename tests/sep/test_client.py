@@ -8,14 +8,24 @@ import re
 import threading
 import uuid
 from collections.abc import Iterator
+from datetime import date
 from pathlib import Path
 
 import httpx
 import pytest
 
 from integrations.sep.client import WSDL, SepClient, SepClientConfig
-from integrations.sep.messages import QueueState, RequestApplicationData
+from integrations.sep.messages import (
+    FindCounterparty,
+    LeaseChangeKind,
+    QueueResult,
+    QueueState,
+    RegisterCounterparty,
+    RequestApplicationData,
+    SubmitLeaseChange,
+)
 from integrations.sep.outcomes import (
+    Outcome,
     QueueNumberReceived,
     RequestError,
     ResponseReceived,
@@ -184,3 +194,59 @@ def test_external_entities_are_refused_without_reading_a_file_or_fetching(
     assert _Listener.hits == []
     assert "TOP-SECRET-CONTENT" not in repr(outcome) + repr(recorded[-1])
     assert target in (recorded[-1].response_body or "")  # the hostile answer is kept, as received
+
+
+def _until_done(sep_client: SepClient, ticket: Outcome) -> QueueResult:
+    assert isinstance(ticket, QueueNumberReceived)
+    answer = sep_client.get_queue_result(ticket.ticket.queue_number)
+    assert isinstance(answer, ResponseReceived)
+    return answer.result
+
+
+def test_lease_changes_sep_refuses_come_back_as_error_codes(
+    sep_box: Sandbox, client: tuple[SepClient, list[SepExchange]]
+) -> None:
+    """What our registers check first, SEP checks too (they may be stale): each refusal is an Error
+    answer with its code, as the contract says."""
+    sep_client, _ = client
+    world = sep(sep_box).world
+    for epts, lessee in (("164301000000001", "7736050003"), ("164301000000002", "7728168971")):
+        world.add_vehicle(epts, None, ORG).leased_to = lessee
+    world.add_vehicle("164301000000003", None, ORG)
+
+    def change(epts: list[str], kind: LeaseChangeKind, new: str | None = None) -> list[str]:
+        args = SubmitLeaseChange(
+            lessor_inn=ORG, kind=kind, lessee_inn="7736050003", new_lessee_inn=new, document_name="Д",
+            document_number="1", document_date=date(2026, 12, 1), epts=epts, confirm_by=date(2099, 1, 1),
+            notification_email="sep@example.ru",
+        )  # fmt: skip
+        result = _until_done(sep_client, sep_client.submit(args, str(uuid.uuid4())))
+        return [e.code for e in result.errors] or [result.state.value]
+
+    assert change(["164301000000003"], LeaseChangeKind.TERMINATION) == ["VehicleNotLeased"]
+    assert change(["164301000000001", "164301000000002"], LeaseChangeKind.LEASE_END) == ["DifferentLessees"]
+    assert change(["164301000000001"], LeaseChangeKind.LESSEE_CHANGE) == ["NewLesseeMissing"]
+    assert change(["164301000000001"], LeaseChangeKind.LESSEE_CHANGE, "7704211201") == [
+        "CounterpartyNotFound"
+    ]
+    assert change(["164301000000001"], LeaseChangeKind.TERMINATION) == ["Done"]
+
+
+def test_a_counterparty_round_trips_through_find_and_register(
+    sep_box: Sandbox, client: tuple[SepClient, list[SepExchange]]
+) -> None:
+    sep_client, _ = client
+    find = FindCounterparty(organization_inn=ORG, inn="7736050003")
+    assert [e.code for e in _until_done(sep_client, sep_client.submit(find, str(uuid.uuid4()))).errors] == [
+        "CounterpartyNotFound"
+    ]
+    form = RegisterCounterparty(
+        organization_inn=ORG, inn="7736050003", kpp="773601001", ogrn="1027700132195", name="ПАО «Партнёр»",
+        address="Москва", email="edo@partner.example.ru",
+    )  # fmt: skip
+    registered = _until_done(sep_client, sep_client.submit(form, str(uuid.uuid4()))).counterparty
+    found = _until_done(sep_client, sep_client.submit(find, str(uuid.uuid4()))).counterparty
+    assert registered is not None and registered == found
+    assert (found.sep_id, found.kpp, found.ogrn, found.address, found.email) == (
+        "CP-000001", "773601001", "1027700132195", "Москва", "edo@partner.example.ru"
+    )  # fmt: skip

@@ -15,6 +15,7 @@ from sandbox.server import Sandbox
 from tasks.machinery.outbox import set_dispatch_mode
 from tests.harness.gateway import GatewayThread
 from tests.sep.conftest import (
+    EPTS,
     ORG,
     add_vehicle,
     intake,
@@ -24,7 +25,7 @@ from tests.sep.conftest import (
     sep,
     start_ownership_change,
 )
-from tests.sep.flows import application, lease
+from tests.sep.flows import EPTS_2, NEW_LESSEE, application, import_forms, lease, lease_vehicles
 
 WRITE = {"Authorization": "Bearer test-write-token"}
 READ = {"Authorization": "Bearer test-read-token"}
@@ -122,3 +123,74 @@ def test_refusals_are_problems_and_start_nothing(gw: GatewayThread, sep_box: San
     not_owned = post(gw, "/lease-submissions", {"lease_contract": "ДЛ-1/1"})
     assert not_owned.status_code == 409 and "can be leased" in not_owned.json()["detail"]
     assert requests_of() == []
+
+
+def test_counterparties_lease_vehicles_and_lease_changes_over_http(
+    gw: GatewayThread, sep_box: Sandbox, master: None
+) -> None:
+    import_forms()
+    registered = accepted(post(gw, "/counterparty-registrations", {"inn": NEW_LESSEE}))
+    assert (registered["business_key"], registered["counterparty_status"]) == (
+        f"counterparty-find:{NEW_LESSEE}", "Проверяется"
+    )  # fmt: skip
+    run_due()
+    listed = httpx.get(gw.url + "/sep/counterparties", headers=READ).json()
+    assert [(c["inn"], c["status"]) for c in listed["items"]] == [(NEW_LESSEE, "Зарегистрирован")]
+
+    edited = post(gw, "/lease-vehicles", {"lease_contract": "ДЛ-1/1", "add": [EPTS_2]})
+    assert edited.status_code == 200 and edited.json()["epts"] == [EPTS, EPTS_2]
+    assert edited.json()["status"] == "Черновик"
+
+    assert post(gw, "/lease-vehicles", {"lease_contract": "ДЛ-1/1", "remove": [EPTS_2]}).json()["epts"] == [
+        EPTS
+    ]
+    lease_vehicles(sep_box)
+    after = post(gw, "/lease-vehicles", {"lease_contract": "ДЛ-1/1", "add": [EPTS_2]})
+    assert after.status_code == 409 and "only before it is submitted" in after.json()["detail"]
+
+    body = {"change_number": "Д-1", "kind": "LesseeChange", "epts": [EPTS], "new_lessee_inn": NEW_LESSEE}
+    drafted = accepted(post(gw, "/lease-changes", {**body, "draft": True}))
+    assert (drafted["request_id"], drafted["lease_change_status"]) == (None, "Черновик")
+    submitted = accepted(post(gw, "/lease-changes", body))
+    assert (submitted["business_key"], submitted["lease_change_status"]) == (
+        "lease-change:Д-1",
+        "Отправляется",
+    )
+    run_due()
+    [item] = httpx.get(gw.url + "/sep/lease-changes", headers=READ).json()["items"]
+    assert item["status"] == "Зарегистрировано"
+    codes = sep(sep_box).world.applications[item["application_number"]].codes
+    confirmed = post(
+        gw,
+        "/lease-change-confirmations",
+        {"change_number": "Д-1", "lessee_code": codes["Lessee"], "new_lessee_code": codes["NewLessee"]},
+    )
+    assert accepted(confirmed)["business_key"] == f"confirm-lease-change:{item['application_number']}"
+    run_due()
+    [item] = httpx.get(gw.url + "/sep/lease-changes", headers=READ).json()["items"]
+    assert (item["status"], item["new_lessee_inn"]) == ("Исполнен", NEW_LESSEE)
+
+
+def test_bad_input_to_the_new_routes_is_a_problem_and_changes_nothing(
+    gw: GatewayThread, sep_box: Sandbox, master: None
+) -> None:
+    import_forms()
+    assert post(gw, "/counterparty-registrations", {"inn": NEW_LESSEE}, headers=READ).status_code == 403
+    bad_inn = post(gw, "/counterparty-registrations", {"inn": "7704211202"})
+    assert bad_inn.status_code == 422 and "checksum" in bad_inn.json()["errors"][0]["message"]
+    no_form = post(gw, "/counterparty-registrations", {"inn": "500100732259"})
+    assert no_form.status_code == 409 and "no ogrn and no address in master data" in no_form.json()["detail"]
+    bad_kind = post(gw, "/lease-changes", {"change_number": "Д-1", "kind": "Sale", "epts": [EPTS]})
+    assert bad_kind.status_code == 422 and bad_kind.json()["errors"][0]["field"] == "kind"
+    too_long = post(gw, "/lease-changes", {"change_number": "Д-1", "kind": "LeaseEnd", "epts": [EPTS + "0"]})
+    assert too_long.status_code == 422
+    not_leased = post(gw, "/lease-changes", {"change_number": "Д-1", "kind": "LeaseEnd", "epts": [EPTS]})
+    assert not_leased.status_code == 409 and "only vehicles «В лизинге»" in not_leased.json()["detail"]
+    unknown = post(gw, "/lease-change-confirmations", {"change_number": "Д-1", "lessee_code": "123456"})
+    assert unknown.status_code == 409 and "no lease change № Д-1" in unknown.json()["detail"]
+    bad_code = post(gw, "/lease-change-confirmations", {"change_number": "Д-1", "lessee_code": "12"})
+    assert bad_code.status_code == 422
+    bad_vehicle = post(gw, "/lease-vehicles", {"lease_contract": "ДЛ-1/1", "add": ["164301000077777"]})
+    assert bad_vehicle.status_code == 409 and "no asset with ЭПТС" in bad_vehicle.json()["detail"]
+    assert requests_of() == [] and httpx.get(gw.url + "/sep/lease-changes", headers=READ).json()["count"] == 0
+    assert httpx.get(gw.url + "/sep/counterparties", headers=READ).json()["count"] == 0

@@ -110,6 +110,7 @@ LEASE_STATUS = CodeOrLabel(
         "executed": sep_model.LEASE_EXECUTED,
         "rejected": sep_model.LEASE_REJECTED,
         "error": sep_model.LEASE_ERROR,
+        "draft": sep_model.LEASE_DRAFT,
     },
     stores="label",
 )
@@ -286,3 +287,116 @@ def confirm_lease(application_number: str, code: str | None, reject: bool) -> No
             )
         )
     )
+
+
+def _entry(name: str, **kwargs: Any) -> None:
+    """Run a public entry (tasks/sep/entries.py) with its own checks; a refusal is the command's error."""
+    from pydantic import ValidationError
+
+    from tasks.machinery.steps import ENTRIES
+
+    def act(session: Session) -> Any:
+        try:
+            return ENTRIES[name].call(session, source="ops", **kwargs)
+        except ValidationError as exc:
+            raise click.BadParameter(
+                "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+            ) from exc
+
+    _act(act)
+
+
+@sep.command("register-counterparty")
+@click.argument("inn")
+@click.option("--kpp", help="when master data has several for the ИНН")
+@click.option("--organization", help="ИНН of our organisation")
+def register_counterparty(inn: str, kpp: str | None, organization: str | None) -> None:
+    """Find a counterparty in SEP by ИНН; register it from master data (КПП, ОГРН, name, address, e-mail) if missing."""
+    _entry("sep.register_counterparty", inn=inn, kpp=kpp, organization_inn=organization)
+
+
+@sep.command("lease-vehicles")
+@click.argument("lease_contract")
+@click.option("--add", "add", multiple=True, help="«+»: an ЭПТС to add (repeatable)")
+@click.option("--remove", "remove", multiple=True, help="«−»: an ЭПТС to remove (repeatable)")
+def lease_vehicles(lease_contract: str, add: tuple[str, ...], remove: tuple[str, ...]) -> None:
+    """Change the vehicles of an appendix's lease application before it is submitted."""
+    _entry("sep.edit_lease_vehicles", lease_contract=lease_contract, add=list(add), remove=list(remove))
+
+
+@sep.command("lease-change")
+@click.argument("change_number")
+@click.option("--kind", required=True, type=click.Choice(["Termination", "LesseeChange", "LeaseEnd"]))
+@click.option("--epts", "epts", multiple=True, required=True, help="a vehicle «В лизинге» (repeatable)")
+@click.option("--new-lessee", help="LesseeChange: the new lessee's ИНН (a counterparty in SEP)")
+@click.option("--confirm-by", type=click.DateTime(["%Y-%m-%d"]))
+@click.option("--lessee-email", is_flag=True, help="send the codes to the lessee, not the technical mailbox")
+@click.option("--draft", is_flag=True, help="keep it «Черновик», do not submit yet")
+def lease_change(
+    change_number: str,
+    kind: str,
+    epts: tuple[str, ...],
+    new_lessee: str | None,
+    confirm_by: Any,
+    lessee_email: bool,
+    draft: bool,
+) -> None:
+    """Submit (or keep as a draft) a termination, change of lessee (перенаём) or end of lease."""
+    _entry(
+        "sep.submit_lease_change",
+        change_number=change_number,
+        kind=kind,
+        epts=list(epts),
+        new_lessee_inn=new_lessee,
+        confirm_by=confirm_by.date() if confirm_by else None,
+        use_technical_mailbox=not lessee_email,
+        draft=draft,
+    )
+
+
+@sep.command("confirm-lease-change")
+@click.argument("change_number")
+@click.option("--code", "codes", multiple=True, help="ROLE=CODE from a party's letter (Lessee, NewLessee)")
+@click.option("--reject", is_flag=True)
+def confirm_lease_change(change_number: str, codes: tuple[str, ...], reject: bool) -> None:
+    """Confirm a registered lease change for its parties, with their codes."""
+    if any("=" not in code for code in codes):
+        raise click.BadParameter("give each code as ROLE=CODE, e.g. Lessee=123456", param_hint="--code")
+    given = dict(code.split("=", 1) for code in codes)
+    _entry("sep.confirm_lease_change", change_number=change_number, codes=given, reject=reject)
+
+
+@sep.command("lease-changes")
+@click.option("--status", type=LEASE_STATUS, help=LEASE_STATUS.help())
+@paging
+@json_option
+def lease_changes(status: str | None, limit: int, offset: int, as_json: bool) -> None:
+    """Terminations, changes of lessee and ends of lease."""
+    from tasks.sep import queries
+
+    _show(
+        lambda s: queries.lease_changes(s, status=status, limit=limit, offset=offset),
+        ["change_number", "kind", "application_number", "status", "request_status", "lessee_inn", "new_lessee_inn",
+         "epts", "confirm_by", "last_error"],
+        as_json,
+    )  # fmt: skip
+
+
+@sep.command()
+@paging
+@json_option
+def counterparties(limit: int, offset: int, as_json: bool) -> None:
+    """Counterparties looked up or registered in SEP."""
+    from tasks.sep import queries
+
+    _show(
+        lambda s: queries.counterparties(s, limit=limit, offset=offset),
+        ["inn", "kpp", "name", "status", "sep_id", "request_status", "last_error"],
+        as_json,
+    )
+
+
+@sep.command()
+def digest() -> None:
+    """Send today's digest of what waits for a person to each SEP-responsible now (once a day)."""
+    _entry("sep.send_digest")

@@ -10,7 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from sqlalchemy.exc import IntegrityError
 
 from integrations.errors import PermanentError
-from integrations.sep.messages import PartyStatus
+from integrations.sep.messages import LeaseChangeKind, PartyRole, PartyStatus
 from models.db import session_scope
 from tasks.machinery.steps import Entry
 from tasks.sep import entries, queries
@@ -66,6 +66,20 @@ def lease_candidates(
         return queries.lease_candidates_list(
             session, organization=organization, period_from=period_from, period_to=period_to
         ).as_dict()
+
+
+@router.get("/lease-changes")
+def lease_changes(status: Text | None = None, limit: Limit = queries.DEFAULT_LIMIT) -> dict[str, Any]:
+    """Terminations, changes of lessee (перенаём) and ends of lease; filter by status («Черновик» …)."""
+    with session_scope() as session:
+        return queries.lease_changes(session, status=status, limit=limit).as_dict()
+
+
+@router.get("/counterparties")
+def counterparties(status: Text | None = None, limit: Limit = queries.DEFAULT_LIMIT) -> dict[str, Any]:
+    """Counterparties looked up or registered in SEP («Есть в СЭП», «Зарегистрирован», «Ошибка» …)."""
+    with session_scope() as session:
+        return queries.counterparties(session, status=status, limit=limit).as_dict()
 
 
 @router.get("/queue")
@@ -130,12 +144,79 @@ class LeaseConfirmation(_Action):
     code: Code | None = Field(None, description="the lessee's code from the letter")
 
 
+class CounterpartyRegistration(_Action):
+    inn: Inn = Field(
+        description="the counterparty's ИНН; its form (КПП, ОГРН, name, address, e-mail) is master data's"
+    )
+    kpp: Annotated[str, Chars(9, 9)] | None = Field(
+        None, description="when master data has several for the ИНН"
+    )
+    organization_inn: Inn | None = None
+
+
+Epts = Annotated[str, Chars(15, 15)]
+
+
+class LeaseChange(_Action):
+    change_number: Annotated[str, Chars(100, 1)] = Field(
+        description="our document's number: the change's key"
+    )
+    kind: LeaseChangeKind
+    epts: list[Epts] = Field(min_length=1, max_length=100, description="one or several vehicles «В лизинге»")
+    new_lessee_inn: Inn | None = Field(None, description="LesseeChange only: a counterparty in SEP already")
+    organization_inn: Inn | None = None
+    document_name: Annotated[str, Chars(500, 1)] | None = None
+    document_date: Day | None = None
+    confirm_by: Day | None = None
+    use_technical_mailbox: bool = Field(True, description="false: the codes go to the lessee's e-mail")
+    draft: bool = Field(False, description="keep it «Черновик», do not submit yet")
+
+
+class LeaseChangeConfirmation(_Action):
+    change_number: Annotated[str, Chars(100, 1)]
+    lessee_code: Code | None = Field(None, description="the lessee's code from its letter")
+    new_lessee_code: Code | None = Field(None, description="перенаём: the new lessee's code from its letter")
+    reject: bool = False
+
+    def entry_args(self) -> dict[str, Any]:
+        """The entry takes the codes by role."""
+        given = {PartyRole.LESSEE: self.lessee_code, PartyRole.NEW_LESSEE: self.new_lessee_code}
+        return {
+            "change_number": self.change_number,
+            "codes": {role.value: code for role, code in given.items() if code},
+            "reject": self.reject,
+            "source": self.source,
+        }
+
+
+class LeaseVehicles(_Action):
+    lease_contract: Annotated[str, Chars(100, 1)] = Field(description="the lease contract appendix")
+    add: list[Epts] = Field(default_factory=list, max_length=100, description="«+»")
+    remove: list[Epts] = Field(default_factory=list, max_length=100, description="«−»")
+
+
+class LeaseVehiclesAnswer(BaseModel):
+    lease_application_id: int
+    status: str
+    epts: list[str]
+
+
 class Started(BaseModel):
     request_id: int | None
     business_key: str | None
     status: str | None
     created: bool
     lease_application_id: int | None = None
+
+
+class CounterpartyStarted(Started):
+    counterparty_id: int
+    counterparty_status: str
+
+
+class LeaseChangeStarted(Started):
+    lease_change_id: int
+    lease_change_status: str
 
 
 class StartedMany(BaseModel):
@@ -150,10 +231,10 @@ def _run(action: Entry[Any, Any], args: Any) -> Any:
         raise HTTPException(409, str(exc)) from exc
 
 
-def _start(action: Entry[Any, Any], body: _Action) -> Any:
+def _start(action: Entry[Any, Any], body: _Action | dict[str, Any]) -> Any:
     """Run ``action`` on ``body`` (its meaning checked by the entry's own model) in one transaction."""
     try:
-        args = action.args.model_validate(body.model_dump())
+        args = action.args.model_validate(body if isinstance(body, dict) else body.model_dump())
     except ValidationError as exc:
         raise invalid(exc) from exc
     try:
@@ -195,3 +276,31 @@ def post_lease_submission(body: LeaseSubmission) -> Started:
 def post_lease_confirmation(body: LeaseConfirmation) -> Started:
     """Подтвердить заявление на лизинг for the lessee, with the lessee's code (key `confirm-lease:<number>`)."""
     return Started.model_validate(_start(entries.confirm_lease_application, body))
+
+
+@actions.post("/counterparty-registrations", status_code=202)
+def post_counterparty_registration(body: CounterpartyRegistration) -> CounterpartyStarted:
+    """Find the counterparty in SEP by ИНН (key `counterparty-find:<inn>`) and register it from master
+    data when SEP has none (`counterparty-register:<inn>`); one in SEP already starts nothing."""
+    return CounterpartyStarted.model_validate(_start(entries.register_counterparty, body))
+
+
+@actions.post("/lease-changes", status_code=202)
+def post_lease_change(body: LeaseChange) -> LeaseChangeStarted:
+    """Keep («Черновик») or submit a termination, change of lessee (перенаём) or end of lease for
+    vehicles «В лизинге» (key `lease-change:<change_number>`)."""
+    return LeaseChangeStarted.model_validate(_start(entries.submit_lease_change, body))
+
+
+@actions.post("/lease-change-confirmations", status_code=202)
+def post_lease_change_confirmation(body: LeaseChangeConfirmation) -> Started:
+    """Confirm (or reject) a registered lease change for its parties, with their codes by role
+    (key `confirm-lease-change:<application number>`)."""
+    return Started.model_validate(_start(entries.confirm_lease_change, body.entry_args()))
+
+
+@actions.post("/lease-vehicles")
+def post_lease_vehicles(body: LeaseVehicles) -> LeaseVehiclesAnswer:
+    """«+» / «−»: change the vehicles of an appendix's lease application before it is submitted; a
+    submitted one answers 409 saying when they may change."""
+    return LeaseVehiclesAnswer.model_validate(_start(entries.edit_lease_vehicles, body))
