@@ -24,6 +24,7 @@ ROUTES: dict[str, str] = {
     "acts": "acts",
     "invoices": "invoices",
     "edo": "edo",
+    "sms": "sms",
 }
 QUEUE_NAMES: tuple[str, ...] = tuple(dict.fromkeys(ROUTES.values()))
 # The address settings a queue's steps call: a worker consuming the queue refuses to start without
@@ -33,6 +34,7 @@ QUEUE_URLS: dict[str, tuple[str, ...]] = {
     "acts": ("sbis_url",),
     "invoices": ("onec_url",),
     "edo": ("synerdocs_url",),
+    "sms": ("sms_url", "sms_login", "sms_password"),
 }
 DEFAULT_QUEUE = "ops"
 # Held (and renewed every tick) by the one active beat; `obmen healthcheck --beat` looks for it.

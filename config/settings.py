@@ -178,6 +178,26 @@ class Settings(BaseSettings):
     billing_reminder_after_days: float = Field(10.0, ge=0)
     billing_disconnect_after_days: float = Field(30.0, ge=0)
     billing_escalate_interval_s: int = Field(300, ge=1)
+    # Which Bitrix24 user (the head of the department) gets a subscriber's request of another kind
+    # than connect/disconnect/change tariff as a task: JSON, kind -> user id; "other" for the rest.
+    billing_departments: dict[str, int] = {"question": 1, "complaint": 1, "other": 1}
+    # The planned-works reminder goes this many hours before the works start.
+    works_reminder_before_h: float = Field(24.0, ge=0)
+
+    # --- SMS to subscribers (SMSC, smsc.ru) --------------------------------------------------------
+    sms_url: str | None = None
+    sms_login: str | None = None
+    sms_password: SecretStr | None = None
+    # The sender name registered with the provider; empty: the account's default.
+    sms_sender: str = ""
+    # Our pace for the account, shared by every worker (SMSC refuses bursts with error 9).
+    sms_rate_per_s: float = Field(5.0, gt=0)
+    sms_burst: int = Field(5, ge=1)
+    sms_max_wait_s: float = Field(0.5, ge=0)
+    sms_timeout_s: float = Field(30.0, gt=0)
+    # A sent message's delivery report is asked for this often, at most this many times.
+    sms_status_interval_s: int = Field(60, ge=1)
+    sms_status_max_checks: int = Field(60, ge=1)
     sbis_url: str | None = None
     sbis_login: str | None = None
     sbis_password: SecretStr | None = None

@@ -19,6 +19,8 @@ from models import (  # noqa: F401
     payments,
     sep,
     sep_codes,
+    sms,
+    works,
 )
 from models.base import Base
 

@@ -105,3 +105,6 @@ class Subscriber(MasterData, Base):
     contract: Mapped[str | None] = mapped_column(String(100))
     bitrix24_deal_id: Mapped[int | None] = mapped_column()
     responsible_id: Mapped[str | None] = mapped_column(ForeignKey("employees.id"))
+    # Where the line reaches the subscriber, for the planned works that concern them.
+    address: Mapped[str | None] = mapped_column(String(500))
+    line: Mapped[str | None] = mapped_column(String(64), index=True)

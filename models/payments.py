@@ -173,10 +173,12 @@ class BillingDeadline(StepMixin, Base):
 
 
 class SubscriberRequest(StepMixin, Base):
-    """A subscriber's request from 1C (подключение, отключение, смена тарифа) and its Bitrix24 process."""
+    """A subscriber's request from 1C (подключение, отключение, смена тарифа, or a question, a
+    complaint, anything else) and its Bitrix24 process or task."""
 
     __tablename__ = "subscriber_requests"
-    TERMINAL: ClassVar[frozenset[str]] = frozenset({"process_started"})
+    # awaiting_payment waits for a payment or a person, not for a step.
+    TERMINAL: ClassVar[frozenset[str]] = frozenset({"process_started", "awaiting_payment", "closed"})
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     number: Mapped[str] = mapped_column(String(64), nullable=False, unique=True)  # 1C's request number
@@ -185,11 +187,21 @@ class SubscriberRequest(StepMixin, Base):
     subscriber_name: Mapped[str | None] = mapped_column(String(500))
     tariff: Mapped[str | None] = mapped_column(String(64))
     comment: Mapped[str | None] = mapped_column(Text)
-    # new -> process_started
+    # Where «вы подключены» goes for a new subscriber (a known one's phone is in subscribers).
+    phone: Mapped[str | None] = mapped_column(String(32))
+    # new -> process_started -> closed; a disconnection of a subscriber in debt waits first:
+    # awaiting_payment -> new (the debt paid, or a person's override).
     status: Mapped[str] = mapped_column(String(16), nullable=False, default="new")
     created_at: Mapped[datetime] = mapped_column(server_default=func.now(), nullable=False)
     deal_id: Mapped[int | None] = mapped_column()
     workflow_id: Mapped[str | None] = mapped_column(String(64))
+    # The department's Bitrix24 task of a request of another kind (question, complaint ...).
+    bitrix24_task_id: Mapped[str | None] = mapped_column(String(64))
+    # Who let a disconnection go ahead despite the debt, and why.
+    override_by: Mapped[str | None] = mapped_column(String(200))
+    override_reason: Mapped[str | None] = mapped_column(Text)
+    override_at: Mapped[datetime | None] = mapped_column()
+    closed_at: Mapped[datetime | None] = mapped_column()
 
 
 def insert_ignoring_duplicates(session: Session, model: type[Base]) -> Any:

@@ -8,6 +8,7 @@ from sandbox.mail import SandboxMailbox, SmtpSink
 from sandbox.onec import OnecEmulator
 from sandbox.sbis import SbisEmulator
 from sandbox.sep.emulator import SepEmulator
+from sandbox.sms import SmscEmulator
 from sandbox.synerdocs.emulator import SynerdocsEmulator
 
 EMULATORS: list[type[Emulator]] = [
@@ -18,4 +19,5 @@ EMULATORS: list[type[Emulator]] = [
     SbisEmulator,
     SynerdocsEmulator,
     OnecEmulator,
+    SmscEmulator,
 ]

@@ -3,4 +3,4 @@
 Importing this package registers every task (``workers/app.py`` does it for the worker).
 """
 
-from tasks import acts, edo, invoices, machinery, mail, payments, sep  # noqa: F401
+from tasks import acts, edo, invoices, machinery, mail, payments, sep, sms  # noqa: F401

@@ -43,6 +43,9 @@ def pytest_configure(config: pytest.Config) -> None:
             "OBMEN_SBIS_URL": "http://127.0.0.1:8700/sbis",
             "OBMEN_SYNERDOCS_URL": "http://127.0.0.1:8700/synerdocs/ExchangeService.svc",
             "OBMEN_ONEC_URL": "http://127.0.0.1:8700/onec/hs/obmen",
+            "OBMEN_SMS_URL": "http://127.0.0.1:8700/smsc/sys",
+            "OBMEN_SMS_LOGIN": "obmen",
+            "OBMEN_SMS_PASSWORD": "unset",
             # The console's counts are read fresh on every page (tests compare them with the registers).
             "OBMEN_CONSOLE_COUNT_CACHE_S": "0",
         }

@@ -113,6 +113,8 @@ class SubscriberRow(Row):
     contract: str | None = None
     bitrix24_deal_id: int | None = None
     responsible: str | None = None
+    address: str | None = Field(None, max_length=500)
+    line: str | None = Field(None, max_length=64)
 
 
 # Loaded in this order, so that references (responsible, tariff, organisation) exist first.

@@ -47,6 +47,7 @@ COMPRESSED = {
     "OBMEN_BILLING_REMINDER_AFTER_DAYS": "0.000035",
     "OBMEN_BILLING_DISCONNECT_AFTER_DAYS": "0.00007",
     "OBMEN_BILLING_ESCALATE_INTERVAL_S": "1",
+    "OBMEN_SMS_STATUS_INTERVAL_S": "1",
     "OBMEN_LOG_LEVEL": "WARNING",
     "OBMEN_LOG_JSON": "false",
 }
@@ -88,7 +89,7 @@ Scenario = Callable[[DemoContext], None]
 
 def scenarios() -> list[tuple[str, Scenario]]:
     """Every flow's demo scenario, in the order a reader meets them. Flows add theirs here."""
-    from sandbox.demo import acts, edo, invoices, machinery, mail, payments, sep, sep_changes
+    from sandbox.demo import acts, billing, edo, invoices, machinery, mail, payments, sep, sep_changes
 
     return [
         ("machinery: outbox, retry policy, parking, re-drive", machinery.run),
@@ -99,6 +100,11 @@ def scenarios() -> list[tuple[str, Scenario]]:
             sep_changes.run,
         ),
         ("payments and billing (seed 001): bank API, posting, CRM, escalation", payments.run),
+        (
+            "billing by SMS (seed 001): reminders, the debt gate and its override, «вы подключены», "
+            "requests of any kind, planned works",
+            billing.run,
+        ),
         ("acts: СБИС signing tracked, deal stages follow, working-day deadlines", acts.run),
         (
             "invoices (seed 004): 1C's invoice, its PDF kept, one-time link, correction, paid by the bank",

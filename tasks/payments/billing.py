@@ -2,7 +2,7 @@
 
 ``billing.accrue(period)`` charges every subscriber's tariff once per month (the unique key
 subscriber + period makes a second run a no-op), applies any advance, and for what stays unpaid
-starts the reminder business process in Bitrix24 and writes the escalation deadlines as rows:
+starts the reminder business process in Bitrix24, sends the reminder SMS, and writes the escalation deadlines as rows:
 a repeated reminder after ``OBMEN_BILLING_REMINDER_AFTER_DAYS`` and a task «Отключить абонента»
 (disconnect the subscriber) for the responsible employee after ``OBMEN_BILLING_DISCONNECT_AFTER_DAYS``.
 ``billing.escalate`` (beat) fires the deadlines that came due, unless the accrual was paid meanwhile.
@@ -27,8 +27,10 @@ from models.payments import (
 from tasks.machinery import deadlines
 from tasks.machinery.deadlines import CANCELLED, DeadlineRegister
 from tasks.machinery.outbox import enqueue
+from tasks.payments import notices, works
 from tasks.payments.chain import FIRE_DEADLINE, FIRE_DEADLINES_BATCH, START_REMINDER
 from tasks.payments.register import allocate, lock_balance
+from tasks.sms.outgoing import send_sms
 
 log = structlog.get_logger(__name__)
 
@@ -74,6 +76,7 @@ def create_accrual(
     ):
         session.add(BillingDeadline(accrual_id=accrual.id, kind=kind, due_at=now + timedelta(days=days)))
     enqueue(session, START_REMINDER, {"id": accrual.id}, business_key=f"accruals:{subscriber.inn}:{period}")
+    send_sms(session, notices.payment_reminder(subscriber, accrual, 1))
     return accrual
 
 
@@ -96,8 +99,9 @@ DEADLINES = DeadlineRegister(
 
 
 def escalate(limit: int = 500) -> dict[str, int]:
-    """Fire the deadlines that came due; cancel those whose accrual was paid meanwhile."""
-    swept = deadlines.sweep(DEADLINES, limit)
+    """Fire the deadlines that came due — the accruals' escalation, the planned works' reminders —
+    and cancel those that became moot (the accrual paid, the works begun)."""
+    swept = deadlines.sweep(DEADLINES, limit) + deadlines.sweep(works.DEADLINES, limit)
     return {"fired": swept.total() - swept[CANCELLED], "cancelled": swept[CANCELLED]}
 
 

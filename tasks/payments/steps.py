@@ -25,13 +25,26 @@ from models.payments import (
     SubscriberBalance,
     SubscriberRequest,
 )
+from models.works import PlannedWorks, WorksDeadline
+from tasks.acts.crm import find_task
 from tasks.invoices.matching import note_payment
 from tasks.machinery.bitrix24 import bitrix24_client
 from tasks.machinery.outbox import enqueue
 from tasks.machinery.steps import step
+from tasks.payments import notices, requests
+from tasks.payments import works as works_logic
 from tasks.payments.billing import DISCONNECT_TITLE, deal_of, process_template
-from tasks.payments.chain import FIRE_DEADLINE, MARK_DEAL_PAID, POST, START_REMINDER, START_REQUEST
+from tasks.payments.chain import (
+    FIRE_DEADLINE,
+    FIRE_WORKS_REMINDER,
+    MARK_DEAL_PAID,
+    NOTIFY_WORKS,
+    POST,
+    START_REMINDER,
+    START_REQUEST,
+)
 from tasks.payments.register import allocate, lock_balance
+from tasks.sms.outgoing import send_sms
 
 log = structlog.get_logger(__name__)
 
@@ -73,6 +86,8 @@ def post_payment(session: Session, payment: Payment) -> None:
     payment.subscriber_inn = inn
     payment.status = "posted"
     payment.posted_at = now
+    if balance.debt <= 0:
+        requests.release_paid(session, inn)
     if debt_before > 0 and balance.debt <= 0 and subscriber.bitrix24_deal_id:
         mark = DealPaidMark(payment_id=payment.id, subscriber_inn=inn, deal_id=subscriber.bitrix24_deal_id)
         session.add(mark)
@@ -144,6 +159,7 @@ def fire_deadline(session: Session, deadline: BillingDeadline) -> None:
     period = accrual.period.isoformat()[:7]
     client = bitrix24_client()
     if deadline.kind == "reminder":
+        send_sms(session, notices.payment_reminder(subscriber, accrual, 2))
         deadline.bitrix24_ref = client.workflow_start(
             settings.bitrix24_template_payment_reminder,
             deal_document(deal_id),
@@ -151,6 +167,7 @@ def fire_deadline(session: Session, deadline: BillingDeadline) -> None:
             key=key,
         )
     else:
+        send_sms(session, notices.disconnection_warning(subscriber, accrual))
         employee = session.get(Employee, subscriber.responsible_id) if subscriber.responsible_id else None
         if employee is None or employee.bitrix24_user_id is None:
             raise PermanentError(
@@ -176,10 +193,15 @@ def fire_deadline(session: Session, deadline: BillingDeadline) -> None:
 
 @step(START_REQUEST, model=SubscriberRequest, statuses={"new"}, stale_after_s=900)
 def start_request_process(session: Session, request: SubscriberRequest) -> None:
-    """Start the request's business process on the subscriber's deal (a new deal for a connection)."""
+    """Start the request's business process on the subscriber's deal (a new deal for a connection);
+    a request of another kind becomes its department's task."""
     subscriber = session.get(Subscriber, request.subscriber_inn)
     name = request.subscriber_name or (subscriber.name if subscriber else request.subscriber_inn)
     key = f"subscriber_requests:{request.number}"
+    if request.kind in requests.OTHER_KINDS:
+        request.bitrix24_task_id = _department_task(request, subscriber, name, key)
+        request.status = "process_started"
+        return
     parameters = {"Kind": request.kind, "Tariff": request.tariff or "", "Subscriber": name, "ObmenKey": key}
     client = bitrix24_client()
     deal_id = request.deal_id or (subscriber.bitrix24_deal_id if subscriber else None)
@@ -217,3 +239,43 @@ def start_request_process(session: Session, request: SubscriberRequest) -> None:
             process_template(request.kind), deal_document(deal_id), parameters, key=key
         )
     request.status = "process_started"
+
+
+@step(NOTIFY_WORKS, model=PlannedWorks, statuses={"new"}, stale_after_s=600)
+def notify_works(session: Session, works: PlannedWorks) -> None:
+    """An SMS row for each subscriber the planned works concern, in one transaction."""
+    works.affected = works_logic.notify(session, works, works_logic.NOTICE)
+    works.status = "notified"
+
+
+@step(FIRE_WORKS_REMINDER, model=WorksDeadline, statuses={"due"}, stale_after_s=900)
+def fire_works_reminder(session: Session, deadline: WorksDeadline) -> None:
+    """The day before: the reminder SMS to each affected subscriber (unless the works began)."""
+    works = session.get(PlannedWorks, deadline.works_id)
+    assert works is not None
+    if works.starts_at <= db_now(session):
+        deadline.status = "cancelled"
+        return
+    works_logic.notify(session, works, works_logic.REMINDER)
+    deadline.status = "done"
+    deadline.fired_at = db_now(session)
+
+
+def _department_task(request: SubscriberRequest, subscriber: Subscriber | None, name: str, key: str) -> str:
+    """The department's task for the request; a retry finds the one an earlier attempt made (XML_ID)."""
+    client = bitrix24_client()
+    if request.attempts > 1:
+        found = find_task(client, key)
+        if found is not None:
+            return str(found.get("id") or found.get("ID"))
+    fields: dict[str, object] = {
+        "TITLE": f"Обращение абонента № {request.number} ({requests.KIND_WORDS[request.kind]}): {name}"[:250],
+        "RESPONSIBLE_ID": requests.department_user(request.kind),
+        "DESCRIPTION": (
+            f"Абонент {name} (ИНН {request.subscriber_inn}). {request.comment or ''} [obmen:{key}]"
+        ),
+        "XML_ID": key,
+    }
+    if subscriber is not None and subscriber.bitrix24_deal_id:
+        fields["UF_CRM_TASK"] = [f"D_{subscriber.bitrix24_deal_id}"]
+    return str(client.task_add(fields, key=key)["id"])

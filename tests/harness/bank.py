@@ -8,7 +8,7 @@ import json
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import date
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -123,6 +123,28 @@ def seed_subscribers(
                 ],
             )
     return inns
+
+
+def pay_and_post(inn: str, amount: str, transaction_id: str) -> int:
+    """A payment accepted as the gateway accepts it, then posted by its step in this process."""
+    from models.db import session_scope
+    from tasks.machinery.steps import STEPS, Outcome, run_step
+    from tasks.payments.register import accept_payment
+
+    with session_scope() as s:
+        accepted = accept_payment(
+            s,
+            transaction_id=transaction_id,
+            source="bank",
+            inn=inn,
+            amount=Decimal(amount),
+            paid_at=datetime(2026, 11, 20, 7, 15, tzinfo=UTC),
+            purpose="test",
+            payer_name=None,
+            content_hash=transaction_id,
+        )
+    assert run_step(STEPS["payments.post"], accepted.payment_id) is Outcome.DONE
+    return accepted.payment_id
 
 
 @contextmanager

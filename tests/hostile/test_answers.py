@@ -37,6 +37,7 @@ from integrations.sbis.client import SbisClient
 from integrations.sep.client import SepClient, SepClientConfig
 from integrations.sep.messages import RequestApplications
 from integrations.sep.outcomes import QueueNumberReceived, RequestError, XmlReadError
+from integrations.sms import SmscClient
 from integrations.synerdocs.client import Credentials, SynerdocsClient, SynerdocsConfig
 from models.db import session_scope
 from models.exchange_log import ExchangeLog
@@ -144,17 +145,31 @@ def _onec(box: Sandbox, base: str) -> Call:
     return (lambda: client.changes(None, limit=10)), close
 
 
+def _sms(box: Sandbox, base: str) -> Call:
+    settings = box.client_settings()
+    client = SmscClient(
+        settings["OBMEN_SMS_URL"].replace(box.url, base),
+        settings["OBMEN_SMS_LOGIN"],
+        settings["OBMEN_SMS_PASSWORD"],
+        recorder=record_exchange,
+        timeout_s=DEADLINE_S,
+        max_answer_bytes=CAP,
+    )
+    return client.balance, client.close
+
+
 CLIENTS: dict[str, tuple[str, Callable[[Sandbox, str], Call]]] = {
     "sep": ("sep", _sep),
     "synerdocs": ("synerdocs", _synerdocs),
     "bitrix24": ("bitrix24", _bitrix24),
     "sbis": ("sbis", _sbis),
     "onec": ("onec", _onec),
+    "sms": ("sms", _sms),
 }
 CASES = [
     *((client, kind) for client in ("sep", "synerdocs") for kind in XML_KINDS),
     *((client, kind) for client in CLIENTS for kind in TRANSPORT_KINDS),
-    *((client, "deep_json") for client in ("bitrix24", "sbis", "onec")),
+    *((client, "deep_json") for client in ("bitrix24", "sbis", "onec", "sms")),
 ]
 
 

@@ -30,8 +30,8 @@ from sandbox.server import Sandbox
 from tasks.machinery.steps import STEPS, Outcome, run_step
 from tasks.payments.billing import DEADLINES, escalate
 from tasks.payments.entries import AccrueArgs, RequestArgs, accrue, submit_request
-from tasks.payments.register import accept_payment
-from tests.harness.bank import bank_settings, seed_subscribers
+from tests.harness.bank import bank_settings, pay_and_post, seed_subscribers
+from tests.harness.outbox import run_pending as run_outbox
 
 PAID_AT = datetime(2026, 11, 20, 7, 15, tzinfo=UTC)
 
@@ -64,35 +64,12 @@ def seed_deals(b24: str, first: int, n: int) -> None:
 
 
 def pay(inn: str, amount: str, tid: str) -> int:
-    with session_scope() as s:
-        accepted = accept_payment(
-            s,
-            transaction_id=tid,
-            source="bank",
-            inn=inn,
-            amount=Decimal(amount),
-            paid_at=PAID_AT,
-            purpose="test",
-            payer_name=None,
-            content_hash=tid,
-        )
-    assert run_step(STEPS["payments.post"], accepted.payment_id) is Outcome.DONE
-    return accepted.payment_id
+    return pay_and_post(inn, amount, tid)
 
 
 def run_pending(task: str) -> list[Outcome]:
-    """Run the steps the outbox holds for ``task`` (what the relay and a worker would do), also those
-    handed out 50 to a message by the deadline sweep."""
-    names = [task, DEADLINES.fire_batch] if task == DEADLINES.fire else [task]
-    with session_scope() as s:
-        rows = s.scalars(
-            select(Outbox)
-            .where(Outbox.task_name.in_(names), Outbox.published_at.is_(None))
-            .order_by(Outbox.id)
-        ).all()
-        row_ids = [i for r in rows for i in r.kwargs["kwargs"].get("ids") or [r.kwargs["kwargs"]["id"]]]
-        s.execute(update(Outbox).where(Outbox.id.in_([r.id for r in rows])).values(published_at=PAID_AT))
-    return [run_step(STEPS[task], row_id) for row_id in row_ids]
+    """Run the steps the outbox holds for ``task``, also those the deadline sweep handed out 50 to a message."""
+    return run_outbox(task, DEADLINES.fire_batch if task == DEADLINES.fire else None)
 
 
 def balance(inn: str) -> tuple[Decimal, Decimal]:

@@ -1,5 +1,5 @@
 """The ``obmen`` command: the processes (``processes``), the ops commands (``ops``), and a module of
-commands per flow (``mail``, ``sep``, ``acts``, ``invoices``, ``edo``), and the console's users (``user``).
+commands per flow (``mail``, ``sep``, ``acts``, ``invoices``, ``edo``, ``billing``), and the console's users (``user``).
 
 Commands are named here and their module is imported only when one of them runs: ``obmen
 healthcheck`` runs every few seconds in every container and must not import every task and model.
@@ -32,6 +32,7 @@ COMMANDS: dict[str, str] = {
     "acts": "workers.cli.acts:acts",
     "invoices": "workers.cli.invoices:invoices",
     "edo": "workers.cli.edo:edo",
+    "billing": "workers.cli.billing:billing",
     "user": "workers.cli.users:user",
 }
 

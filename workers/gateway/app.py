@@ -23,6 +23,7 @@ ROUTERS = [
     sep.router,
     sep.actions,
     billing.router,
+    billing.read_router,
     payments.router,
     payments.ops_router,
     acts.router,
