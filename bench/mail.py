@@ -78,10 +78,17 @@ def main() -> None:
     parser.add_argument("-n", type=int, default=5000, help="letters")
     parser.add_argument("--assets", type=int, default=1000)
     parser.add_argument("--noop", type=int, default=5000, help="no-op tasks for the denominator")
+    parser.add_argument(
+        "--prefill", type=int, default=0, help="rows of history in each large register first (bench.console)"
+    )
     args = parser.parse_args()
     rng = random.Random(3)
 
     with bench_stores() as env, DovecotServer() as dovecot:
+        if args.prefill:
+            from bench.console import seed
+
+            seed(args.prefill)
         from models.db import session_scope
         from models.mail import MailMessage, OutgoingLetter
         from sandbox.harness import SandboxClock
@@ -94,6 +101,8 @@ def main() -> None:
         master = master_data(args.assets, rng)
         with session_scope() as session:
             import_master_data(session, master)
+            # This run's letters, not the history ``--prefill`` put there.
+            ours = MailMessage.id > (session.scalar(select(func.max(MailMessage.id))) or 0)
         raws = letters(args.n, master, rng)
         started = time.perf_counter()
         dovecot.append(raws)
@@ -122,8 +131,10 @@ def main() -> None:
             stored_at = processed_at = None
             while True:
                 with session_scope() as session:
-                    stored = session.scalar(select(func.count()).select_from(MailMessage)) or 0
-                    waiting = session.scalar(select(func.count()).where(MailMessage.status == "new")) or 0
+                    stored = session.scalar(select(func.count()).where(ours)) or 0
+                    waiting = (
+                        session.scalar(select(func.count()).where(ours, MailMessage.status == "new")) or 0
+                    )
                     sent = session.scalar(select(func.count()).where(OutgoingLetter.status == "sent")) or 0
                 now = time.perf_counter() - started
                 if stored_at is None and stored >= args.n:
@@ -149,7 +160,9 @@ def main() -> None:
             sink.stop()
         with session_scope() as session:
             statuses = dict(
-                session.execute(select(MailMessage.status, func.count()).group_by(MailMessage.status)).all()
+                session.execute(
+                    select(MailMessage.status, func.count()).where(ours).group_by(MailMessage.status)
+                ).all()
             )
         noop_after = noop_rate(args.noop, 2)
 
@@ -159,6 +172,7 @@ def main() -> None:
         "mail intake: IMAP -> stored -> parsed -> matched -> code filed -> notified by SMTP",
         {
             "letters": args.n,
+            "history_rows_per_register": args.prefill,
             "assets": args.assets,
             "worker_processes": 2,
             "imap_append_s (setup, not timed)": append_s,

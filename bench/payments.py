@@ -53,9 +53,16 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=32)
     parser.add_argument("--noop-n", type=int, default=5000)
     parser.add_argument("--gateway-processes", type=int, default=1)
+    parser.add_argument(
+        "--prefill", type=int, default=0, help="rows of history in each large register first (bench.console)"
+    )
     args = parser.parse_args()
 
     with bench_stores() as env:
+        if args.prefill:
+            from bench.console import seed
+
+            seed(args.prefill)
         from models.db import session_scope
         from models.payments import DealPaidMark, Payment, PaymentAllocation
         from sandbox.bitrix24 import Bitrix24Emulator
@@ -82,9 +89,12 @@ def main() -> None:
             start_worker(env=run_env, concurrency=1, pool="solo", queues="payments,crm") for _ in range(2)
         ]
 
+        # This run's payments, not the history ``--prefill`` put there.
+        ours = Payment.transaction_id.startswith("BENCH-")
+
         def posted() -> int:
             with session_scope() as s:
-                return s.scalar(select(func.count()).where(Payment.status == "posted")) or 0
+                return s.scalar(select(func.count()).where(ours, Payment.status == "posted")) or 0
 
         with serving(workers, run_env, args.gateway_processes) as served:
             port = served.port
@@ -105,8 +115,8 @@ def main() -> None:
                 (after - before) * 1000 / args.n for before, after in zip(cpu_before, cpu_after, strict=True)
             )
             with session_scope() as s:
-                count = s.scalar(select(func.count()).select_from(Payment))
-                distinct = s.scalar(select(func.count(func.distinct(Payment.transaction_id))))
+                count = s.scalar(select(func.count()).where(ours))
+                distinct = s.scalar(select(func.count(func.distinct(Payment.transaction_id))).where(ours))
                 allocations = s.scalar(select(func.count()).select_from(PaymentAllocation))
                 marks_done = s.scalar(select(func.count()).where(DealPaidMark.status == "done"))
                 marks = s.scalar(select(func.count()).select_from(DealPaidMark))
@@ -118,6 +128,7 @@ def main() -> None:
         "payments: signed HTTP -> gateway -> Postgres + outbox -> 2 solo workers -> posted",
         {
             "payments": args.n,
+            "history_rows_per_register": args.prefill,
             "concurrency": args.concurrency,
             "answers_201": load.statuses.count(201),
             "other_answers": len(load.statuses) - load.statuses.count(201),
