@@ -139,10 +139,20 @@ def test_a_termination_confirmed_with_the_lessees_code_and_a_counterparty_regist
     viewer.goto("/console/sep/counterparties")
     assert viewer.locator('[data-form="register_counterparty"]').count() == 0
     token = viewer.locator('form.who input[name="csrf"]').get_attribute("value")
-    refused = viewer.request.post(
-        "/console/sep/counterparties", form={"csrf": token or "", "inn": UNKNOWN_INN}
-    )
-    assert refused.status == 403 and "Недостаточно прав" in refused.text()
+    for path, fields in (
+        ("/console/sep/counterparties", {"inn": UNKNOWN_INN}),
+        ("/console/sep/changes/confirm", {"change_number": "РС-1"}),
+    ):
+        refused = viewer.request.post(path, form={"csrf": token or "", **fields})
+        assert refused.status == 403 and "Недостаточно прав" in refused.text(), path
+    # A form without its token is refused too (before anything else is read).
+    stale = page.request.post("/console/sep/counterparties", form={"inn": NEW_LESSEE})
+    assert stale.status == 403 and "Форма устарела" in stale.text()
+    assert len(_audit("sep.register_counterparty")) == 4  # three refused, one sent
+
+    # A work list's later part says how much of it is shown.
+    page.goto("/console/sep/changes?start=1")
+    assert "Показаны 2–2 из 2" in page.locator("p.more").inner_text()
 
 
 PEOPLE = [
@@ -193,6 +203,8 @@ def test_a_held_disconnection_let_go_and_planned_works_reported_with_their_sms(
     assert flashed(page) == "Отключение по заявке О-100 не разрешено: укажите причину"
     with session_scope() as session:
         assert session.scalars(select(SubscriberRequest.status)).one() == "awaiting_payment"
+    page.reload()
+    assert "ООО «Должник»" in row.inner_text()  # the name from master data
     row.get_by_label("причина О-100").fill("абонент переезжает, долг погасит по новому адресу")
     screenshot(page, "billing-disconnections")
     row.get_by_role("button", name="Разрешить").click()
@@ -242,9 +254,9 @@ def test_a_held_disconnection_let_go_and_planned_works_reported_with_their_sms(
     assert rows.count() == 3
     delivered = page.locator('[data-list="sms"] tbody tr', has_text="79160000001")
     assert "✔ Доставлено" in delivered.inner_text() and "Плановые работы" in delivered.inner_text()
+    screenshot(page, "sms")
     page.goto("/console/sms?status=failed")
     assert page.locator('[data-list="sms"] tbody tr').count() == 2
     assert "✖ Не доставлено" in page.locator('[data-list="sms"] tbody tr').first.inner_text()
-    screenshot(page, "sms")
     export = page.request.get("/console/sms?format=csv")
     assert export.ok and export.text().startswith("\ufeff№;Кому;Абонент;Вид")

@@ -15,6 +15,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from models.db import session_scope
+from models.master import Subscriber
 from models.payments import SubscriberBalance, SubscriberRequest
 from models.works import PlannedWorks
 from tasks.payments import works as works_logic
@@ -47,8 +48,9 @@ def _disconnections(
     session: Session, chosen: Mapping[str, str], after: Any, limit: int
 ) -> list[dict[str, Any]]:
     query = (
-        select(SubscriberRequest, SubscriberBalance.debt)
+        select(SubscriberRequest, SubscriberBalance.debt, Subscriber.name)
         .outerjoin(SubscriberBalance, SubscriberBalance.inn == SubscriberRequest.subscriber_inn)
+        .outerjoin(Subscriber, Subscriber.inn == SubscriberRequest.subscriber_inn)
         .where(SubscriberRequest.kind == "disconnect")
         .order_by(SubscriberRequest.id.desc())
         .limit(limit)
@@ -67,7 +69,7 @@ def _disconnections(
             "number": r.number,
             "created_at": r.created_at,
             "subscriber_inn": r.subscriber_inn,
-            "subscriber_name": r.subscriber_name,
+            "subscriber_name": r.subscriber_name or name,
             "debt": debt,
             "comment": r.comment,
             "status": r.status,
@@ -75,7 +77,7 @@ def _disconnections(
             "override_reason": r.override_reason,
             "override_at": r.override_at,
         }
-        for r, debt in session.execute(query)
+        for r, debt, name in session.execute(query)
     ]
 
 

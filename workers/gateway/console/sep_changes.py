@@ -148,10 +148,15 @@ def _change_row(item: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def _filtered(request: Request) -> tuple[int, int, str | None]:
+    """The tab's page (``window``) and its status filter."""
+    size, start = window(request)
+    return size, start, request.query_params.get("status", "").strip() or None
+
+
 @router.get("/changes")
 def changes_tab(request: Request, person: Person = viewer) -> Response:
-    size, start = window(request)
-    status = request.query_params.get("status", "").strip() or None
+    size, start, status = _filtered(request)
     with session_scope() as session:
         found = queries.lease_changes(session, status=status, limit=size, offset=start)
     found.items = [_change_row(item) for item in found.items]
@@ -188,8 +193,7 @@ def confirm_change(request: Request, person: Person = operator, form: Posted = p
 
 @router.get("/counterparties")
 def counterparties_tab(request: Request, person: Person = viewer) -> Response:
-    size, start = window(request)
-    status = request.query_params.get("status", "").strip() or None
+    size, start, status = _filtered(request)
     with session_scope() as session:
         found = queries.counterparties(session, status=status, limit=size, offset=start)
         organizations = our_organizations(session)
