@@ -145,6 +145,18 @@ def test_a_termination_confirmed_with_the_lessees_code_and_a_counterparty_regist
     ):
         refused = viewer.request.post(path, form={"csrf": token or "", **fields})
         assert refused.status == 403 and "Недостаточно прав" in refused.text(), path
+    # A draft has no form; posted all the same, the register's refusal reads in Russian.
+    operator_token = page.locator('form.who input[name="csrf"]').get_attribute("value") or ""
+    draft_refused = page.request.post(
+        "/console/sep/changes/confirm",
+        form={"csrf": operator_token, "change_number": "РС-2", "code:Lessee": "123456"},
+        headers={"referer": f"{console.gateway.url}/console/sep/changes"},
+    )
+    assert (
+        "Изменение лизинга № РС-2 не подтверждено: оно в статусе «Черновик», "
+        "подтверждается только «Зарегистрировано»"
+    ) in draft_refused.text()
+    assert _requests("ConfirmLeaseChange") == 1 and _change("РС-2").status == "Черновик"
     # A form without its token is refused too (before anything else is read).
     stale = page.request.post("/console/sep/counterparties", form={"inn": NEW_LESSEE})
     assert stale.status == 403 and "Форма устарела" in stale.text()
