@@ -13,7 +13,9 @@ from sqlalchemy.orm import Session
 from models.mail import MailMessage
 from models.master import Asset, Employee
 from models.sep import (
+    COUNTERPARTY_IN_SEP,
     EXECUTED,
+    LEASE_REJECTED,
     OPEN_STATUSES,
     SepApplication,
     SepCounterparty,
@@ -234,14 +236,22 @@ def lease_candidates_list(
 
 
 def lease_changes(
-    session: Session, *, status: str | None = None, limit: int = DEFAULT_LIMIT, offset: int = 0
+    session: Session,
+    *,
+    status: str | None = None,
+    open_only: bool = False,
+    limit: int = DEFAULT_LIMIT,
+    offset: int = 0,
 ) -> WorkList:
-    """Изменения лизинга: terminations, changes of lessee and ends of lease, those in progress first."""
+    """Изменения лизинга: terminations, changes of lessee and ends of lease, those in progress first
+    (``open_only``: not executed nor rejected, the console tab's count)."""
     query = select(SepLeaseChange).order_by(
         (SepLeaseChange.status == EXECUTED), SepLeaseChange.created_at, SepLeaseChange.id
     )
     if status:
         query = query.where(SepLeaseChange.status == status)
+    if open_only:
+        query = query.where(SepLeaseChange.status.not_in((EXECUTED, LEASE_REJECTED)))
     columns = (
         "id",
         "change_number",
@@ -262,12 +272,20 @@ def lease_changes(
 
 
 def counterparties(
-    session: Session, *, status: str | None = None, limit: int = DEFAULT_LIMIT, offset: int = 0
+    session: Session,
+    *,
+    status: str | None = None,
+    open_only: bool = False,
+    limit: int = DEFAULT_LIMIT,
+    offset: int = 0,
 ) -> WorkList:
-    """Контрагенты СЭП: counterparties looked up or registered in SEP, by ИНН."""
+    """Контрагенты СЭП: counterparties looked up or registered in SEP, by ИНН (``open_only``: not in
+    SEP yet — on their way or in error, the console tab's count)."""
     query = select(SepCounterparty).order_by(SepCounterparty.inn)
     if status:
         query = query.where(SepCounterparty.status == status)
+    if open_only:
+        query = query.where(SepCounterparty.status.not_in(COUNTERPARTY_IN_SEP))
     columns = (
         "id",
         "inn",

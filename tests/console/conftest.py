@@ -19,6 +19,7 @@ from models.db import session_scope
 from tests.harness.browser import chromium_binary
 from tests.harness.gateway import GatewayThread
 from tests.sep.conftest import _sandbox, master, sep_box  # noqa: F401  (fixtures the SEP tests share)
+from tests.sms.conftest import box, smsc  # noqa: F401  (the SMSC emulator the SMS tests share)
 
 PASSWORD = "console-test-password"
 # Fixed ids and password stamps: the users are written again after each test's truncation, and the

@@ -88,6 +88,8 @@ def test_ownership_change_confirmed_with_a_code_typed_by_hand(
         "lease": counts["lease_applications"],
         "queue": counts["queue"],
         "errors": counts["errors"],
+        "changes": 0,
+        "counterparties": 0,
     }
     row = page.locator(f'tr[data-application="{number}"]')
     row.get_by_role("checkbox").check()
@@ -277,7 +279,19 @@ def test_every_page_and_tab_shows_its_counts_and_statuses_in_colour_with_words(c
     links: list[Any] = page.eval_on_selector_all(
         "header nav a", "links => links.map(a => a.getAttribute('href'))"
     )
-    tabs = [f"/console/sep/{tab}" for tab in ("request", "letters", "ownership", "lease", "queue", "errors")]
+    tabs = [
+        f"/console/sep/{tab}"
+        for tab in (
+            "request",
+            "letters",
+            "ownership",
+            "lease",
+            "queue",
+            "errors",
+            "changes",
+            "counterparties",
+        )
+    ]
     for link in [*links, *tabs]:
         answer = page.request.get(link)
         assert answer.status == 200, link

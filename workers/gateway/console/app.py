@@ -17,6 +17,7 @@ from workers.gateway.access import Public
 from workers.gateway.console import (
     acts,
     audit,
+    billing,
     edo,
     exchange,
     home,
@@ -26,6 +27,8 @@ from workers.gateway.console import (
     ops,
     payments,
     sep,
+    sep_changes,
+    sms,
     users,
 )
 from workers.gateway.console.pages import Flow, install
@@ -38,7 +41,10 @@ FLOWS: list[Flow] = [
     login.FLOW,
     home.FLOW,
     sep.FLOW,
+    sep_changes.FLOW,
     payments.FLOW,
+    billing.FLOW,
+    sms.FLOW,
     acts.FLOW,
     invoices.FLOW,
     edo.FLOW,

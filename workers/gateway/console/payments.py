@@ -36,7 +36,7 @@ from workers.gateway.params import Id
 router = APIRouter(route_class=ConsoleRoute)
 
 
-def _before(after: Any) -> int | None:
+def before(after: Any) -> int | None:
     try:
         return int(after) if after is not None else None
     except ValueError:
@@ -45,7 +45,7 @@ def _before(after: Any) -> int | None:
 
 def _payments(session: Session, chosen: Mapping[str, str], after: Any, limit: int) -> list[dict[str, Any]]:
     query = select(Payment).order_by(Payment.id.desc()).limit(limit)
-    if (cursor := _before(after)) is not None:
+    if (cursor := before(after)) is not None:
         query = query.where(Payment.id < cursor)
     if inn := chosen.get("inn"):
         query = query.where(Payment.inn == inn)
@@ -113,7 +113,7 @@ def assign(request: Request, payment_id: Id, person: Person = operator, form: Po
 
 def _accruals(session: Session, chosen: Mapping[str, str], after: Any, limit: int) -> list[dict[str, Any]]:
     query = select(Accrual).order_by(Accrual.id.desc()).limit(limit)
-    if (cursor := _before(after)) is not None:
+    if (cursor := before(after)) is not None:
         query = query.where(Accrual.id < cursor)
     if inn := chosen.get("inn"):
         query = query.where(Accrual.subscriber_inn == inn)
@@ -160,7 +160,7 @@ def _deadlines(session: Session, chosen: Mapping[str, str], after: Any, limit: i
         .order_by(BillingDeadline.id.desc())
         .limit(limit)
     )
-    if (cursor := _before(after)) is not None:
+    if (cursor := before(after)) is not None:
         query = query.where(BillingDeadline.id < cursor)
     if status := chosen.get("status"):
         query = query.where(BillingDeadline.status == status)

@@ -39,7 +39,7 @@ from workers.gateway.params import Text
 router = APIRouter(prefix="/sep", route_class=ConsoleRoute)
 
 
-def _window(request: Request) -> tuple[int, int]:
+def window(request: Request) -> tuple[int, int]:
     """A work list's page: ``OBMEN_CONSOLE_PAGE_SIZE`` rows from ``?start=`` (rows skipped; work lists
     are the open work, short, so skipping costs little), and the whole count in the tab."""
     start = request.query_params.get("start", "")
@@ -54,19 +54,25 @@ TABS = (
     ("lease", "Заявление на лизинг", "lease_applications"),
     ("queue", "Очередь", "queue"),
     ("errors", "Ошибки", "errors"),
+    ("changes", "Изменения лизинга", "lease_changes"),
+    ("counterparties", "Контрагенты СЭП", "counterparties"),
 )
 
 
 def _summary() -> dict[str, int]:
     def compute() -> dict[str, int]:
         with session_scope() as session:
-            return queries.summary(session)
+            return {
+                **queries.summary(session),
+                "lease_changes": queries.lease_changes(session, open_only=True, limit=0).count,
+                "counterparties": queries.counterparties(session, open_only=True, limit=0).count,
+            }
 
     counts: dict[str, int] = cached("sep.summary", compute)
     return counts
 
 
-def _tab(request: Request, person: Person, key: str, **context: Any) -> Response:
+def tab_page(request: Request, person: Person, key: str, **context: Any) -> Response:
     counts = _summary()
     tabs = [(k, title, counts.get(c) if c else None) for k, title, c in TABS]
     return render(request, f"sep/{key}.html", person, tabs=tabs, tab=key, **context)
@@ -79,7 +85,7 @@ def _date(value: str) -> date | None:
         return None
 
 
-def _organizations(session: Session) -> list[Organization]:
+def our_organizations(session: Session) -> list[Organization]:
     return list(session.scalars(select(Organization).order_by(Organization.name)))
 
 
@@ -97,7 +103,7 @@ def request_tab(request: Request, person: Person = viewer) -> Response:
             .order_by(SepRequest.id.desc())
             .limit(20)
         ).all()
-        return _tab(request, person, "request", organizations=_organizations(session), recent=recent)
+        return tab_page(request, person, "request", organizations=our_organizations(session), recent=recent)
 
 
 def _act(request: Request, person: Person, name: str, kwargs: dict[str, Any], target: str) -> bool:
@@ -124,10 +130,10 @@ def request_applications(request: Request, person: Person = operator, form: Post
 
 @router.get("/letters")
 def letters_tab(request: Request, person: Person = viewer) -> Response:
-    size, start = _window(request)
+    size, start = window(request)
     with session_scope() as session:
         found = queries.letters(session, size, start)
-    return _tab(request, person, "letters", found=found, start=start)
+    return tab_page(request, person, "letters", found=found, start=start)
 
 
 @router.post("/letters")
@@ -158,7 +164,7 @@ OWNERSHIP_FILTERS = ("responsible", "asset", "vin", "epts")
 @router.get("/ownership")
 def ownership_tab(request: Request, person: Person = viewer) -> Response:
     chosen = {k: request.query_params.get(k, "").strip() or None for k in OWNERSHIP_FILTERS}
-    size, start = _window(request)
+    size, start = window(request)
     with session_scope() as session:
         found = queries.ownership_changes(
             session,
@@ -170,7 +176,9 @@ def ownership_tab(request: Request, person: Person = viewer) -> Response:
             offset=start,
         )
         employees = list(session.scalars(select(Employee).order_by(Employee.name)))
-    return _tab(request, person, "ownership", found=found, employees=employees, chosen=chosen, start=start)
+    return tab_page(
+        request, person, "ownership", found=found, employees=employees, chosen=chosen, start=start
+    )
 
 
 @router.post("/ownership")
@@ -214,7 +222,7 @@ def lease_tab(request: Request, person: Person = viewer) -> Response:
     query = request.query_params
     organization = query.get("organization", "").strip() or None
     period_from, period_to = _date(query.get("period_from", "")), _date(query.get("period_to", ""))
-    size, start = _window(request)
+    size, start = window(request)
     with session_scope() as session:
         candidates = (
             queries.lease_candidates_list(
@@ -226,8 +234,8 @@ def lease_tab(request: Request, person: Person = viewer) -> Response:
         leases = queries.lease_applications(
             session, status=query.get("status") or None, limit=size, offset=start
         )
-        organizations = _organizations(session)
-    return _tab(
+        organizations = our_organizations(session)
+    return tab_page(
         request,
         person,
         "lease",
@@ -284,18 +292,18 @@ def lease_action(request: Request, person: Person = operator, form: Posted = pos
 
 @router.get("/queue")
 def queue_tab(request: Request, person: Person = viewer) -> Response:
-    size, start = _window(request)
+    size, start = window(request)
     with session_scope() as session:
         found = queries.queue(session, size, start)
-    return _tab(request, person, "queue", found=found, start=start)
+    return tab_page(request, person, "queue", found=found, start=start)
 
 
 @router.get("/errors")
 def errors_tab(request: Request, person: Person = viewer) -> Response:
-    size, start = _window(request)
+    size, start = window(request)
     with session_scope() as session:
         found = queries.errors(session, size, start)
-    return _tab(request, person, "errors", found=found, start=start)
+    return tab_page(request, person, "errors", found=found, start=start)
 
 
 @router.get("/applications/{number}")
@@ -313,7 +321,7 @@ def application(request: Request, number: Text, person: Person = viewer) -> Resp
             .order_by(SepRequest.id.desc())
             .limit(20)
         ).all()
-        return _tab(request, person, "application", app=found, requests=requests)
+        return tab_page(request, person, "application", app=found, requests=requests)
 
 
 @router.get("/assets/{inventory_number}")
@@ -330,7 +338,7 @@ def asset_card(request: Request, inventory_number: Text, person: Person = viewer
             .limit(200)
         ).all()
         responsible = session.get(Employee, asset.responsible_id) if asset.responsible_id else None
-        return _tab(request, person, "asset", asset=asset, statuses=statuses, responsible=responsible)
+        return tab_page(request, person, "asset", asset=asset, statuses=statuses, responsible=responsible)
 
 
 def _ready_queue_numbers(session: Session) -> int:

@@ -122,6 +122,22 @@ STATUS_WORDS: dict[str, tuple[str, str]] = {
     "Ожидает подтверждения": ("Ожидает подтверждения", "wait"),
     "Отклонено": ("Отклонено", "bad"),
     "Ошибка": ("Ошибка", "bad"),
+    # SEP's lease changes and counterparties (issue 14).
+    "Черновик": ("Черновик", "muted"),
+    "Отправляется": ("Отправляется", "wait"),
+    "Зарегистрировано": ("Зарегистрировано", "wait"),
+    "Подтверждается": ("Подтверждается", "wait"),
+    "Проверяется": ("Проверяется", "wait"),
+    "Регистрируется": ("Регистрируется", "wait"),
+    "Есть в СЭП": ("Есть в СЭП", "good"),
+    "Зарегистрирован": ("Зарегистрирован", "good"),
+    # Billing's requests and SMS (issue 14).
+    "awaiting_payment": ("Ждёт оплаты", "wait"),
+    "process_started": ("Процесс запущен", "good"),
+    "closed": ("Закрыта", "muted"),
+    "delivered": ("Доставлено", "good"),
+    "failed": ("Не доставлено", "bad"),
+    "notified": ("Оповещены", "good"),
 }
 STATUS_MARK = {"bad": "✖", "wait": "○", "good": "✔", "muted": "–"}
 
@@ -367,10 +383,12 @@ def render(
     from workers.gateway.console.pages import navigation
 
     messages = request.session.pop(SESSION_FLASH, []) if person and not fragment else []
+    nav = navigation(person) if person else []
     page = templates.get_template(template).render(
         request=request,
         user=person,
-        nav=navigation(person) if person else [],
+        nav=nav,
+        active=_active(nav, request.url.path),
         csrf=csrf_token(request),
         messages=messages,
         path=request.url.path,
@@ -379,6 +397,15 @@ def render(
         **context,
     )
     return HTMLResponse(page, status_code=context.get("status_code", 200))
+
+
+def _active(nav: list[Any], path: str) -> str | None:
+    """The menu entry a page belongs to: the longest one whose path leads to it (/console/billing/works
+    is «Плановые работы», not «Начисления» at /console/billing)."""
+    leading = [
+        p.path for p in nav if path == p.path or (p.path != "/console/" and path.startswith(p.path + "/"))
+    ]
+    return max(leading, key=len, default=None)
 
 
 def url_with(request: Request, **changes: Any) -> str:
