@@ -221,6 +221,68 @@ class Bitrix24Client:
             yield from page.items
             start = page.next
 
+    def deal_product_rows(self, deal_id: int, *, key: str | None = None) -> list[dict[str, Any]]:
+        """``crm.deal.productrows.get``: the deal's product rows (``ID``, ``PRODUCT_ID``, ``PRODUCT_NAME`` …)."""
+        rows = self.call("crm.deal.productrows.get", {"id": deal_id}, key=key)
+        if not isinstance(rows, list) or not all(isinstance(r, dict) for r in rows):
+            raise Bitrix24Unavailable(
+                f"crm.deal.productrows.get answered {str(rows)[:200]!r}, not a list of rows"
+            )
+        return [dict(r) for r in rows]
+
+    # Smart-process items (``crm.item.*``): camelCase fields, one ``entityTypeId`` per smart process.
+    def item_add(
+        self, entity_type_id: int, fields: Mapping[str, Any], *, key: str | None = None
+    ) -> dict[str, Any]:
+        return _item(
+            self.call("crm.item.add", {"entityTypeId": entity_type_id, "fields": dict(fields)}, key=key)
+        )
+
+    def item_update(
+        self, entity_type_id: int, item_id: int, fields: Mapping[str, Any], *, key: str | None = None
+    ) -> dict[str, Any]:
+        params = {"entityTypeId": entity_type_id, "id": item_id, "fields": dict(fields)}
+        return _item(self.call("crm.item.update", params, key=key))
+
+    def item_get(self, entity_type_id: int, item_id: int, *, key: str | None = None) -> dict[str, Any]:
+        return _item(self.call("crm.item.get", {"entityTypeId": entity_type_id, "id": item_id}, key=key))
+
+    def item_list(
+        self,
+        entity_type_id: int,
+        filter: Mapping[str, Any] | None = None,
+        select: list[str] | None = None,
+        order: Mapping[str, str] | None = None,
+        start: int = 0,
+        *,
+        key: str | None = None,
+    ) -> Page:
+        params: dict[str, Any] = {"entityTypeId": entity_type_id, "start": start}
+        if filter:
+            params["filter"] = dict(filter)
+        if select:
+            params["select"] = list(select)
+        if order:
+            params["order"] = dict(order)
+        envelope = self.call_envelope("crm.item.list", params, key=key)
+        items = envelope["result"].get("items") if isinstance(envelope["result"], dict) else None
+        if not isinstance(items, list) or not all(isinstance(i, dict) for i in items):
+            raise Bitrix24Unavailable(f"crm.item.list answered {str(envelope['result'])[:200]!r}, not items")
+        return Page([dict(i) for i in items], envelope.get("next"), envelope.get("total"))
+
+    def iter_items(
+        self,
+        entity_type_id: int,
+        filter: Mapping[str, Any] | None = None,
+        select: list[str] | None = None,
+        order: Mapping[str, str] | None = None,
+    ) -> Iterator[dict[str, Any]]:
+        start: int | None = 0
+        while start is not None:
+            page = self.item_list(entity_type_id, filter, select, order, start)
+            yield from page.items
+            start = page.next
+
     def task_add(self, fields: Mapping[str, Any], *, key: str | None = None) -> dict[str, Any]:
         """``tasks.task.add``; returns the task (camelCase keys, ``id`` among them)."""
         return dict(self.call("tasks.task.add", {"fields": dict(fields)}, key=key)["task"])
@@ -278,6 +340,14 @@ class Bitrix24Client:
             total=dict(inner.get("result_total") or {}),
             next=dict(inner.get("result_next") or {}),
         )
+
+
+def _item(result: Any) -> dict[str, Any]:
+    """The ``item`` of a ``crm.item.*`` answer (``{"item": {"id": …}}``), or a clear error."""
+    item = result.get("item") if isinstance(result, dict) else None
+    if not isinstance(item, dict) or "id" not in item:
+        raise Bitrix24Unavailable(f"a crm.item answer without its item: {str(result)[:200]!r}")
+    return dict(item)
 
 
 def _retry_after(answer: Answer) -> float | None:
