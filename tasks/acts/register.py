@@ -439,7 +439,7 @@ def deal_stages(session: Session, deal_ids: list[int]) -> dict[int, str | None]:
     ):
         acts[deal_id].append((act_id, status))
     found_stages = select(ActDeal.deal_id, ActDeal.stage_id).where(ActDeal.deal_id.in_(deal_ids))
-    known = {deal_id: stage for deal_id, stage in session.execute(found_stages)}
+    known = dict(session.execute(found_stages).all())
     stages = {deal_id: machine.deal_stage_for(found) for deal_id, found in acts.items()}
     return {
         deal_id: None if stage == s.acts_stage_preparing and known.get(deal_id) in later else stage
