@@ -280,6 +280,8 @@ class ActItem(StepMixin, Base):
     # What obmen last wrote to the item (or took from it): a different stage there is a manager's move.
     stage_id: Mapped[str | None] = mapped_column(String(50))
     file_id: Mapped[int | None] = mapped_column(BigInteger)
+    # The portal's id of the file its field holds as obmen last saw it: another one is the manager's scan.
+    portal_file_id: Mapped[int | None] = mapped_column(BigInteger)
     # The refusal of the manager's last move, as put on the item (empty once a move went through).
     note: Mapped[str | None] = mapped_column(Text)
     synced_at: Mapped[datetime | None] = mapped_column(UTCDateTime())

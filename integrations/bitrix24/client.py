@@ -16,10 +16,12 @@ import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
+from urllib.parse import urlsplit
 
 from integrations import jsonsafe
 from integrations.bitrix24.errors import (
     Bitrix24Error,
+    Bitrix24RequestError,
     Bitrix24Throttled,
     Bitrix24Unavailable,
     error_for,
@@ -229,6 +231,36 @@ class Bitrix24Client:
                 f"crm.deal.productrows.get answered {str(rows)[:200]!r}, not a list of rows"
             )
         return [dict(r) for r in rows]
+
+    def download(self, url: str, *, key: str | None = None) -> bytes:
+        """A file a field of the portal points at (its ``urlMachine``), on the webhook's own host only:
+        an answer naming another host is not followed."""
+        own, asked = urlsplit(self.base), urlsplit(url)
+        if (asked.scheme, asked.netloc) != (own.scheme, own.netloc):
+            raise Bitrix24RequestError(
+                f"a file at {asked.scheme}://{asked.netloc}, not on the portal {own.netloc}: not read"
+            )
+        try:
+            answer = self._http.send(
+                self._http.build_request("GET", url),
+                recorder=self._record,
+                system=SYSTEM,
+                operation="download",
+                business_key=key,
+                shape=lambda e: replace(
+                    e, response_body=f"<{len(e.response_body or '')} characters of a file>"
+                ),
+            )
+        except TransientError as exc:
+            raise Bitrix24Unavailable(str(exc), method="download") from exc
+        if answer.status_code != 200:
+            raise error_for(
+                answer.status_code,
+                "",
+                f"the file at {mask_webhook(url)} answered {answer.status_code}",
+                "download",
+            )
+        return answer.content
 
     # Smart-process items (``crm.item.*``): camelCase fields, one ``entityTypeId`` per smart process.
     def item_add(

@@ -17,6 +17,7 @@ between Bitrix24's answer and our commit finds the item instead of adding a seco
 from __future__ import annotations
 
 import base64
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
@@ -45,7 +46,7 @@ from models.db import db_now, session_scope
 from tasks.acts import machine
 from tasks.acts.chain import ITEM_SYNC
 from tasks.acts.deals import batched, parse_bitrix_time
-from tasks.acts.register import ActNotFound, change_status, claim_cursor
+from tasks.acts.register import ActNotFound, Upload, change_status, claim_cursor
 from tasks.machinery.bitrix24 import bitrix24_client
 from tasks.machinery.outbox import enqueue
 
@@ -113,23 +114,55 @@ def _int(value: Any) -> int | None:
         return None
 
 
-def take_move(session: Session, act: Act, item: dict[str, Any], stage: str) -> str:
-    """A manager moved the item to ``stage``: move the act, or say why not (the item is put back)."""
+def portal_file_id(item: dict[str, Any] | None) -> int | None:
+    """The portal's id of the file in the item's file field (``{"id", "url", "urlMachine"}``)."""
+    value = (item or {}).get(get_settings().acts_item_file_field)
+    return _int(value.get("id")) if isinstance(value, dict) else None
+
+
+@dataclass
+class Taken:
+    """What taking a manager's move left: the refusal to put on the item (empty: the act moved), and
+    the portal's file the act took as its scan."""
+
+    note: str = ""
+    scan: int | None = None
+
+
+def take_move(
+    session: Session, b24: Bitrix24Client, row: ActItem, act: Act, item: dict[str, Any], stage: str
+) -> Taken:
+    """A manager moved the item to ``stage``: move the act, or say why not (the item is put back).
+
+    A move that needs a scan takes the file the manager put in the item's file field, when it is not
+    the one obmen put there.
+    """
     user = _int(item.get("movedBy")) or _int(item.get("updatedBy"))
     target = status_of(stage)
+    stays = f"the act stays «{act.status}»"
     if target is None:
-        return f"act {act.number}: «{stage}» is not a stage of the acts; the act stays «{act.status}»"
+        return Taken(f"act {act.number}: «{stage}» is not a stage of the acts; {stays}")
     group = get_settings().acts_group
     if group and user not in group:
-        return (
-            f"act {act.number}: Bitrix24 user {user} is not in the acts group, only its members move "
-            f"acts; the act stays «{act.status}»"
+        return Taken(
+            f"act {act.number}: Bitrix24 user {user} is not in the acts group, only its members move acts; {stays}"
         )
+    scan = portal_file_id(item)
+    upload = None
     try:
-        change_status(session, act, target, actor=machine.MANAGER, note=f"in Bitrix24 by user {user}")
+        move = machine.check(
+            act.number, act.act_type, act.status, target, machine.MANAGER, act.exchange_method
+        )
+        if move.needs_file and scan is not None and scan != row.portal_file_id:
+            field = item[get_settings().acts_item_file_field]
+            content = b24.download(str(field.get("urlMachine") or field.get("url")), key=f"act-item:{act.id}")
+            upload = Upload(f"{act.number}-{move.needs_file}-{scan}", "application/octet-stream", content)
+        change_status(
+            session, act, target, actor=machine.MANAGER, note=f"in Bitrix24 by user {user}", upload=upload
+        )
     except ValueError as exc:  # machine.IllegalTransition too: nothing was written
-        return str(exc)
-    return ""
+        return Taken(str(exc))
+    return Taken(scan=scan if upload is not None else None)
 
 
 def sync_item(session: Session, row: ActItem, b24: Bitrix24Client) -> None:
@@ -141,7 +174,7 @@ def sync_item(session: Session, row: ActItem, b24: Bitrix24Client) -> None:
     key = f"act-item:{act.id}"
     item = _current(b24, type_id, row, act, key)
     # A refusal stays on the item until the act moves on.
-    note = (row.note or "") if row.stage_id == stage_of(act.status) else ""
+    taken = Taken((row.note or "") if row.stage_id == stage_of(act.status) else "")
     if item is not None:
         seen = str(item.get("stageId") or "")
         # Unknown what obmen wrote (a crash after adding): the item shows our own earlier stage.
@@ -150,11 +183,11 @@ def sync_item(session: Session, row: ActItem, b24: Bitrix24Client) -> None:
             locked = session.get(Act, act.id, with_for_update={"nowait": True}, populate_existing=True)
             assert locked is not None
             act = locked
-            note = take_move(session, act, item, seen)
+            taken = take_move(session, b24, row, act, item, seen)
     file = newest_file(session, act.id)
     settings = get_settings()
-    wanted: dict[str, Any] = {"stageId": stage_of(act.status), settings.acts_item_note_field: note}
-    if file is not None and (item is None or file.id != row.file_id):
+    wanted: dict[str, Any] = {"stageId": stage_of(act.status), settings.acts_item_note_field: taken.note}
+    if file is not None and taken.scan is None and (item is None or file.id != row.file_id):
         content = base64.b64encode(file.content).decode("ascii")
         wanted[settings.acts_item_file_field] = [file.name, content]
     if item is None:
@@ -172,11 +205,12 @@ def sync_item(session: Session, row: ActItem, b24: Bitrix24Client) -> None:
     else:
         changes = {name: value for name, value in wanted.items() if _differs(item, name, value)}
         if changes:
-            b24.item_update(type_id, int(item["id"]), changes, key=key)
+            item = b24.item_update(type_id, int(item["id"]), changes, key=key)
     row.item_id = int(item["id"])
     row.stage_id = stage_of(act.status)
     row.file_id = file.id if file is not None else None
-    row.note = note or None
+    row.portal_file_id = taken.scan or portal_file_id(item)
+    row.note = taken.note or None
     row.status = "synced"
     row.synced_at = db_now(session)
 

@@ -29,6 +29,7 @@ def upgrade() -> None:
         sa.Column("item_id", sa.BigInteger(), nullable=True),
         sa.Column("stage_id", sa.String(length=50), nullable=True),
         sa.Column("file_id", sa.BigInteger(), nullable=True),
+        sa.Column("portal_file_id", sa.BigInteger(), nullable=True),
         sa.Column("note", sa.Text(), nullable=True),
         sa.Column("synced_at", models.base.UTCDateTime(timezone=True), nullable=True),
         sa.Column("attempts", sa.Integer(), server_default="0", nullable=False),
