@@ -20,7 +20,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from config.settings import get_settings
-from models.acts import ActDeal
+from integrations.bitrix24 import Bitrix24Client
+from models.acts import CREATED, Act, ActDeal
 from models.db import db_now, dialect_insert, session_scope
 from tasks.acts.chain import DEAL_SYNC
 from tasks.acts.forms import request_form
@@ -98,6 +99,33 @@ def apply_deal(session: Session, row: ActDeal, fields: dict[str, Any]) -> None:
     row.status = "synced"
     if row.stage_id == get_settings().acts_stage_approved:
         request_form(session, row.deal_id, requested_by="stage", business_key=f"approved:{row.deal_id}")
+
+
+def marked_products(fields: dict[str, Any]) -> set[str]:
+    """The product ids (``PRODUCT_ID``) the deal's user field marks "act needed" (a list, or one value)."""
+    value = fields.get(get_settings().acts_deal_products_field)
+    values = value if isinstance(value, list) else [value]
+    return {str(v).strip() for v in values if v is not None and str(v).strip() not in ("", "0")}
+
+
+def take_products(
+    session: Session, row: ActDeal, fields: dict[str, Any], b24: Bitrix24Client, key: str
+) -> None:
+    """The products an act is needed for: the deal's product rows (``crm.deal.productrows.get``) whose
+    product the deal marks; drafts of the deal drafted without products take them."""
+    marked = marked_products(fields)
+    if not marked:
+        row.act_products = None
+        return
+    names = [
+        str(r.get("PRODUCT_NAME") or "").strip()[:300]
+        for r in b24.deal_product_rows(row.deal_id, key=key)
+        if str(r.get("PRODUCT_ID")) in marked and str(r.get("PRODUCT_NAME") or "").strip()
+    ]
+    row.act_products = names
+    for act in session.scalars(select(Act).where(Act.deal_id == row.deal_id, Act.status == CREATED)):
+        if not act.products:
+            act.products = names
 
 
 def reconcile_deals() -> dict[str, int]:

@@ -171,7 +171,7 @@ def create_act(
         exchange_method=exchange_method or ("edo" if is_electronic(data.act_type) else None),
         edo_operator=data.edo_operator or deal.edo_operator,
         edo_id=data.edo_id or deal.edo_id,
-        products=data.products,
+        products=data.products or deal.act_products or [],
         amount=data.amount,
         sbis_document_id=str(uuid.uuid4()) if is_electronic(data.act_type) else None,
     )

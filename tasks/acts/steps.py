@@ -38,7 +38,7 @@ from tasks.acts.chain import CRM_APPLY, DEADLINE_FIRE, DEAL_SYNC, EMAIL_SEND, FO
 from tasks.acts.clients import sbis_client
 from tasks.acts.crm import claim_stage_rows, find_task, move_deals, notify, responsible_of
 from tasks.acts.deadlines import TASK_TITLE, task_text
-from tasks.acts.deals import apply_deal
+from tasks.acts.deals import apply_deal, take_products
 from tasks.acts.email import act_letter
 from tasks.acts.forms import counterparty, form_key, form_link, letter_text
 from tasks.acts.items import sync_item
@@ -133,8 +133,12 @@ def apply_crm_action(session: Session, action: ActCrmAction) -> None:
 
 @step(DEAL_SYNC, model=ActDeal, statuses={"pending"})
 def sync_deal(session: Session, row: ActDeal) -> None:
-    """Read the deal from Bitrix24 (``crm.deal.get``) and react to its stage."""
-    apply_deal(session, row, bitrix24_client().deal_get(row.deal_id, key=f"deal:{row.deal_id}"))
+    """Read the deal from Bitrix24 (``crm.deal.get``), react to its stage, take the products marked for acts."""
+    b24 = bitrix24_client()
+    key = f"deal:{row.deal_id}"
+    fields = b24.deal_get(row.deal_id, key=key)
+    apply_deal(session, row, fields)
+    take_products(session, row, fields, b24, key)
 
 
 @step(FORM_SEND, model=ActFormRequest, statuses={"to_send"})

@@ -254,3 +254,22 @@ def test_an_act_by_email_to_a_company_without_an_address_is_parked_with_the_reas
     parked = act(act_id)
     assert parked.status == EMAILING and parked.parked_at is not None
     assert "company 56 of deal 102 has no e-mail in Bitrix24" in (parked.last_error or "")
+
+
+def test_the_products_marked_on_the_deal_are_the_acts_products(box: Sandbox) -> None:
+    emulator = box.emulator("bitrix24")
+    assert isinstance(emulator, Bitrix24Emulator)
+    emulator.add_company({"ID": 55, "TITLE": "ООО «Ромашка»"})
+    emulator.add_deal({"ID": 101, "COMPANY_ID": 55, "UF_CRM_OBMEN_ACT_PRODUCTS": ["11", "13"]})
+    rows = [
+        {"PRODUCT_ID": 11, "PRODUCT_NAME": "Экспертиза", "PRICE": "1000.00"},
+        {"PRODUCT_ID": 12, "PRODUCT_NAME": "Доставка образцов", "PRICE": "200.00"},
+        {"PRODUCT_ID": 13, "PRODUCT_NAME": "Сертификация", "PRICE": "3000.00"},
+    ]
+    httpx.post(f"{box.url}/_sandbox/bitrix24/deals/101/productrows", json=rows).raise_for_status()
+    first = draft(products=[])
+    assert act(first).products == []  # drafted before obmen read the deal
+    drain()
+    assert act(first).products == ["Экспертиза", "Сертификация"]
+    assert act(draft(number="А-2", products=[])).products == ["Экспертиза", "Сертификация"]
+    assert act(draft(number="А-3", products=["Другое"])).products == ["Другое"]  # given: kept
