@@ -389,7 +389,7 @@ def test_deal_moves_go_fifty_to_a_batch_call(box: Sandbox) -> None:
         for act_id in ids:  # one transaction moving 61 acts, as a page of the СБИС feed does
             change_status(s, lock_act(s, act_id), SENT, actor=machine.MANAGER, effects=effects)
         effects.write(s)
-    messages = _messages("acts.crm.move_stages")[61:]  # after one per draft («Подготовка акта»)
+    messages = _messages("acts.crm.move_stages")[-2:]  # after one per draft («Подготовка акта»)
     assert [len(m["ids"]) for m in messages] == [50, 11]
     # Another mover holds one row: this batch leaves it to that mover.
     held = messages[0]["ids"][0]
