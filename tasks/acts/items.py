@@ -156,7 +156,10 @@ def take_move(
         if move.needs_file and scan is not None and scan != row.portal_file_id:
             field = item[get_settings().acts_item_file_field]
             content = b24.download(str(field.get("urlMachine") or field.get("url")), key=f"act-item:{act.id}")
-            upload = Upload(f"{act.number}-{move.needs_file}-{scan}", "application/octet-stream", content)
+            # The field names no file name; scans are PDF as a rule.
+            pdf = content.startswith(b"%PDF")
+            name = f"{act.number}-{move.needs_file}-{scan}" + (".pdf" if pdf else "")
+            upload = Upload(name, "application/pdf" if pdf else "application/octet-stream", content)
         change_status(
             session, act, target, actor=machine.MANAGER, note=f"in Bitrix24 by user {user}", upload=upload
         )
@@ -184,10 +187,20 @@ def sync_item(session: Session, row: ActItem, b24: Bitrix24Client) -> None:
             assert locked is not None
             act = locked
             taken = take_move(session, b24, row, act, item, seen)
+            if not taken.note:
+                # The act moved, and its change re-armed this row: the next run writes the item, so
+                # this transaction holds no lock of the act over another Bitrix24 call.
+                file = newest_file(session, act.id) if taken.scan else None
+                row.item_id = int(item["id"])
+                row.stage_id = seen
+                row.file_id = file.id if file is not None else row.file_id
+                row.portal_file_id = taken.scan or portal_file_id(item)
+                row.note = None
+                return
     file = newest_file(session, act.id)
     settings = get_settings()
     wanted: dict[str, Any] = {"stageId": stage_of(act.status), settings.acts_item_note_field: taken.note}
-    if file is not None and taken.scan is None and (item is None or file.id != row.file_id):
+    if file is not None and (item is None or file.id != row.file_id):
         content = base64.b64encode(file.content).decode("ascii")
         wanted[settings.acts_item_file_field] = [file.name, content]
     if item is None:
@@ -209,7 +222,7 @@ def sync_item(session: Session, row: ActItem, b24: Bitrix24Client) -> None:
     row.item_id = int(item["id"])
     row.stage_id = stage_of(act.status)
     row.file_id = file.id if file is not None else None
-    row.portal_file_id = taken.scan or portal_file_id(item)
+    row.portal_file_id = portal_file_id(item)
     row.note = taken.note or None
     row.status = "synced"
     row.synced_at = db_now(session)
