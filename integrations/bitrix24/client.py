@@ -201,14 +201,7 @@ class Bitrix24Client:
         order: Mapping[str, str] | None = None,
         start: int = 0,
     ) -> Page:
-        params: dict[str, Any] = {"start": start}
-        if filter:
-            params["filter"] = dict(filter)
-        if select:
-            params["select"] = list(select)
-        if order:
-            params["order"] = dict(order)
-        envelope = self.call_envelope("crm.deal.list", params)
+        envelope = self.call_envelope("crm.deal.list", _list_params(filter, select, order, start))
         return Page(list(envelope["result"]), envelope.get("next"), envelope.get("total"))
 
     def iter_deals(
@@ -217,11 +210,7 @@ class Bitrix24Client:
         select: list[str] | None = None,
         order: Mapping[str, str] | None = None,
     ) -> Iterator[dict[str, Any]]:
-        start: int | None = 0
-        while start is not None:
-            page = self.deal_list(filter, select, order, start)
-            yield from page.items
-            start = page.next
+        yield from _walk(lambda start: self.deal_list(filter, select, order, start))
 
     def deal_product_rows(self, deal_id: int, *, key: str | None = None) -> list[dict[str, Any]]:
         """``crm.deal.productrows.get``: the deal's product rows (``ID``, ``PRODUCT_ID``, ``PRODUCT_NAME`` …)."""
@@ -289,13 +278,7 @@ class Bitrix24Client:
         *,
         key: str | None = None,
     ) -> Page:
-        params: dict[str, Any] = {"entityTypeId": entity_type_id, "start": start}
-        if filter:
-            params["filter"] = dict(filter)
-        if select:
-            params["select"] = list(select)
-        if order:
-            params["order"] = dict(order)
+        params = {"entityTypeId": entity_type_id, **_list_params(filter, select, order, start)}
         envelope = self.call_envelope("crm.item.list", params, key=key)
         items = envelope["result"].get("items") if isinstance(envelope["result"], dict) else None
         if not isinstance(items, list) or not all(isinstance(i, dict) for i in items):
@@ -309,11 +292,7 @@ class Bitrix24Client:
         select: list[str] | None = None,
         order: Mapping[str, str] | None = None,
     ) -> Iterator[dict[str, Any]]:
-        start: int | None = 0
-        while start is not None:
-            page = self.item_list(entity_type_id, filter, select, order, start)
-            yield from page.items
-            start = page.next
+        yield from _walk(lambda start: self.item_list(entity_type_id, filter, select, order, start))
 
     def task_add(self, fields: Mapping[str, Any], *, key: str | None = None) -> dict[str, Any]:
         """``tasks.task.add``; returns the task (camelCase keys, ``id`` among them)."""
@@ -372,6 +351,28 @@ class Bitrix24Client:
             total=dict(inner.get("result_total") or {}),
             next=dict(inner.get("result_next") or {}),
         )
+
+
+def _list_params(
+    filter: Mapping[str, Any] | None, select: list[str] | None, order: Mapping[str, str] | None, start: int
+) -> dict[str, Any]:
+    params: dict[str, Any] = {"start": start}
+    if filter:
+        params["filter"] = dict(filter)
+    if select:
+        params["select"] = list(select)
+    if order:
+        params["order"] = dict(order)
+    return params
+
+
+def _walk(page_at: Callable[[int], Page]) -> Iterator[dict[str, Any]]:
+    """Every item of a list method, page after page (``next`` is where the following page starts)."""
+    start: int | None = 0
+    while start is not None:
+        page = page_at(start)
+        yield from page.items
+        start = page.next
 
 
 def _item(result: Any) -> dict[str, Any]:

@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session
 
 from config.settings import get_settings
 from integrations.bitrix24 import Bitrix24Client
-from models.acts import CREATED, Act, ActDeal
+from models.acts import CREATED, Act, ActDeal, ActSyncCursor
 from models.db import db_now, dialect_insert, session_scope
 from tasks.acts.chain import DEAL_SYNC
 from tasks.acts.forms import request_form
@@ -128,16 +128,24 @@ def take_products(
             act.products = names
 
 
+def claim_window(session: Session, name: str) -> tuple[ActSyncCursor, datetime] | None:
+    """The reconciliation cursor ``name``, locked for this run, and the time to list changes from:
+    Bitrix24's own clock as last seen (a day back the first time), minus an overlap for changes
+    committed late. None while another run holds the cursor."""
+    cursor = claim_cursor(session, name)
+    if cursor is None:
+        return None
+    overlap = timedelta(seconds=get_settings().acts_reconcile_overlap_s)
+    return cursor, (cursor.position_at or db_now(session) - timedelta(days=1)) - overlap
+
+
 def reconcile_deals() -> dict[str, int]:
     """Mark every deal changed in Bitrix24 since the last run whose change we have not read."""
-    settings = get_settings()
     with session_scope() as session:
-        cursor = claim_cursor(session, CURSOR)
-        if cursor is None:
+        found = claim_window(session, CURSOR)
+        if found is None:
             return {"skipped": 1}
-        overlap = timedelta(seconds=settings.acts_reconcile_overlap_s)
-        # Bitrix24's own clock (the DATE_MODIFY seen last), minus an overlap for changes committed late.
-        since = (cursor.position_at or db_now(session) - timedelta(days=1)) - overlap
+        cursor, since = found
         # Read every page first, write after: nothing is held while Bitrix24 answers.
         listed = list(
             bitrix24_client().iter_deals(

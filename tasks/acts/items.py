@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import base64
 from dataclasses import dataclass
-from datetime import timedelta
 from typing import Any
 
 import structlog
@@ -45,8 +44,8 @@ from models.acts import (
 from models.db import db_now, session_scope
 from tasks.acts import machine
 from tasks.acts.chain import ITEM_SYNC
-from tasks.acts.deals import batched, parse_bitrix_time
-from tasks.acts.register import ActNotFound, Upload, change_status, claim_cursor
+from tasks.acts.deals import batched, claim_window, parse_bitrix_time
+from tasks.acts.register import ActNotFound, Upload, change_status
 from tasks.machinery.bitrix24 import bitrix24_client
 from tasks.machinery.outbox import enqueue
 
@@ -249,11 +248,10 @@ def reconcile_items() -> dict[str, int]:
         return {"off": 1}
     type_id = settings.acts_item_entity_type_id
     with session_scope() as session:
-        cursor = claim_cursor(session, CURSOR)
-        if cursor is None:
+        found = claim_window(session, CURSOR)
+        if found is None:
             return {"skipped": 1}
-        overlap = timedelta(seconds=settings.acts_reconcile_overlap_s)
-        since = (cursor.position_at or db_now(session) - timedelta(days=1)) - overlap
+        cursor, since = found
         listed = list(
             bitrix24_client().iter_items(
                 type_id,

@@ -8,6 +8,7 @@ from email import message_from_bytes, policy
 from email.message import EmailMessage
 from typing import Any
 
+import httpx
 import pytest
 from sqlalchemy import select
 
@@ -15,9 +16,14 @@ from config.settings import get_settings
 from models.acts import Act, ActCrmAction, ActDeadline, ActHistory
 from models.db import session_scope
 from models.outbox import Outbox
+from sandbox.bitrix24 import Bitrix24Emulator
 from sandbox.harness import Emulator, SandboxClock
+from sandbox.sbis import SbisEmulator
 from sandbox.server import Sandbox
 from tasks.acts.register import ActIn, Upload, create_act
+from tasks.machinery.bitrix24 import forget_clients
+from tasks.machinery.outbox import set_dispatch_mode
+from tests.harness.gateway import GatewayThread
 
 PDF = Upload("act.pdf", "application/pdf", b"%PDF-1.4 act of completed work")
 SCAN = Upload("scan.pdf", "application/pdf", b"%PDF-1.4 scan")
@@ -86,6 +92,38 @@ def sandbox_settings(
 
 def clock() -> SandboxClock:
     return SandboxClock()
+
+
+@contextmanager
+def portals(monkeypatch: pytest.MonkeyPatch, **extra: str) -> Iterator[Sandbox]:
+    """The Bitrix24 and СБИС emulators, the portal's limits out of the way, steps run by hand (``drain``)."""
+    with sandbox_settings(
+        monkeypatch,
+        Bitrix24Emulator(clock()),
+        SbisEmulator(clock()),
+        OBMEN_BITRIX24_RATE_PER_S="1000",
+        OBMEN_BITRIX24_BURST="1000",
+        **extra,
+    ) as sandbox:
+        httpx.put(sandbox.url + "/_sandbox/bitrix24/limits", json={"bucket_size": 1000, "drain_per_s": 1000})
+        forget_clients()
+        set_dispatch_mode("off")
+        yield sandbox
+    set_dispatch_mode("inline")
+    forget_clients()
+
+
+@contextmanager
+def events_gateway(box: Sandbox, *events: str) -> Iterator[GatewayThread]:
+    """The gateway, with the portal's outbound ``events`` (default: the deal's) bound to it."""
+    with GatewayThread() as gw:
+        set_dispatch_mode("off")  # the gateway's own mode is "background": steps run by hand here
+        bound = list(events) or ["ONCRMDEALADD", "ONCRMDEALUPDATE"]
+        httpx.put(
+            box.url + "/_sandbox/bitrix24/events",
+            json={"handler": gw.url + "/bitrix24/events", "events": bound},
+        )
+        yield gw
 
 
 class SmtpSink:

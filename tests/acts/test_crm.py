@@ -22,19 +22,16 @@ from models.exchange_log import ExchangeLog
 from models.outbox import Outbox
 from sandbox.bitrix24 import Bitrix24Emulator
 from sandbox.bitrix24.events import APPLICATION_TOKEN
-from sandbox.sbis import SbisEmulator
 from sandbox.server import Sandbox
 from tasks.acts import machine
 from tasks.acts.deadlines import sweep_deadlines
 from tasks.acts.deals import deal_changed, reconcile_deals
 from tasks.acts.entries import StageRows, fire_batch, move_stages
 from tasks.acts.register import Effects, change_status, lock_act
-from tasks.machinery.bitrix24 import forget_clients
 from tasks.machinery.deadlines import DeadlineRows
-from tasks.machinery.outbox import set_dispatch_mode
 from tasks.machinery.steps import STEPS, Outcome, run_step
 from tasks.machinery.workdays import MOSCOW
-from tests.acts.support import SCAN, SmtpSink, act, clock, crm_actions, deadlines, draft, sandbox_settings
+from tests.acts.support import SCAN, SmtpSink, act, crm_actions, deadlines, draft, events_gateway, portals
 from tests.harness.gateway import GatewayThread
 from tests.harness.waiting import wait_for
 
@@ -50,28 +47,15 @@ def smtp() -> Iterator[SmtpSink]:
 
 @pytest.fixture
 def box(monkeypatch: pytest.MonkeyPatch, smtp: SmtpSink, obmen_app: Any) -> Iterator[Sandbox]:
-    with sandbox_settings(
-        monkeypatch,
-        Bitrix24Emulator(clock()),
-        SbisEmulator(clock()),
-        OBMEN_SMTP_URL=smtp.url,
-        OBMEN_ACTS_PUBLIC_URL="https://obmen.example",
-        OBMEN_BITRIX24_RATE_PER_S="1000",
-        OBMEN_BITRIX24_BURST="1000",
+    with portals(
+        monkeypatch, OBMEN_SMTP_URL=smtp.url, OBMEN_ACTS_PUBLIC_URL="https://obmen.example"
     ) as sandbox:
-        httpx.put(sandbox.url + "/_sandbox/bitrix24/limits", json={"bucket_size": 1000, "drain_per_s": 1000})
-        forget_clients()
-        set_dispatch_mode("off")
         yield sandbox
-    set_dispatch_mode("inline")
-    forget_clients()
 
 
 @pytest.fixture
 def gateway(box: Sandbox) -> Iterator[GatewayThread]:
-    with GatewayThread() as gw:
-        set_dispatch_mode("off")  # the gateway's own mode is "background": steps run by hand here
-        httpx.put(box.url + "/_sandbox/bitrix24/events", json={"handler": gw.url + "/bitrix24/events"})
+    with events_gateway(box) as gw:
         yield gw
 
 

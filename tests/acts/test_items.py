@@ -19,15 +19,12 @@ from models.db import session_scope
 from models.mail import OutgoingLetter
 from sandbox.bitrix24 import Bitrix24Emulator
 from sandbox.bitrix24.events import APPLICATION_TOKEN
-from sandbox.sbis import SbisEmulator
 from sandbox.server import Sandbox
 from tasks.acts import machine
 from tasks.acts.items import reconcile_items
 from tasks.acts.register import change_status, lock_act
-from tasks.machinery.bitrix24 import forget_clients
-from tasks.machinery.outbox import set_dispatch_mode
 from tasks.machinery.steps import STEPS, Outcome, run_step
-from tests.acts.support import PDF, SCAN, SmtpSink, act, clock, deadlines, draft, history, sandbox_settings
+from tests.acts.support import PDF, SCAN, SmtpSink, act, deadlines, draft, events_gateway, history, portals
 from tests.acts.test_crm import drain, events_delivered, seed_deal
 from tests.harness.gateway import GatewayThread
 
@@ -37,8 +34,6 @@ MANAGER, STRANGER = 7, 9
 ITEMS = {
     "OBMEN_ACTS_ITEM_ENTITY_TYPE_ID": str(TYPE),
     "OBMEN_ACTS_GROUP_USER_IDS": f"{MANAGER}, 8",
-    "OBMEN_BITRIX24_RATE_PER_S": "1000",
-    "OBMEN_BITRIX24_BURST": "1000",
 }
 
 
@@ -50,27 +45,14 @@ def smtp() -> Iterator[SmtpSink]:
 
 @pytest.fixture
 def box(monkeypatch: pytest.MonkeyPatch, smtp: SmtpSink, obmen_app: Any) -> Iterator[Sandbox]:
-    with sandbox_settings(
-        monkeypatch, Bitrix24Emulator(clock()), SbisEmulator(clock()), OBMEN_SMTP_URL=smtp.url, **ITEMS
-    ) as sandbox:
-        httpx.put(sandbox.url + "/_sandbox/bitrix24/limits", json={"bucket_size": 1000, "drain_per_s": 1000})
+    with portals(monkeypatch, OBMEN_SMTP_URL=smtp.url, **ITEMS) as sandbox:
         httpx.put(sandbox.url + "/_sandbox/bitrix24/types", json={str(TYPE): "Акты"})
-        forget_clients()
-        set_dispatch_mode("off")
         yield sandbox
-    set_dispatch_mode("inline")
-    forget_clients()
 
 
 @pytest.fixture
 def gateway(box: Sandbox) -> Iterator[GatewayThread]:
-    with GatewayThread() as gw:
-        set_dispatch_mode("off")  # the gateway's own mode is "background": steps run by hand here
-        events = ["ONCRMDEALUPDATE", "ONCRMDYNAMICITEMUPDATE"]
-        httpx.put(
-            box.url + "/_sandbox/bitrix24/events",
-            json={"handler": gw.url + "/bitrix24/events", "events": events},
-        )
+    with events_gateway(box, "ONCRMDEALUPDATE", "ONCRMDYNAMICITEMUPDATE") as gw:
         yield gw
 
 
