@@ -12,8 +12,11 @@ from typing import Any
 
 import httpx
 import pytest
+from pydantic import ValidationError
 from sqlalchemy import select
 
+from config.settings import Settings, get_settings
+from integrations.bitrix24 import Bitrix24Client, Bitrix24RequestError
 from models.acts import CREATED, EMAILING, SENT, SIGNED_BY_US, ActItem
 from models.db import session_scope
 from models.mail import OutgoingLetter
@@ -255,3 +258,26 @@ def test_the_products_marked_on_the_deal_are_the_acts_products(box: Sandbox) -> 
     assert act(first).products == ["Экспертиза", "Сертификация"]
     assert act(draft(number="А-2", products=[])).products == ["Экспертиза", "Сертификация"]
     assert act(draft(number="А-3", products=["Другое"])).products == ["Другое"]  # given: kept
+
+
+def test_a_smart_process_the_portal_lacks_parks_the_item_with_its_word(
+    box: Sandbox, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("OBMEN_ACTS_ITEM_ENTITY_TYPE_ID", "1040")  # a typo: the portal's is 1038
+    get_settings.cache_clear()
+    seed_deal(box)
+    act_id = draft(company_id=55)
+    drain()
+    with session_scope() as s:
+        row = s.scalars(select(ActItem).where(ActItem.act_id == act_id)).one()
+    assert row.parked_at is not None and "Смарт-процесс не найден" in (row.last_error or "")
+    assert items(box) == [] and act(act_id).status == CREATED  # the act itself goes on
+
+
+def test_bad_settings_and_files_off_the_portal_are_refused() -> None:
+    with pytest.raises(ValidationError, match="OBMEN_ACTS_GROUP_USER_IDS"):
+        Settings(acts_group_user_ids="7, twelve")
+    assert Settings(acts_group_user_ids=" 7,12 ,").acts_group == frozenset({7, 12})
+    client = Bitrix24Client("https://portal.example/rest/1/code/")
+    with pytest.raises(Bitrix24RequestError, match="not on the portal portal.example"):
+        client.download("https://elsewhere.example/scan.pdf")
