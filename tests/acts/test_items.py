@@ -158,6 +158,13 @@ def test_a_manager_moves_the_act_in_bitrix24_and_refused_moves_are_put_back(
     # Three refusals put back (the stage and the note), the scan's note cleared; the moves that went
     # through wrote nothing (the item already showed them).
     assert item_updates(box) - updates == 4
+    # The company's list of acts (its card), with each act's item.
+    listed = httpx.get(
+        gateway.url + "/companies/55/acts", headers={"Authorization": "Bearer test-read-token"}
+    )
+    assert [(a["number"], a["status"], a["bitrix24_item_id"]) for a in listed.json()["acts"]] == [
+        ("А-1", SENT, item_id)
+    ]
 
 
 def test_item_events_with_bad_input_are_refused_or_ignored(box: Sandbox, gateway: GatewayThread) -> None:
