@@ -428,8 +428,9 @@ def claim_cursor(session: Session, name: str) -> ActSyncCursor | None:
 def deal_stages(session: Session, deal_ids: list[int]) -> dict[int, str | None]:
     """The stage each deal's acts call for (None: no move), from the acts as committed now.
 
-    «Подготовка акта» never takes a deal back: a deal Bitrix24 last showed on a later stage of the
-    acts (approved by the commission, sent, done) stays there while a new draft is prepared.
+    «Подготовка акта» never takes a deal back: only a deal obmen has read from Bitrix24 (its first
+    read re-arms the move) and not on a later stage of the acts (approved by the commission, sent,
+    done) goes there.
     """
     s = get_settings()
     later = {s.acts_stage_approved, s.acts_stage_act_sent, s.acts_stage_done, s.acts_stage_remarks}
@@ -442,7 +443,7 @@ def deal_stages(session: Session, deal_ids: list[int]) -> dict[int, str | None]:
     known = dict(session.execute(found_stages).all())
     stages = {deal_id: machine.deal_stage_for(found) for deal_id, found in acts.items()}
     return {
-        deal_id: None if stage == s.acts_stage_preparing and known.get(deal_id) in later else stage
+        deal_id: None if stage == s.acts_stage_preparing and known.get(deal_id) in later | {None} else stage
         for deal_id, stage in stages.items()
     }
 

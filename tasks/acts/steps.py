@@ -42,7 +42,7 @@ from tasks.acts.deals import apply_deal, take_products
 from tasks.acts.email import act_letter
 from tasks.acts.forms import counterparty, form_key, form_link, letter_text
 from tasks.acts.items import sync_item
-from tasks.acts.register import STAGE_BATCH, change_status
+from tasks.acts.register import STAGE_BATCH, change_status, rearm_deal_stages
 from tasks.acts.sbis import ACTION, STAGE, offers_send, sbis_document
 from tasks.machinery.bitrix24 import bitrix24_client
 from tasks.machinery.outbox import enqueue
@@ -137,8 +137,12 @@ def sync_deal(session: Session, row: ActDeal) -> None:
     b24 = bitrix24_client()
     key = f"deal:{row.deal_id}"
     fields = b24.deal_get(row.deal_id, key=key)
+    first = row.synced_at is None
     apply_deal(session, row, fields)
     take_products(session, row, fields, b24, key)
+    if first and session.scalar(select(Act.id).where(Act.deal_id == row.deal_id).limit(1)) is not None:
+        # Its stage is known now: the drafts' «Подготовка акта» waited for it (``deal_stages``).
+        rearm_deal_stages(session, [row.deal_id])
 
 
 @step(FORM_SEND, model=ActFormRequest, statuses={"to_send"})
