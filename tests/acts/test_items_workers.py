@@ -1,15 +1,17 @@
-"""Real worker processes killed -9 in the middle of the new acts steps: between Bitrix24's answer to
+"""The acts' Bitrix24 items and e-mail through real worker processes: end to end, and killed -9 in the middle of the new steps: between Bitrix24's answer to
 ``crm.item.add`` and the commit (``acts.item.sync``), and while the e-mail step reads the company
 (``acts.email.send``). The re-driven step (run in-process: what matters is the state the killed
 worker left) neither loses the work nor doubles it."""
 
 from __future__ import annotations
 
+import base64
 import signal
 from collections.abc import Iterator
 from datetime import datetime
 from typing import Any
 
+import httpx
 import pytest
 from sqlalchemy import select, update
 
@@ -27,6 +29,7 @@ from tests.acts.test_crm import drain, seed_deal
 from tests.acts.test_items import ITEMS, _move, items
 from tests.acts.test_items import box as box
 from tests.acts.test_items import smtp as smtp
+from tests.harness.gateway import GatewayThread
 from tests.harness.processes import Process, start_worker
 from tests.harness.waiting import wait_for
 
@@ -36,7 +39,10 @@ def held(box: Sandbox, smtp: SmtpSink) -> Iterator[tuple[Bitrix24Emulator, dict[
     emulator = box.emulator("bitrix24")
     assert isinstance(emulator, Bitrix24Emulator)
     seed_deal(box)
-    yield emulator, {**box.client_settings(), **ITEMS, "OBMEN_SMTP_URL": smtp.url}
+    yield (
+        emulator,
+        {**box.client_settings(), **ITEMS, "OBMEN_SMTP_URL": smtp.url, "OBMEN_ACTS_EMAIL_CHECK_S": "1"},
+    )
     emulator.knobs.extra.pop("hold_method", None)  # a held answer has nobody to go to
 
 
@@ -83,7 +89,7 @@ def test_a_worker_killed_between_adding_the_item_and_its_commit_adds_it_once(
 
 def items_of(emulator: Bitrix24Emulator) -> list[dict[str, Any]]:
     with emulator.portal.lock:
-        return list(emulator.smart.items[1038].values())
+        return list(emulator.smart.items.get(1038, {}).values())
 
 
 def test_a_worker_killed_in_the_email_step_sends_the_act_once(
@@ -109,3 +115,48 @@ def test_a_worker_killed_in_the_email_step_sends_the_act_once(
     [letter] = smtp.messages
     assert [a.get_content() for a in letter.iter_attachments()] == [SCAN.content]
     assert items(box)[0]["stageId"] == "DT1038_0:SENT"
+
+
+def test_end_to_end_through_a_real_worker_the_manager_works_in_bitrix24_only(
+    held: tuple[Bitrix24Emulator, dict[str, str]], smtp: SmtpSink, box: Sandbox
+) -> None:
+    """POST /acts → item; the manager moves it in the portal (event → gateway → worker); «sent» e-mails it."""
+    emulator, env = held
+    worker = start_worker(env=env, queues="acts,mail", concurrency=2)
+    try:
+        with GatewayThread() as gw:
+            events = ["ONCRMDEALUPDATE", "ONCRMDYNAMICITEMUPDATE"]
+            httpx.put(
+                box.url + "/_sandbox/bitrix24/events",
+                json={"handler": gw.url + "/bitrix24/events", "events": events},
+            )
+            created = httpx.post(
+                gw.url + "/acts",
+                data={"number": "П-1", "deal_id": "101", "act_type": "paper_ul", "exchange_method": "email"},
+                files={"file": ("act.pdf", b"%PDF-1.4 act", "application/pdf")},
+                headers={"Authorization": "Bearer test-write-token"},
+            )
+            assert created.status_code == 201, created.text
+            act_id = created.json()["id"]
+            item = wait_for(lambda: next(iter(items_of(emulator)), None), timeout=60, what="the act's item")
+            scan = base64.b64encode(SCAN.content).decode()
+            move = f"{box.url}/_sandbox/bitrix24/items/1038/{item['id']}/update"
+            stage = "DT1038_0:SIGNED_BY_US"
+            httpx.post(
+                move, json={"fields": {"stageId": stage, "ufCrmObmenActFile": ["s.pdf", scan]}, "user": 7}
+            )
+            wait_for(
+                lambda: act(act_id).status == SIGNED_BY_US, timeout=60, what="the manager's move in obmen"
+            )
+            httpx.post(move, json={"fields": {"stageId": "DT1038_0:SENT"}, "user": 7})
+            wait_for(lambda: act(act_id).status == SENT, timeout=60, what="the act e-mailed")
+            wait_for(
+                lambda: items_of(emulator)[0]["stageId"] == "DT1038_0:SENT",
+                timeout=60,
+                what="the item to follow",
+            )
+    finally:
+        worker.stop()
+    [letter] = smtp.messages
+    assert [a.get_content() for a in letter.iter_attachments()] == [SCAN.content]
+    assert len(items_of(emulator)) == 1
