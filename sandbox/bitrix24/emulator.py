@@ -269,6 +269,8 @@ class Bitrix24Emulator(Emulator):
             "internal_error": (500, "INTERNAL_SERVER_ERROR", "Internal server error"),
             "overload": (503, "OVERLOAD_LIMIT", "REST API is blocked due to overload."),
         }
+        if kind == "wrong_shape":  # a 200 envelope whose result is not what the method answers
+            return JSONResponse({"result": {"unexpected": True}, "time": {}})
         if kind in faults:
             status, code, text = faults[kind]
             return JSONResponse({"error": code, "error_description": text}, status_code=status)

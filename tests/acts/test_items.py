@@ -202,6 +202,11 @@ def test_lost_item_events_are_found_by_the_reconciliation_and_bad_answers_retrie
         assert (
             row is not None and row.status == "pending" and "INTERNAL_SERVER_ERROR" in (row.last_error or "")
         )
+    httpx.put(box.url + "/_sandbox/bitrix24/knobs", json={"fault": "wrong_shape", "fault_next": 1})
+    assert run_step(STEPS["acts.item.sync"], row_id) is Outcome.RETRY
+    with session_scope() as s:
+        row = s.get(ActItem, row_id)
+        assert row is not None and "a crm.item answer without its item" in (row.last_error or "")
     drain()
     assert act(act_id).status == SIGNED_BY_US
     assert reconcile_items()["marked"] == 0
