@@ -8,8 +8,10 @@ Both directions go through one step, ``acts.item.sync``, on the act's ``act_item
 ``pending`` by any change of the act, by Bitrix24's ``ONCRMDYNAMICITEMUPDATE`` event, and by
 ``acts.items.reconcile`` (Bitrix24 never retries an event). The step reads the item first: a stage
 other than the one obmen last wrote is a manager's move, taken through the act's state machine
-(only by a user of the acts group, ``OBMEN_ACTS_GROUP_USER_IDS``); then it writes the act's stage,
-its newest file and, for a refused move, the reason naming what is allowed, back on the item.
+(only by a user of the acts group, ``OBMEN_ACTS_GROUP_USER_IDS``); a move taken ends the run (the
+act's change re-arms the row, and its next run writes the item). Otherwise it writes the act's
+stage, its newest file and, for a refused move, the reason naming what is allowed, back on the item,
+only what differs: its own update's event then finds nothing to write.
 The item is added once: its ``xmlId`` is the act's key, looked up before adding, so a worker killed
 between Bitrix24's answer and our commit finds the item instead of adding a second.
 """
