@@ -23,7 +23,9 @@ from sandbox.server import Sandbox
 from tasks.acts.register import ActIn, Upload, create_act
 from tasks.machinery.bitrix24 import forget_clients
 from tasks.machinery.outbox import set_dispatch_mode
+from tasks.machinery.steps import STEPS, Outcome, run_step
 from tests.harness.gateway import GatewayThread
+from tests.harness.waiting import wait_for
 
 PDF = Upload("act.pdf", "application/pdf", b"%PDF-1.4 act of completed work")
 SCAN = Upload("scan.pdf", "application/pdf", b"%PDF-1.4 scan")
@@ -154,3 +156,60 @@ class SmtpSink:
 
     def __exit__(self, *exc: object) -> None:
         self._controller.stop()
+
+
+MANAGER = 7  # the deals' responsible in the portal
+
+
+def bitrix(box: Sandbox) -> Bitrix24Emulator:
+    found = box.emulator("bitrix24")
+    assert isinstance(found, Bitrix24Emulator)
+    return found
+
+
+def seed_deal(box: Sandbox, deal_id: int = 101, stage: str = "PREPARATION") -> None:
+    emulator = bitrix(box)
+    emulator.add_company(
+        {
+            "ID": 55,
+            "TITLE": "ООО «Ромашка»",
+            "EMAIL": [{"VALUE": "buh@romashka.example", "VALUE_TYPE": "WORK"}],
+        }
+    )
+    emulator.add_deal(
+        {
+            "ID": deal_id,
+            "TITLE": "Экспорт сыра",
+            "STAGE_ID": stage,
+            "COMPANY_ID": 55,
+            "ASSIGNED_BY_ID": MANAGER,
+        }
+    )
+
+
+def events_delivered(box: Sandbox) -> list[dict[str, Any]]:
+    emulator = bitrix(box)
+    wait_for(emulator.events.idle, timeout=30, what="the portal to deliver its events")
+    return [d for d in emulator.events.state()["deliveries"] if not d["dropped"]]
+
+
+def drain() -> dict[str, int]:
+    """Run every acts step (and ``mail.send``) that has a row waiting, until none has (a worker, without Celery)."""
+    done: dict[str, int] = {}
+    progress = True
+    while progress:
+        progress = False
+        for name, spec in STEPS.items():
+            if not name.startswith(("acts.", "mail.send")):
+                continue
+            with session_scope() as s:
+                ids = s.scalars(
+                    select(spec.model.id)
+                    .where(spec.model.status.in_(spec.statuses), spec.model.parked_at.is_(None))
+                    .order_by(spec.model.id)
+                ).all()
+            for row_id in ids:
+                if run_step(spec, row_id) is Outcome.DONE:
+                    done[name] = done.get(name, 0) + 1
+                    progress = True
+    return done

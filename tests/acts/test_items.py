@@ -27,8 +27,20 @@ from tasks.acts import machine
 from tasks.acts.items import reconcile_items
 from tasks.acts.register import change_status, lock_act
 from tasks.machinery.steps import STEPS, Outcome, run_step
-from tests.acts.support import PDF, SCAN, SmtpSink, act, deadlines, draft, events_gateway, history, portals
-from tests.acts.test_crm import drain, events_delivered, seed_deal
+from tests.acts.support import (
+    PDF,
+    SCAN,
+    SmtpSink,
+    act,
+    deadlines,
+    draft,
+    drain,
+    events_delivered,
+    events_gateway,
+    history,
+    portals,
+    seed_deal,
+)
 from tests.harness.gateway import GatewayThread
 
 TYPE = 1038

@@ -24,8 +24,7 @@ from tasks.acts import steps
 from tasks.machinery.outbox import set_dispatch_mode
 from tasks.machinery.steps import Outcome
 from tasks.machinery.sweeper import sweep
-from tests.acts.support import SCAN, SmtpSink, act, draft
-from tests.acts.test_crm import drain, seed_deal
+from tests.acts.support import SCAN, SmtpSink, act, draft, drain, seed_deal
 from tests.acts.test_items import ITEMS, _move, items
 from tests.acts.test_items import box as box
 from tests.acts.test_items import smtp as smtp
