@@ -45,7 +45,17 @@ STATUS = CodeOrLabel(
 )
 TYPE = CodeOrLabel(ACT_TYPES, stores="code")
 
-ACT_COLUMNS = ("id", "number", "deal_id", "company_id", "act_type", "status", "signature_due_at", "overdue")
+ACT_COLUMNS = (
+    "id",
+    "number",
+    "deal_id",
+    "company_id",
+    "act_type",
+    "status",
+    "signature_due_at",
+    "overdue",
+    "bitrix24_item_id",
+)
 
 
 @acts.command("list")
