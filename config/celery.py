@@ -84,6 +84,7 @@ def beat_schedule(settings: Settings) -> dict[str, dict[str, Any]]:
         "acts-track": every("acts.track", settings.acts_track_interval_s),
         "acts-deadlines": every("acts.deadlines.sweep", settings.acts_deadline_sweep_interval_s),
         "acts-reconcile": every("acts.deals.reconcile", settings.acts_reconcile_interval_s),
+        "acts-items-reconcile": every("acts.items.reconcile", settings.acts_reconcile_interval_s),
         # The company box's incoming cursor, the answers' statuses, the answer deadlines (seed 002).
         "edo-fetch": every("edo.fetch", settings.edo_fetch_interval_s),
         "edo-track": every("edo.track", settings.edo_track_interval_s),

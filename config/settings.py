@@ -252,6 +252,22 @@ class Settings(BaseSettings):
     acts_stage_act_sent: str = "UC_ACT_SENT"
     acts_stage_done: str = "WON"
     acts_stage_remarks: str = "UC_REMARKS"
+    # The deal's stage while it has acts in draft only («Подготовка акта»).
+    acts_stage_preparing: str = "PREPARATION"
+    # Each act as an item of this Bitrix24 smart process (its entityTypeId); unset: no items.
+    acts_item_entity_type_id: int | None = Field(None, ge=1)
+    # The smart process's funnel (categoryId): its stages are DT<type>_<category>:<code>.
+    acts_item_category_id: int = Field(0, ge=0)
+    # The item's user fields (as crm.item.* names them): the act's file, obmen's note on the item.
+    acts_item_file_field: str = "ufCrmObmenActFile"
+    acts_item_note_field: str = "ufCrmObmenActNote"
+    # The acts group: the Bitrix24 users who may move acts in the portal (comma-separated ids);
+    # empty: every user may. Others' moves are refused and put back.
+    acts_group_user_ids: str = ""
+    # The deal's user field listing the product rows (their ID) an act is needed for.
+    acts_deal_products_field: str = "UF_CRM_OBMEN_ACT_PRODUCTS"
+    # How often an act sent by e-mail looks whether its letter has left.
+    acts_email_check_s: int = Field(30, ge=1)
 
     # --- invoices from 1C (seed 004) -----------------------------------------------------------------
     onec_url: str | None = None
@@ -319,6 +335,17 @@ class Settings(BaseSettings):
             self.sep_min_poll_delay_s,
             self.sep_poll_interval_s,
         )
+
+    @field_validator("acts_group_user_ids")
+    @classmethod
+    def _acts_group(cls, value: str) -> str:
+        if any(not part.strip().isdigit() for part in value.split(",") if part.strip()):
+            raise ValueError("OBMEN_ACTS_GROUP_USER_IDS: Bitrix24 user ids separated by commas, e.g. '7,12'")
+        return value
+
+    @property
+    def acts_group(self) -> frozenset[int]:
+        return frozenset(int(part) for part in self.acts_group_user_ids.split(",") if part.strip())
 
     @property
     def sep_senders(self) -> list[str]:

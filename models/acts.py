@@ -36,12 +36,13 @@ from models.steps import StepMixin
 CREATED = "Создан"  # drafted from the deal, nothing done with it yet
 SIGNED_BY_US = "Подписан с нашей стороны"  # paper: the scan signed by us is uploaded
 SENDING = "Отправка в СБИС"  # electronic: being written to СБИС and sent (a step works on it)
+EMAILING = "Отправка по e-mail"  # e-mail: the letter with the act is queued; sent when it has left
 SENT = "Акт направлен заявителю"  # sent to the counterparty; the 5-working-day clock runs
 SIGNED = "Акт получен и подписан"  # signed by the counterparty
 ACCEPTED_UNSIGNED = "Акт принят, но не подписан заявителем"  # accepted, the signature will come later
 REFUSED = "Отказ от подписания"  # the counterparty refused to sign (remarks)
 
-ACT_STATUSES = (CREATED, SIGNED_BY_US, SENDING, SENT, SIGNED, ACCEPTED_UNSIGNED, REFUSED)
+ACT_STATUSES = (CREATED, SIGNED_BY_US, SENDING, EMAILING, SENT, SIGNED, ACCEPTED_UNSIGNED, REFUSED)
 
 # --- act types (тип акта) and exchange methods (способ обмена) ---------------------------------
 ACT_TYPES: dict[str, str] = {
@@ -86,6 +87,9 @@ class ActDeal(StepMixin, Base):
     exchange_method: Mapped[str | None] = mapped_column(String(10))
     edo_operator: Mapped[str | None] = mapped_column(String(200))
     edo_id: Mapped[str | None] = mapped_column(String(100))
+    # The deal's product rows marked "act needed" (their names), as the sync step last read them;
+    # None: the deal marks none.
+    act_products: Mapped[list[Any] | None] = mapped_column()
 
 
 class Act(StepMixin, Base):
@@ -252,6 +256,35 @@ class ActCrmAction(StepMixin, Base):
     result: Mapped[str | None] = mapped_column(String(100))
     done_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), server_default=func.now(), nullable=False)
+
+
+# --- the acts as Bitrix24 smart-process items -----------------------------------------------------
+class ActItem(StepMixin, Base):
+    """An act as an item of the Bitrix24 smart process (``OBMEN_ACTS_ITEM_ENTITY_TYPE_ID``), bound to
+    its deal and company, so managers see and move acts in the portal.
+
+    ``pending`` whenever either side may have changed (the act here, the item there: an event, the
+    reconciliation) → the ``acts.item.sync`` step takes a manager's move through the state machine,
+    then writes the act's stage, file and note to the item → ``synced``.
+    """
+
+    __tablename__ = "act_items"
+    TERMINAL: ClassVar[frozenset[str]] = frozenset({"synced"})
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    act_id: Mapped[int] = mapped_column(
+        ForeignKey("acts.id", ondelete="CASCADE"), nullable=False, unique=True
+    )
+    status: Mapped[str] = mapped_column(String(20), default="pending", nullable=False)
+    item_id: Mapped[int | None] = mapped_column(BigInteger, unique=True)
+    # What obmen last wrote to the item (or took from it): a different stage there is a manager's move.
+    stage_id: Mapped[str | None] = mapped_column(String(50))
+    file_id: Mapped[int | None] = mapped_column(BigInteger)
+    # The portal's id of the file its field holds as obmen last saw it: another one is the manager's scan.
+    portal_file_id: Mapped[int | None] = mapped_column(BigInteger)
+    # The refusal of the manager's last move, as put on the item (empty once a move went through).
+    note: Mapped[str | None] = mapped_column(Text)
+    synced_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
 
 # --- СБИС change feed ---------------------------------------------------------------------------

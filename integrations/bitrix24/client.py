@@ -16,10 +16,12 @@ import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
+from urllib.parse import urlsplit
 
 from integrations import jsonsafe
 from integrations.bitrix24.errors import (
     Bitrix24Error,
+    Bitrix24RequestError,
     Bitrix24Throttled,
     Bitrix24Unavailable,
     error_for,
@@ -199,14 +201,7 @@ class Bitrix24Client:
         order: Mapping[str, str] | None = None,
         start: int = 0,
     ) -> Page:
-        params: dict[str, Any] = {"start": start}
-        if filter:
-            params["filter"] = dict(filter)
-        if select:
-            params["select"] = list(select)
-        if order:
-            params["order"] = dict(order)
-        envelope = self.call_envelope("crm.deal.list", params)
+        envelope = self.call_envelope("crm.deal.list", _list_params(filter, select, order, start))
         return Page(list(envelope["result"]), envelope.get("next"), envelope.get("total"))
 
     def iter_deals(
@@ -215,11 +210,89 @@ class Bitrix24Client:
         select: list[str] | None = None,
         order: Mapping[str, str] | None = None,
     ) -> Iterator[dict[str, Any]]:
-        start: int | None = 0
-        while start is not None:
-            page = self.deal_list(filter, select, order, start)
-            yield from page.items
-            start = page.next
+        yield from _walk(lambda start: self.deal_list(filter, select, order, start))
+
+    def deal_product_rows(self, deal_id: int, *, key: str | None = None) -> list[dict[str, Any]]:
+        """``crm.deal.productrows.get``: the deal's product rows (``ID``, ``PRODUCT_ID``, ``PRODUCT_NAME`` …)."""
+        rows = self.call("crm.deal.productrows.get", {"id": deal_id}, key=key)
+        if not isinstance(rows, list) or not all(isinstance(r, dict) for r in rows):
+            raise Bitrix24Unavailable(
+                f"crm.deal.productrows.get answered {str(rows)[:200]!r}, not a list of rows"
+            )
+        return [dict(r) for r in rows]
+
+    def download(self, url: str, *, key: str | None = None) -> bytes:
+        """A file a field of the portal points at (its ``urlMachine``), on the webhook's own host only:
+        an answer naming another host is not followed."""
+        own, asked = urlsplit(self.base), urlsplit(url)
+        if (asked.scheme, asked.netloc) != (own.scheme, own.netloc):
+            raise Bitrix24RequestError(
+                f"a file at {asked.scheme}://{asked.netloc}, not on the portal {own.netloc}: not read"
+            )
+        try:
+            answer = self._http.send(
+                self._http.build_request("GET", url),
+                recorder=self._record,
+                system=SYSTEM,
+                operation="download",
+                business_key=key,
+                shape=lambda e: replace(
+                    e, response_body=f"<{len(e.response_body or '')} characters of a file>"
+                ),
+            )
+        except TransientError as exc:
+            raise Bitrix24Unavailable(str(exc), method="download") from exc
+        if answer.status_code != 200:
+            raise error_for(
+                answer.status_code,
+                "",
+                f"the file at {mask_webhook(url)} answered {answer.status_code}",
+                "download",
+            )
+        return answer.content
+
+    # Smart-process items (``crm.item.*``): camelCase fields, one ``entityTypeId`` per smart process.
+    def item_add(
+        self, entity_type_id: int, fields: Mapping[str, Any], *, key: str | None = None
+    ) -> dict[str, Any]:
+        return _item(
+            self.call("crm.item.add", {"entityTypeId": entity_type_id, "fields": dict(fields)}, key=key)
+        )
+
+    def item_update(
+        self, entity_type_id: int, item_id: int, fields: Mapping[str, Any], *, key: str | None = None
+    ) -> dict[str, Any]:
+        params = {"entityTypeId": entity_type_id, "id": item_id, "fields": dict(fields)}
+        return _item(self.call("crm.item.update", params, key=key))
+
+    def item_get(self, entity_type_id: int, item_id: int, *, key: str | None = None) -> dict[str, Any]:
+        return _item(self.call("crm.item.get", {"entityTypeId": entity_type_id, "id": item_id}, key=key))
+
+    def item_list(
+        self,
+        entity_type_id: int,
+        filter: Mapping[str, Any] | None = None,
+        select: list[str] | None = None,
+        order: Mapping[str, str] | None = None,
+        start: int = 0,
+        *,
+        key: str | None = None,
+    ) -> Page:
+        params = {"entityTypeId": entity_type_id, **_list_params(filter, select, order, start)}
+        envelope = self.call_envelope("crm.item.list", params, key=key)
+        items = envelope["result"].get("items") if isinstance(envelope["result"], dict) else None
+        if not isinstance(items, list) or not all(isinstance(i, dict) for i in items):
+            raise Bitrix24Unavailable(f"crm.item.list answered {str(envelope['result'])[:200]!r}, not items")
+        return Page([dict(i) for i in items], envelope.get("next"), envelope.get("total"))
+
+    def iter_items(
+        self,
+        entity_type_id: int,
+        filter: Mapping[str, Any] | None = None,
+        select: list[str] | None = None,
+        order: Mapping[str, str] | None = None,
+    ) -> Iterator[dict[str, Any]]:
+        yield from _walk(lambda start: self.item_list(entity_type_id, filter, select, order, start))
 
     def task_add(self, fields: Mapping[str, Any], *, key: str | None = None) -> dict[str, Any]:
         """``tasks.task.add``; returns the task (camelCase keys, ``id`` among them)."""
@@ -278,6 +351,36 @@ class Bitrix24Client:
             total=dict(inner.get("result_total") or {}),
             next=dict(inner.get("result_next") or {}),
         )
+
+
+def _list_params(
+    filter: Mapping[str, Any] | None, select: list[str] | None, order: Mapping[str, str] | None, start: int
+) -> dict[str, Any]:
+    params: dict[str, Any] = {"start": start}
+    if filter:
+        params["filter"] = dict(filter)
+    if select:
+        params["select"] = list(select)
+    if order:
+        params["order"] = dict(order)
+    return params
+
+
+def _walk(page_at: Callable[[int], Page]) -> Iterator[dict[str, Any]]:
+    """Every item of a list method, page after page (``next`` is where the following page starts)."""
+    start: int | None = 0
+    while start is not None:
+        page = page_at(start)
+        yield from page.items
+        start = page.next
+
+
+def _item(result: Any) -> dict[str, Any]:
+    """The ``item`` of a ``crm.item.*`` answer (``{"item": {"id": …}}``), or a clear error."""
+    item = result.get("item") if isinstance(result, dict) else None
+    if not isinstance(item, dict) or "id" not in item:
+        raise Bitrix24Unavailable(f"a crm.item answer without its item: {str(result)[:200]!r}")
+    return dict(item)
 
 
 def _retry_after(answer: Answer) -> float | None:

@@ -6,13 +6,17 @@ vendor documents it (protocols.md §3): success is ``{"result": …, "time": {�
 at most 50 commands with ``$result[…]`` references and puts failures in ``result_error``; every
 executed method counts against a leaky bucket (50, draining 2/s) that answers 503
 ``QUERY_LIMIT_EXCEEDED`` when full. Deals, their stage history, tasks, workflows and notifications
-live in memory; tests read them under ``/_sandbox/bitrix24/``.
+live in memory, and smart processes with their items and the deals' product rows (``items.py``);
+tests read them under ``/_sandbox/bitrix24/``. Knobs ``extra.hold_method``/``hold_s``/``hold_next``:
+the method is done, its answer held, so a worker can be killed between the portal's work and its
+own commit.
 
 Written from the protocol, not from obmen's client: a misreading on either side fails a test.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import random
 import re
@@ -29,6 +33,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from sandbox.bitrix24.events import APPLICATION_TOKEN, OutboundEvents
+from sandbox.bitrix24.items import SmartProcesses
 from sandbox.harness import Emulator
 
 WEBHOOK_USER = "1"
@@ -218,7 +223,17 @@ class Bitrix24Emulator(Emulator):
         self.portal = Portal()
         self.bucket = LeakyBucket()
         self.events = OutboundEvents()
+        self.smart = self._smart_processes()
         super().__init__(*args, **kwargs)
+
+    def _smart_processes(self) -> SmartProcesses:
+        return SmartProcesses(
+            lambda event, object_id, fields: self.events.fire(event, object_id, fields),
+            ApiError,
+            _now_text,
+            lambda deal_id: deal_id in self.portal.deals,
+            self.events.base_url,
+        )
 
     # --- wire ------------------------------------------------------------------------------------
     def routes(self) -> Iterable[BaseRoute]:
@@ -226,6 +241,7 @@ class Bitrix24Emulator(Emulator):
 
     def client_settings(self, base_url: str) -> dict[str, str]:
         self.events.base_url = base_url
+        self.smart.file_url = base_url
         return {
             "OBMEN_BITRIX24_WEBHOOK_URL": f"{base_url}{self.prefix}/rest/{WEBHOOK_USER}/{WEBHOOK_CODE}/",
             "OBMEN_BITRIX24_APPLICATION_TOKEN": APPLICATION_TOKEN,
@@ -237,6 +253,7 @@ class Bitrix24Emulator(Emulator):
         self.bucket = LeakyBucket()
         self.events.stop()
         self.events = OutboundEvents(self.events.base_url)
+        self.smart = self._smart_processes()
 
     def stop(self) -> None:
         self.events.stop()
@@ -252,6 +269,8 @@ class Bitrix24Emulator(Emulator):
             "internal_error": (500, "INTERNAL_SERVER_ERROR", "Internal server error"),
             "overload": (503, "OVERLOAD_LIMIT", "REST API is blocked due to overload."),
         }
+        if kind == "wrong_shape":  # a 200 envelope whose result is not what the method answers
+            return JSONResponse({"result": {"unexpected": True}, "time": {}})
         if kind in faults:
             status, code, text = faults[kind]
             return JSONResponse({"error": code, "error_description": text}, status_code=status)
@@ -292,10 +311,23 @@ class Bitrix24Emulator(Emulator):
                 self._charge(1)
                 with self.portal.lock:
                     envelope = handler(params)
+                await self._hold(method)
         except ApiError as exc:
             return JSONResponse(exc.body(), status_code=exc.status)
         envelope["time"] = self._time(started)
         return JSONResponse(envelope)
+
+    async def _hold(self, method: str) -> None:
+        """Knobs ``hold_method``/``hold_s``/``hold_next``: hold the answer of a method already done until
+        ``hold_s`` passed or the knob is taken back (a held answer would keep the sandbox from stopping)."""
+        extra = self.knobs.extra
+        if extra.get("hold_method") != method or int(extra.get("hold_next", 0)) <= 0:
+            return
+        extra["hold_next"] = int(extra["hold_next"]) - 1
+        loop = asyncio.get_running_loop()
+        until = loop.time() + float(extra.get("hold_s", 30.0))
+        while loop.time() < until and self.knobs.extra.get("hold_method") == method:
+            await asyncio.sleep(0.05)
 
     def _charge(self, cost: int) -> None:
         if not self.bucket.take(cost):
@@ -330,6 +362,7 @@ class Bitrix24Emulator(Emulator):
             "bizproc.workflow.start": self._workflow_start,
             "im.notify.system.add": self._notify,
             "im.notify.personal.add": self._notify,
+            **self.smart.handlers(),
         }
         if method not in handlers:
             raise ApiError(404, "ERROR_METHOD_NOT_FOUND", "Method not found!")
@@ -660,6 +693,45 @@ class Bitrix24Emulator(Emulator):
                     self.events.drop_next = int(body["drop_next"])
             return JSONResponse({**self.events.state(), "idle": self.events.idle()})
 
+        async def types(request: Request) -> JSONResponse:
+            """``PUT {"1038": "Акты"}``: smart processes, as an administrator creates them."""
+            if request.method == "PUT":
+                with self.portal.lock:
+                    self.smart.types.update({int(k): str(v) for k, v in (await request.json()).items()})
+            return JSONResponse({str(k): v for k, v in self.smart.types.items()})
+
+        async def items(request: Request) -> JSONResponse:
+            with self.portal.lock:
+                found = self.smart.items.get(int(request.path_params["type_id"]), {})
+                return JSONResponse(list(found.values()))
+
+        async def item_update(request: Request) -> JSONResponse:
+            """``{"fields": {...}, "user": 9}``: a manager changes the item in the portal (the event follows)."""
+            body = await request.json()
+            try:
+                with self.portal.lock:
+                    answer = self.smart.manager_update(
+                        int(request.path_params["type_id"]),
+                        int(request.path_params["item_id"]),
+                        dict(body.get("fields") or {}),
+                        int(body.get("user") or 1),
+                    )
+            except ApiError as exc:
+                return JSONResponse(exc.body(), status_code=exc.status)
+            return JSONResponse(answer["result"]["item"])
+
+        async def file(request: Request) -> Response:
+            found = self.smart.files.get(int(request.path_params["file_id"]))
+            if found is None:
+                return JSONResponse({"error": "no such file"}, status_code=404)
+            return Response(found["content"], media_type="application/octet-stream")
+
+        async def product_rows(request: Request) -> JSONResponse:
+            """``POST [{"PRODUCT_ID", "PRODUCT_NAME", "PRICE", "QUANTITY"}]``: the deal's product rows."""
+            with self.portal.lock:
+                stored = self.smart.set_rows(int(request.path_params["deal_id"]), list(await request.json()))
+            return JSONResponse(stored, status_code=201)
+
         async def templates(request: Request) -> JSONResponse:
             if request.method == "PUT":
                 self.portal.templates.update({int(k): str(v) for k, v in (await request.json()).items()})
@@ -678,4 +750,9 @@ class Bitrix24Emulator(Emulator):
             Route("/deals/{deal_id:int}/update", manager_update, methods=["POST"]),
             Route("/companies", companies, methods=["GET", "POST"]),
             Route("/events", events, methods=["GET", "PUT"]),
+            Route("/types", types, methods=["GET", "PUT"]),
+            Route("/items/{type_id:int}", items, methods=["GET"]),
+            Route("/items/{type_id:int}/{item_id:int}/update", item_update, methods=["POST"]),
+            Route("/files/{file_id:int}", file, methods=["GET"]),
+            Route("/deals/{deal_id:int}/productrows", product_rows, methods=["POST"]),
         ]

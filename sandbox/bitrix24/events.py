@@ -1,8 +1,9 @@
 """Outbound events of the Bitrix24 emulator, as the real portal sends them (protocols.md §3).
 
-When a deal is added or changed (through REST, or by a "manager" through the control endpoint) the
-portal POSTs ``application/x-www-form-urlencoded`` to every handler bound to that event:
-``event=ONCRMDEALUPDATE``, ``event_handler_id``, ``data[FIELDS][ID]``, ``ts`` and
+When a deal or a smart-process item is added or changed (through REST, or by a "manager" through
+the control endpoints) the portal POSTs ``application/x-www-form-urlencoded`` to every handler bound
+to that event: ``event=ONCRMDEALUPDATE``, ``event_handler_id``, ``data[FIELDS][ID]`` (and for items
+``data[FIELDS][ENTITY_TYPE_ID]``: ``ONCRMDYNAMICITEMUPDATE``), ``ts`` and
 ``auth[domain|client_endpoint|server_endpoint|member_id|application_token]``. Only the id travels;
 the receiver reads the deal. Delivery goes through a queue (a background thread here), may be late,
 and is **never retried**: a refused or failed POST is logged and forgotten. The knob
@@ -35,8 +36,9 @@ class Binding:
 @dataclass
 class Delivery:
     event: str
-    deal_id: int
+    deal_id: int  # the id the event names: a deal's, or an item's
     handler: str
+    fields: dict[str, str] = field(default_factory=dict)
     status: int | None = None
     error: str | None = None
     dropped: bool = False
@@ -51,7 +53,7 @@ class OutboundEvents:
         self.deliveries: list[Delivery] = []
         self.drop_next = 0
         self._lock = threading.Lock()
-        self._queue: queue.Queue[tuple[str, int] | None] = queue.Queue()
+        self._queue: queue.Queue[tuple[str, int, dict[str, str]] | None] = queue.Queue()
         self._thread: threading.Thread | None = None
 
     def bind(self, event: str, handler: str) -> Binding:
@@ -73,8 +75,10 @@ class OutboundEvents:
             self.bindings = keep
             return removed
 
-    def fire(self, event: str, deal_id: int) -> None:
-        """Queue ``event`` for every handler bound to it; it is delivered soon, once, or never."""
+    def fire(self, event: str, deal_id: int, fields: dict[str, str] | None = None) -> None:
+        """Queue ``event`` for every handler bound to it; it is delivered soon, once, or never.
+
+        ``fields`` go beside the id in ``data[FIELDS]`` (an item's ``ENTITY_TYPE_ID``)."""
         with self._lock:
             if not any(b.event == event for b in self.bindings):
                 return
@@ -83,7 +87,7 @@ class OutboundEvents:
                     target=self._deliver_forever, name="bitrix24-events", daemon=True
                 )
                 self._thread.start()
-        self._queue.put((event, deal_id))
+        self._queue.put((event, deal_id, dict(fields or {})))
 
     def idle(self) -> bool:
         """Nothing left to deliver (tests wait for this instead of sleeping)."""
@@ -103,11 +107,11 @@ class OutboundEvents:
                     self._queue.task_done()
             self._queue.task_done()
 
-    def _deliver(self, http: httpx.Client, event: str, deal_id: int) -> None:
+    def _deliver(self, http: httpx.Client, event: str, deal_id: int, fields: dict[str, str]) -> None:
         with self._lock:
             targets = [b for b in self.bindings if b.event == event]
         for binding in targets:
-            delivery = Delivery(event, deal_id, binding.handler)
+            delivery = Delivery(event, deal_id, binding.handler, fields)
             with self._lock:
                 self.deliveries.append(delivery)
                 if self.drop_next > 0:
@@ -119,6 +123,7 @@ class OutboundEvents:
                     "event": event,
                     "event_handler_id": str(binding.id),
                     "data[FIELDS][ID]": str(deal_id),
+                    **{f"data[FIELDS][{name}]": value for name, value in fields.items()},
                     "ts": str(int(time.time())),
                     "auth[access_token]": "",
                     "auth[expires]": "",

@@ -36,6 +36,10 @@ COMPRESSED = {
     "OBMEN_ACTS_TRACK_INTERVAL_S": "1",
     "OBMEN_ACTS_DEADLINE_SWEEP_INTERVAL_S": "1",
     "OBMEN_ACTS_RECONCILE_INTERVAL_S": "5",
+    # Acts are items of the smart process «Акты»; user 7 is the acts group.
+    "OBMEN_ACTS_ITEM_ENTITY_TYPE_ID": "1038",
+    "OBMEN_ACTS_GROUP_USER_IDS": "7",
+    "OBMEN_ACTS_EMAIL_CHECK_S": "1",
     "OBMEN_EDO_FETCH_INTERVAL_S": "1",
     "OBMEN_EDO_TRACK_INTERVAL_S": "1",
     "OBMEN_EDO_DEADLINE_SWEEP_INTERVAL_S": "1",
@@ -105,7 +109,10 @@ def scenarios() -> list[tuple[str, Scenario]]:
             "requests of any kind, planned works",
             billing.run,
         ),
-        ("acts: СБИС signing tracked, deal stages follow, working-day deadlines", acts.run),
+        (
+            "acts: Bitrix24 items, СБИС signing tracked, e-mail acts, deal stages follow, working-day deadlines",
+            acts.run,
+        ),
         (
             "invoices (seed 004): 1C's invoice, its PDF kept, one-time link, correction, paid by the bank",
             invoices.run,

@@ -1,5 +1,6 @@
 """Demo of the acts flow: an electronic act sent through СБИС, signed, its deal closed; one refused;
-one left unsigned past 5 working days, which gives the manager a Bitrix24 task."""
+an act as a Bitrix24 item moved by a manager and sent by e-mail; one left unsigned past 5 working
+days, which gives the manager a Bitrix24 task."""
 
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ STAGES = {
     "UC_REMARKS": "Услуга оказана, есть замечания",
 }
 MANAGER = 7
+ITEM_TYPE = 1038  # the smart process «Акты» (OBMEN_ACTS_ITEM_ENTITY_TYPE_ID in the demo)
 PDF = b"%PDF-1.4 demo act of completed work"
 
 
@@ -140,6 +142,98 @@ def _form(ctx: DemoContext, b24: Bitrix24Emulator) -> None:
     )
 
 
+def _item_of(b24: Bitrix24Emulator, act_id: int) -> dict[str, Any] | None:
+    with b24.portal.lock:
+        found = b24.smart.items.get(ITEM_TYPE, {}).values()
+        return next((dict(i) for i in found if i.get("xmlId") == f"obmen-act-{act_id}"), None)
+
+
+def _items_and_email(ctx: DemoContext, b24: Bitrix24Emulator) -> None:
+    """The act as a Bitrix24 item: a manager moves it there (a stranger's move put back), the scan comes
+    from the item, the products from the deal's marked rows, and «sent» is a letter with the act."""
+    import base64
+
+    from models.acts import SENT, SIGNED_BY_US
+
+    b24.add_company(
+        {
+            "ID": 57,
+            "TITLE": "ООО «Василёк»",
+            "EMAIL": [{"VALUE": "buh@vasilek.example", "VALUE_TYPE": "WORK"}],
+        }
+    )
+    b24.add_deal(
+        {
+            "ID": 905,
+            "TITLE": "Экспорт чая",
+            "STAGE_ID": "NEW",
+            "COMPANY_ID": 57,
+            "ASSIGNED_BY_ID": MANAGER,
+            "UF_CRM_OBMEN_ACT_PRODUCTS": ["21"],
+        }
+    )
+    with b24.portal.lock:
+        b24.smart.set_rows(
+            905,
+            [
+                {"PRODUCT_ID": 21, "PRODUCT_NAME": "Выставка в Дубае", "PRICE": "50000.00"},
+                {"PRODUCT_ID": 22, "PRODUCT_NAME": "Перевод каталога", "PRICE": "7000.00"},
+            ],
+        )
+    from models.db import session_scope
+    from tasks.acts.register import ActIn, Upload, create_act
+
+    data = ActIn(number="П-905", deal_id=905, company_id=57, act_type="paper_ul", exchange_method="email")
+    with session_scope() as session:
+        act_id = create_act(session, data, Upload("П-905.pdf", "application/pdf", PDF))[0].id
+    item = ctx.wait_for(lambda: _item_of(b24, act_id), "acts.item.sync to add the act's item")
+    act = ctx.wait_for(
+        lambda: (a := _act(act_id)).products and a, "acts.deal.sync to read the marked products"
+    )
+    ctx.wait_for(lambda: _stage(b24, 905) == "PREPARATION", "deal 905 to follow its draft")
+    ctx.say(
+        f"act П-905 (paper, by e-mail): Bitrix24 item {item['id']} of smart process {ITEM_TYPE}, bound to deal "
+        f"{item['parentId2']} and company {item['companyId']}, stage {item['stageId']}; deal 905 → "
+        f"«{STAGES['PREPARATION']}»; products from the deal's marked rows: {', '.join(act.products)}"
+    )
+
+    def manager(user: int, **fields: Any) -> None:
+        with b24.portal.lock:
+            b24.smart.manager_update(ITEM_TYPE, int(item["id"]), fields, user)
+
+    signed_by_us = f"DT{ITEM_TYPE}_0:SIGNED_BY_US"
+    manager(9, stageId=signed_by_us)
+    back = ctx.wait_for(
+        lambda: (i := _item_of(b24, act_id)) and i.get("ufCrmObmenActNote") and i,
+        "acts.items.reconcile to find the move (no event handler here) and put it back",
+        timeout=90,
+    )
+    ctx.say(
+        f"           user 9 moves the item in Bitrix24 → put back to {back['stageId']}: {back['ufCrmObmenActNote']}"
+    )
+    scan = base64.b64encode(b"%PDF-1.4 demo act signed by us").decode("ascii")
+    manager(MANAGER, stageId=signed_by_us, ufCrmObmenActFile=["scan.pdf", scan])
+    ctx.wait_for(
+        lambda: _act(act_id).status == SIGNED_BY_US, "the manager's move to reach the act", timeout=90
+    )
+    ctx.say(
+        f"           user {MANAGER} (acts group) moves it with the scan in the item → act «{SIGNED_BY_US}»"
+    )
+    manager(MANAGER, stageId=f"DT{ITEM_TYPE}_0:SENT")
+    sink = ctx.sandbox.emulator("smtp")
+
+    def letter() -> Any:
+        return next((m for m in sink.received() if "П-905" in str(m.message()["subject"])), None)
+
+    sent = ctx.wait_for(letter, "acts.email.send and mail.send to send the act", timeout=90)
+    ctx.wait_for(lambda: _act(act_id).status == SENT, "the act to be sent")
+    names = [a.get_filename() for a in sent.message().iter_attachments()]
+    ctx.say(
+        f"           «Акт направлен заявителю» in Bitrix24 → «Отправка по e-mail» → letter «{sent.message()['subject']}» "
+        f"to {', '.join(sent.rcpt_tos)} with {', '.join(names)} → «{SENT}»"
+    )
+
+
 def run(ctx: DemoContext) -> None:
     from sqlalchemy import select
 
@@ -152,6 +246,7 @@ def run(ctx: DemoContext) -> None:
     sbis = ctx.sandbox.emulator("sbis")
     assert isinstance(b24, Bitrix24Emulator) and isinstance(sbis, SbisEmulator)
     b24.portal.stages.update(STAGES)
+    b24.smart.types[ITEM_TYPE] = "Акты"
     b24.add_company({"ID": 55, "TITLE": "ООО «Ромашка»"})
     for deal_id in (901, 902, 903):
         b24.add_deal(
@@ -168,6 +263,8 @@ def run(ctx: DemoContext) -> None:
     _electronic(ctx, b24, sbis, "Э-902", 902, "refuse")
 
     _form(ctx, b24)
+
+    _items_and_email(ctx, b24)
 
     # A paper act: signed by us, sent — ten days ago (the demo back-dates the sending; beat sweeps).
     act_id = _draft("П-903", 903, "paper_ul", send=False)

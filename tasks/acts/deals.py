@@ -20,7 +20,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from config.settings import get_settings
-from models.acts import ActDeal
+from integrations.bitrix24 import Bitrix24Client
+from models.acts import CREATED, Act, ActDeal, ActSyncCursor
 from models.db import db_now, dialect_insert, session_scope
 from tasks.acts.chain import DEAL_SYNC
 from tasks.acts.forms import request_form
@@ -100,16 +101,51 @@ def apply_deal(session: Session, row: ActDeal, fields: dict[str, Any]) -> None:
         request_form(session, row.deal_id, requested_by="stage", business_key=f"approved:{row.deal_id}")
 
 
+def marked_products(fields: dict[str, Any]) -> set[str]:
+    """The product ids (``PRODUCT_ID``) the deal's user field marks "act needed" (a list, or one value)."""
+    value = fields.get(get_settings().acts_deal_products_field)
+    values = value if isinstance(value, list) else [value]
+    return {str(v).strip() for v in values if v is not None and str(v).strip() not in ("", "0")}
+
+
+def take_products(
+    session: Session, row: ActDeal, fields: dict[str, Any], b24: Bitrix24Client, key: str
+) -> None:
+    """The products an act is needed for: the deal's product rows (``crm.deal.productrows.get``) whose
+    product the deal marks; drafts of the deal drafted without products take them."""
+    marked = marked_products(fields)
+    if not marked:
+        row.act_products = None
+        return
+    names = [
+        str(r.get("PRODUCT_NAME") or "").strip()[:300]
+        for r in b24.deal_product_rows(row.deal_id, key=key)
+        if str(r.get("PRODUCT_ID")) in marked and str(r.get("PRODUCT_NAME") or "").strip()
+    ]
+    row.act_products = names
+    for act in session.scalars(select(Act).where(Act.deal_id == row.deal_id, Act.status == CREATED)):
+        if not act.products:
+            act.products = names
+
+
+def claim_window(session: Session, name: str) -> tuple[ActSyncCursor, datetime] | None:
+    """The reconciliation cursor ``name``, locked for this run, and the time to list changes from:
+    Bitrix24's own clock as last seen (a day back the first time), minus an overlap for changes
+    committed late. None while another run holds the cursor."""
+    cursor = claim_cursor(session, name)
+    if cursor is None:
+        return None
+    overlap = timedelta(seconds=get_settings().acts_reconcile_overlap_s)
+    return cursor, (cursor.position_at or db_now(session) - timedelta(days=1)) - overlap
+
+
 def reconcile_deals() -> dict[str, int]:
     """Mark every deal changed in Bitrix24 since the last run whose change we have not read."""
-    settings = get_settings()
     with session_scope() as session:
-        cursor = claim_cursor(session, CURSOR)
-        if cursor is None:
+        found = claim_window(session, CURSOR)
+        if found is None:
             return {"skipped": 1}
-        overlap = timedelta(seconds=settings.acts_reconcile_overlap_s)
-        # Bitrix24's own clock (the DATE_MODIFY seen last), minus an overlap for changes committed late.
-        since = (cursor.position_at or db_now(session) - timedelta(days=1)) - overlap
+        cursor, since = found
         # Read every page first, write after: nothing is held while Bitrix24 answers.
         listed = list(
             bitrix24_client().iter_deals(

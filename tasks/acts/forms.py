@@ -98,6 +98,18 @@ def company_of(b24: Bitrix24Client, deal: dict[str, Any], key: str) -> dict[str,
     return dict(b24.call("crm.company.get", {"id": int(company_id)}, key=key))
 
 
+def counterparty(b24: Bitrix24Client, deal_id: int, key: str) -> tuple[dict[str, Any], dict[str, Any], str]:
+    """The deal, its company and the company's e-mail, as Bitrix24 shows them now."""
+    deal = b24.deal_get(deal_id, key=key)
+    company = company_of(b24, deal, key)
+    email = email_of(company)
+    if email is None:
+        raise PermanentError(
+            f"company {company.get('ID')} of deal {deal_id} has no e-mail in Bitrix24: add one and re-drive"
+        )
+    return deal, company, email
+
+
 def form_link(token: str) -> str:
     return f"{get_settings().acts_public_url.rstrip('/')}/acts/forms/{token}"
 

@@ -1,4 +1,5 @@
-"""The acts flow's beat jobs: follow the СБИС change feed, sweep deadlines, reconcile Bitrix24 deals."""
+"""The acts flow's beat jobs: follow the СБИС change feed, sweep deadlines, reconcile Bitrix24 deals
+and the acts' Bitrix24 items."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from celery import shared_task
 from integrations.errors import IntegrationError
 from tasks.acts.deadlines import sweep_deadlines
 from tasks.acts.deals import reconcile_deals
+from tasks.acts.items import reconcile_items
 from tasks.acts.sbis import track
 from tasks.machinery.policy import describe
 
@@ -43,4 +45,14 @@ def reconcile_task(**_: Any) -> dict[str, Any]:
         return dict(reconcile_deals())
     except IntegrationError as exc:
         log.warning("acts.reconcile.failed", error=describe(exc))
+        return {"error": describe(exc)}
+
+
+@shared_task(name="acts.items.reconcile", ignore_result=True)
+def reconcile_items_task(**_: Any) -> dict[str, Any]:
+    """Beat: find acts' items moved in Bitrix24 whose events were lost."""
+    try:
+        return dict(reconcile_items())
+    except IntegrationError as exc:
+        log.warning("acts.items.reconcile.failed", error=describe(exc))
         return {"error": describe(exc)}

@@ -1,7 +1,9 @@
 """The act state machine: who may move an act from which status to which, and what the deal does.
 
-Paper acts (and acts exchanged by e-mail) follow the manager's hand: scan signed by us uploaded →
-sent → signed scan uploaded. Electronic acts are sent through СБИС and signed or refused there.
+Paper acts follow the manager's hand: scan signed by us uploaded → sent → signed scan uploaded.
+Acts exchanged by e-mail (paper acts of a counterparty who chose e-mail) go the same way, except
+that «sent» is obmen's letter with the act attached: the manager's «sent» lands on «Отправка по
+e-mail» and the send step moves it on once the letter has left. Electronic acts are sent through СБИС and signed or refused there.
 After the task «Указать статус акта» the manager records either outcome for both kinds. Everything
 else is refused with an error naming the allowed moves, so no act is ever left in a dead end.
 """
@@ -15,6 +17,7 @@ from config.settings import get_settings
 from models.acts import (
     ACCEPTED_UNSIGNED,
     CREATED,
+    EMAILING,
     FILE_SIGNED,
     FILE_SIGNED_BY_US,
     REFUSED,
@@ -25,13 +28,15 @@ from models.acts import (
     is_electronic,
 )
 
-MANAGER = "manager"  # through POST /acts/{id}/status or obmen acts set-status
+MANAGER = "manager"  # POST /acts/{id}/status, obmen acts set-status, or the act's item in Bitrix24
 SBIS = "sbis"  # the СБИС change feed
-OBMEN = "obmen"  # obmen's own steps (the send to СБИС)
+OBMEN = "obmen"  # obmen's own steps (the send to СБИС, the letter)
 
 PAPER = "paper"
+EMAIL = "e-mail"
 ELECTRONIC = "electronic"
-BOTH = frozenset({PAPER, ELECTRONIC})
+EVERY_KIND = frozenset({PAPER, EMAIL, ELECTRONIC})
+BY_HAND = (PAPER, EMAIL)  # the manager uploads the scans
 
 
 class IllegalTransition(ValueError):
@@ -62,11 +67,13 @@ def _m(
 
 
 MOVES: tuple[Move, ...] = (
-    # Paper: the manager's three steps.
-    _m(CREATED, SIGNED_BY_US, [MANAGER], [PAPER], needs_file=FILE_SIGNED_BY_US),
+    # Paper and e-mail: the manager's three steps (obmen sends the letter for e-mail).
+    _m(CREATED, SIGNED_BY_US, [MANAGER], BY_HAND, needs_file=FILE_SIGNED_BY_US),
     _m(SIGNED_BY_US, SENT, [MANAGER], [PAPER]),
-    _m(SENT, SIGNED, [MANAGER], [PAPER], needs_file=FILE_SIGNED),
-    _m(ACCEPTED_UNSIGNED, SIGNED, [MANAGER], [PAPER], needs_file=FILE_SIGNED),
+    _m(SIGNED_BY_US, SENT, [MANAGER], [EMAIL], lands_on=EMAILING),
+    _m(EMAILING, SENT, [OBMEN], [EMAIL]),
+    _m(SENT, SIGNED, [MANAGER], BY_HAND, needs_file=FILE_SIGNED),
+    _m(ACCEPTED_UNSIGNED, SIGNED, [MANAGER], BY_HAND, needs_file=FILE_SIGNED),
     # Electronic: the manager sends, obmen delivers it to СБИС, СБИС reports the outcome.
     _m(CREATED, SENT, [MANAGER], [ELECTRONIC], lands_on=SENDING),
     _m(SENDING, SENT, [OBMEN, SBIS], [ELECTRONIC]),
@@ -75,31 +82,35 @@ MOVES: tuple[Move, ...] = (
     _m(ACCEPTED_UNSIGNED, SIGNED, [SBIS], [ELECTRONIC]),
     _m(ACCEPTED_UNSIGNED, REFUSED, [SBIS], [ELECTRONIC]),
     # Both, after the task «Указать статус акта»: the manager called the counterparty.
-    _m(SENT, ACCEPTED_UNSIGNED, [MANAGER], BOTH),
-    _m(SENT, REFUSED, [MANAGER], BOTH),
-    _m(ACCEPTED_UNSIGNED, REFUSED, [MANAGER], BOTH),
+    _m(SENT, ACCEPTED_UNSIGNED, [MANAGER], EVERY_KIND),
+    _m(SENT, REFUSED, [MANAGER], EVERY_KIND),
+    _m(ACCEPTED_UNSIGNED, REFUSED, [MANAGER], EVERY_KIND),
 )
 
 
-def kind_of(act_type: str) -> str:
-    return ELECTRONIC if is_electronic(act_type) else PAPER
+def kind_of(act_type: str, exchange_method: str | None = None) -> str:
+    if is_electronic(act_type):
+        return ELECTRONIC
+    return EMAIL if exchange_method == "email" else PAPER
 
 
-def allowed(source: str, act_type: str, actor: str) -> list[Move]:
-    kind = kind_of(act_type)
+def allowed(source: str, act_type: str, actor: str, exchange_method: str | None = None) -> list[Move]:
+    kind = kind_of(act_type, exchange_method)
     return [m for m in MOVES if m.source == source and kind in m.kinds and actor in m.actors]
 
 
-def check(number: str, act_type: str, source: str, target: str, actor: str) -> Move:
+def check(
+    number: str, act_type: str, source: str, target: str, actor: str, exchange_method: str | None = None
+) -> Move:
     """The move from ``source`` to ``target`` for ``actor``, or :class:`IllegalTransition`."""
-    for move in allowed(source, act_type, actor):
+    options = allowed(source, act_type, actor, exchange_method)
+    for move in options:
         if move.target == target:
             return move
-    kind = "electronic" if kind_of(act_type) == ELECTRONIC else "paper"
-    options = allowed(source, act_type, actor)
+    kind = kind_of(act_type, exchange_method)
     if options:
         hint = "allowed: " + ", ".join(f"«{m.target}»" for m in options)
-    elif not [m for m in MOVES if m.source == source and kind_of(act_type) in m.kinds]:
+    elif not [m for m in MOVES if m.source == source and kind in m.kinds]:
         hint = f"«{source}» is final"
     else:
         hint = f"nothing is for the {actor} to do from «{source}»"
@@ -109,6 +120,7 @@ def check(number: str, act_type: str, source: str, target: str, actor: str) -> M
 
 
 # --- the deal follows its acts ----------------------------------------------------------------
+DRAFT = frozenset({CREATED, SIGNED_BY_US})
 AWAITING = frozenset({SENT})
 DONE = frozenset({SIGNED, ACCEPTED_UNSIGNED})
 
@@ -118,7 +130,8 @@ def deal_stage_for(acts: Iterable[tuple[int, str]]) -> str | None:
 
     Computed from all the deal's acts, never from the last event, so the order in which changes
     arrive does not matter: any refusal → «Услуга оказана, есть замечания»; else any act awaiting
-    the counterparty → «Акт направлен Заявителю»; else every act signed or accepted → «Услуга оказана».
+    the counterparty → «Акт направлен Заявителю»; else every act signed or accepted → «Услуга оказана»;
+    else every act a draft → «Подготовка акта».
     A refused act followed by a newer act of the deal (the corrected one) no longer counts.
     """
     s = get_settings()
@@ -133,4 +146,6 @@ def deal_stage_for(acts: Iterable[tuple[int, str]]) -> str | None:
         return s.acts_stage_act_sent
     if all(status in DONE for status in found):
         return s.acts_stage_done
+    if all(status in DRAFT for status in found):
+        return s.acts_stage_preparing
     return None

@@ -23,6 +23,7 @@ from models.acts import (
     ActFile,
     ActFormRequest,
     ActHistory,
+    ActItem,
 )
 from models.db import db_now
 from tasks.acts.register import ActNotFound
@@ -50,7 +51,9 @@ def _due() -> Any:
     )
 
 
-def act_row(act: Act, due_at: datetime | None, deadline_status: str | None, now: datetime) -> dict[str, Any]:
+def act_row(
+    act: Act, due_at: datetime | None, deadline_status: str | None, now: datetime, item_id: int | None = None
+) -> dict[str, Any]:
     return {
         "id": act.id,
         "number": act.number,
@@ -70,6 +73,8 @@ def act_row(act: Act, due_at: datetime | None, deadline_status: str | None, now:
         "amount": str(act.amount) if act.amount is not None else None,
         "status": act.status,
         "sbis_document_id": act.sbis_document_id,
+        # The act's item in the Bitrix24 smart process (None: not an item, or not yet added).
+        "bitrix24_item_id": item_id,
         "sent_at": act.sent_at.isoformat() if act.sent_at else None,
         "closed_at": act.closed_at.isoformat() if act.closed_at else None,
         "signature_due_at": due_at.isoformat() if due_at else None,
@@ -98,13 +103,17 @@ def acts_page(session: Session, flt: ActFilter, before: int | None = None) -> li
     """One page of acts, newest first, filtered; ``before``: the keyset cursor (acts with a lower id)."""
     now = db_now(session)
     due = _due()
-    base = select(Act, due.c.due_at, due.c.deadline_status).outerjoin(due, due.c.act_id == Act.id)
+    base = (
+        select(Act, due.c.due_at, due.c.deadline_status, ActItem.item_id)
+        .outerjoin(due, due.c.act_id == Act.id)
+        .outerjoin(ActItem, ActItem.act_id == Act.id)
+    )
     query = _filtered(base, due, flt, now)
     if before is not None:
         query = query.where(Act.id < before)
     limit = max(1, min(flt.limit, MAX_LIMIT))
     rows = session.execute(query.order_by(Act.id.desc()).limit(limit).offset(max(0, flt.offset))).all()
-    return [act_row(a, d, s, now) for a, d, s in rows]
+    return [act_row(a, d, s, now, i) for a, d, s, i in rows]
 
 
 def list_acts(session: Session, flt: ActFilter) -> dict[str, Any]:
@@ -121,13 +130,14 @@ def act_detail(session: Session, act_id: int) -> dict[str, Any]:
     now = db_now(session)
     due = _due()
     found = session.execute(
-        select(Act, due.c.due_at, due.c.deadline_status)
+        select(Act, due.c.due_at, due.c.deadline_status, ActItem.item_id)
         .outerjoin(due, due.c.act_id == Act.id)
+        .outerjoin(ActItem, ActItem.act_id == Act.id)
         .where(Act.id == act_id)
     ).one_or_none()
     if found is None:
         raise ActNotFound(f"no act with id {act_id}")
-    act, due_at, deadline_status = found
+    act, due_at, deadline_status, item_id = found
     files = session.execute(
         select(ActFile.id, ActFile.kind, ActFile.name, ActFile.content_type, ActFile.size, ActFile.sha256)
         .where(ActFile.act_id == act_id)
@@ -135,7 +145,7 @@ def act_detail(session: Session, act_id: int) -> dict[str, Any]:
     ).all()
     history = session.scalars(select(ActHistory).where(ActHistory.act_id == act_id).order_by(ActHistory.id))
     return {
-        **act_row(act, due_at, deadline_status, now),
+        **act_row(act, due_at, deadline_status, now, item_id),
         "files": [
             {
                 "id": f.id,

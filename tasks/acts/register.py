@@ -25,6 +25,7 @@ from models.acts import (
     ACT_TYPES,
     CRM_STAGE,
     DEADLINE_SIGNATURE,
+    EMAILING,
     FILE_ACT,
     REFUSED,
     SENDING,
@@ -36,12 +37,13 @@ from models.acts import (
     ActDeal,
     ActFile,
     ActHistory,
+    ActItem,
     ActSyncCursor,
     is_electronic,
 )
 from models.db import db_now, dialect_insert, session_scope
 from tasks.acts import machine
-from tasks.acts.chain import DEAL_SYNC, MOVE_STAGES, SBIS_SEND
+from tasks.acts.chain import DEAL_SYNC, EMAIL_SEND, ITEM_SYNC, MOVE_STAGES, SBIS_SEND
 from tasks.machinery.outbox import enqueue, enqueue_many
 from tasks.machinery.workdays import moscow_date, working_deadline
 
@@ -169,7 +171,7 @@ def create_act(
         exchange_method=exchange_method or ("edo" if is_electronic(data.act_type) else None),
         edo_operator=data.edo_operator or deal.edo_operator,
         edo_id=data.edo_id or deal.edo_id,
-        products=data.products,
+        products=data.products or deal.act_products or [],
         amount=data.amount,
         sbis_document_id=str(uuid.uuid4()) if is_electronic(data.act_type) else None,
     )
@@ -186,8 +188,10 @@ def create_act(
             at=now,
         )
     )
+    effects = Effects(deals={act.deal_id}, items={act.id})
     if data.send:
-        change_status(session, act, SENT, actor=actor, now=now)
+        change_status(session, act, SENT, actor=actor, now=now, effects=effects)
+    effects.write(session)
     return act, True
 
 
@@ -230,7 +234,9 @@ class Effects:
     deadlines: list[dict[str, Any]] = field(default_factory=list)
     cancelled: list[str] = field(default_factory=list)
     send: list[int] = field(default_factory=list)
+    emails: list[int] = field(default_factory=list)
     deals: set[int] = field(default_factory=set)
+    items: set[int] = field(default_factory=set)
 
     def write(self, session: Session) -> None:
         if self.history:
@@ -253,8 +259,17 @@ class Effects:
                 [{"id": i} for i in self.send],
                 business_keys=[f"act:{i}" for i in self.send],
             )
+        if self.emails:
+            enqueue_many(
+                session,
+                EMAIL_SEND,
+                [{"id": i} for i in self.emails],
+                business_keys=[f"act-email:{i}" for i in self.emails],
+            )
         if self.deals:
             rearm_deal_stages(session, sorted(self.deals))
+        if self.items:
+            rearm_items(session, sorted(self.items))
 
 
 def change_status(
@@ -273,7 +288,7 @@ def change_status(
     Raises :class:`machine.IllegalTransition` (nothing written) when the move is not allowed. With
     ``effects`` the caller writes them (:meth:`Effects.write`) once it has changed all its acts.
     """
-    move = machine.check(act.number, act.act_type, act.status, target, actor)
+    move = machine.check(act.number, act.act_type, act.status, target, actor, act.exchange_method)
     if move.needs_file:
         if upload is not None:
             upload.check(f"act {act.number}")
@@ -303,6 +318,9 @@ def change_status(
     if landed == SENDING:
         act.attempts = 0
         pending.send.append(act.id)
+    if landed == EMAILING:
+        act.attempts = 0
+        pending.emails.append(act.id)
     if landed == SENT:
         act.sent_at = now
         pending.deadlines.append(
@@ -321,6 +339,7 @@ def change_status(
         act.closed_at = now
     if {previous, landed} & STAGE_MOVERS:
         pending.deals.add(act.deal_id)
+    pending.items.add(act.id)
     if effects is None:
         pending.write(session)
     return landed
@@ -365,6 +384,29 @@ def rearm_deal_stages(session: Session, deal_ids: list[int]) -> None:
     )
 
 
+def rearm_items(session: Session, act_ids: list[int]) -> None:
+    """Ask ``acts.item.sync`` to bring the acts' Bitrix24 items in line (when acts are items at all)."""
+    if get_settings().acts_item_entity_type_id is None:
+        return
+    now = db_now(session)
+    ids = (
+        session.execute(
+            dialect_insert(session, ActItem)
+            .on_conflict_do_update(
+                index_elements=["act_id"],
+                set_={"status": "pending", "attempts": 0, "parked_at": None, "updated_at": now},
+            )
+            .returning(ActItem.id, sort_by_parameter_order=True),
+            [{"act_id": act_id, "status": "pending", "attempts": 0} for act_id in act_ids],
+        )
+        .scalars()
+        .all()
+    )
+    enqueue_many(
+        session, ITEM_SYNC, [{"id": i} for i in ids], business_keys=[f"act-item:{a}" for a in act_ids]
+    )
+
+
 def claim_cursor(session: Session, name: str) -> ActSyncCursor | None:
     """Lock the feed cursor ``name`` for this run, or None while another run holds it.
 
@@ -384,13 +426,26 @@ def claim_cursor(session: Session, name: str) -> ActSyncCursor | None:
 
 
 def deal_stages(session: Session, deal_ids: list[int]) -> dict[int, str | None]:
-    """The stage each deal's acts call for (None: no move), from the acts as committed now."""
+    """The stage each deal's acts call for (None: no move), from the acts as committed now.
+
+    «Подготовка акта» never takes a deal back: only a deal obmen has read from Bitrix24 (its first
+    read re-arms the move) and not on a later stage of the acts (approved by the commission, sent,
+    done) goes there.
+    """
+    s = get_settings()
+    later = {s.acts_stage_approved, s.acts_stage_act_sent, s.acts_stage_done, s.acts_stage_remarks}
     acts: dict[int, list[tuple[int, str]]] = {deal_id: [] for deal_id in deal_ids}
     for deal_id, act_id, status in session.execute(
         select(Act.deal_id, Act.id, Act.status).where(Act.deal_id.in_(deal_ids))
     ):
         acts[deal_id].append((act_id, status))
-    return {deal_id: machine.deal_stage_for(found) for deal_id, found in acts.items()}
+    found_stages = select(ActDeal.deal_id, ActDeal.stage_id).where(ActDeal.deal_id.in_(deal_ids))
+    known = dict(session.execute(found_stages).all())
+    stages = {deal_id: machine.deal_stage_for(found) for deal_id, found in acts.items()}
+    return {
+        deal_id: None if stage == s.acts_stage_preparing and known.get(deal_id) in later | {None} else stage
+        for deal_id, stage in stages.items()
+    }
 
 
 def deal_stage(session: Session, deal_id: int) -> str | None:

@@ -1,13 +1,16 @@
-"""The acts flow's steps: send to СБИС, fire a deadline, apply a CRM action, sync a deal, send a form.
+"""The acts flow's steps: send to СБИС, fire a deadline, apply a CRM action, sync a deal, send a form,
+sync an act's Bitrix24 item, send an act by e-mail.
 
 Each works on one register row (``tasks.machinery.steps``); the logic they share with the register
-lives in ``register.py``, ``crm.py``, ``sbis.py``, ``deadlines.py``, ``deals.py`` and ``forms.py``.
+lives in ``register.py``, ``crm.py``, ``sbis.py``, ``deadlines.py``, ``deals.py``, ``forms.py`` and
+``items.py``.
 """
 
 from __future__ import annotations
 
 from datetime import timedelta
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from config.settings import get_settings
@@ -18,6 +21,7 @@ from models.acts import (
     CRM_STAGE,
     DEADLINE_FORM,
     DEADLINE_SIGNATURE,
+    EMAILING,
     SENDING,
     SENT,
     Act,
@@ -25,18 +29,23 @@ from models.acts import (
     ActDeadline,
     ActDeal,
     ActFormRequest,
+    ActItem,
 )
 from models.db import db_now, dialect_insert
+from models.mail import OutgoingLetter
 from tasks.acts import machine
-from tasks.acts.chain import CRM_APPLY, DEADLINE_FIRE, DEAL_SYNC, FORM_SEND
+from tasks.acts.chain import CRM_APPLY, DEADLINE_FIRE, DEAL_SYNC, EMAIL_SEND, FORM_SEND, ITEM_SYNC
 from tasks.acts.clients import sbis_client
 from tasks.acts.crm import claim_stage_rows, find_task, move_deals, notify, responsible_of
 from tasks.acts.deadlines import TASK_TITLE, task_text
-from tasks.acts.deals import apply_deal
-from tasks.acts.forms import company_of, email_of, form_key, form_link, letter_text
-from tasks.acts.register import STAGE_BATCH, change_status
+from tasks.acts.deals import apply_deal, take_products
+from tasks.acts.email import act_letter
+from tasks.acts.forms import counterparty, form_key, form_link, letter_text
+from tasks.acts.items import sync_item
+from tasks.acts.register import STAGE_BATCH, change_status, rearm_deal_stages
 from tasks.acts.sbis import ACTION, STAGE, offers_send, sbis_document
 from tasks.machinery.bitrix24 import bitrix24_client
+from tasks.machinery.outbox import enqueue
 from tasks.machinery.steps import step
 from tasks.machinery.workdays import MOSCOW, end_of_next_working_day
 from tasks.mail.letters import queue_letter
@@ -124,22 +133,23 @@ def apply_crm_action(session: Session, action: ActCrmAction) -> None:
 
 @step(DEAL_SYNC, model=ActDeal, statuses={"pending"})
 def sync_deal(session: Session, row: ActDeal) -> None:
-    """Read the deal from Bitrix24 (``crm.deal.get``) and react to its stage."""
-    apply_deal(session, row, bitrix24_client().deal_get(row.deal_id, key=f"deal:{row.deal_id}"))
+    """Read the deal from Bitrix24 (``crm.deal.get``), react to its stage, take the products marked for acts."""
+    b24 = bitrix24_client()
+    key = f"deal:{row.deal_id}"
+    fields = b24.deal_get(row.deal_id, key=key)
+    first = row.synced_at is None
+    apply_deal(session, row, fields)
+    take_products(session, row, fields, b24, key)
+    if first and session.scalar(select(Act.id).where(Act.deal_id == row.deal_id).limit(1)) is not None:
+        # Its stage is known now: the drafts' «Подготовка акта» waited for it (``deal_stages``).
+        rearm_deal_stages(session, [row.deal_id])
 
 
 @step(FORM_SEND, model=ActFormRequest, statuses={"to_send"})
 def send_form(session: Session, form: ActFormRequest) -> None:
     """Send the counterparty the letter with the form link, and start the 3-day deadline."""
-    b24 = bitrix24_client()
     key = f"act-form:{form.id}"
-    deal = b24.deal_get(form.deal_id, key=key)
-    company = company_of(b24, deal, key)
-    email = email_of(company)
-    if email is None:
-        raise PermanentError(
-            f"company {company.get('ID')} of deal {form.deal_id} has no e-mail in Bitrix24: add one and re-drive"
-        )
+    deal, company, email = counterparty(bitrix24_client(), form.deal_id, key)
     title = str(deal.get("TITLE") or f"№ {form.deal_id}")
     form.letter_id = queue_letter(
         session,
@@ -167,3 +177,32 @@ def send_form(session: Session, form: ActFormRequest) -> None:
         )
         .on_conflict_do_nothing(index_elements=["subject_key"])
     )
+
+
+@step(ITEM_SYNC, model=ActItem, statuses={"pending"})
+def sync_act_item(session: Session, row: ActItem) -> None:
+    """Take a manager's move from the act's Bitrix24 item, then put the act's stage, file and note on it."""
+    sync_item(session, row, bitrix24_client())
+
+
+@step(EMAIL_SEND, model=Act, statuses={EMAILING})
+def send_by_email(session: Session, act: Act) -> None:
+    """Queue the letter with the act attached to the company's e-mail, then look until it has left."""
+    key = f"act-email:{act.id}"
+    letter = session.scalars(select(OutgoingLetter).where(OutgoingLetter.business_key == key)).one_or_none()
+    if letter is None:
+        queue_letter(session, business_key=key, source="acts", **act_letter(session, act, key))
+    elif letter.status == "sent":
+        change_status(
+            session,
+            act,
+            SENT,
+            actor=machine.OBMEN,
+            now=letter.sent_at,
+            note=f"e-mailed to {letter.to_address}",
+        )
+        return
+    elif letter.is_parked:
+        # Not parked itself: the operator re-drives the letter, and the act follows it.
+        act.record_error(f"the letter to {letter.to_address} is parked: {letter.last_error}")
+    enqueue(session, EMAIL_SEND, {"id": act.id}, delay_s=get_settings().acts_email_check_s, business_key=key)

@@ -8,18 +8,20 @@ from datetime import UTC, datetime
 
 import pytest
 from pydantic import ValidationError
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from models.acts import (
     ACCEPTED_UNSIGNED,
     ACT_STATUSES,
     CREATED,
+    EMAILING,
     REFUSED,
     SENDING,
     SENT,
     SIGNED,
     SIGNED_BY_US,
     Act,
+    ActDeal,
     ActFile,
 )
 from models.db import session_scope
@@ -50,6 +52,15 @@ LEGAL = {
     ("electronic", ACCEPTED_UNSIGNED, SIGNED, S),
     ("electronic", ACCEPTED_UNSIGNED, REFUSED, S),
     ("electronic", ACCEPTED_UNSIGNED, REFUSED, M),
+    # A paper act of a counterparty who chose e-mail: obmen's letter is the sending.
+    ("e-mail", CREATED, SIGNED_BY_US, M),
+    ("e-mail", SIGNED_BY_US, SENT, M),  # lands on «Отправка по e-mail»
+    ("e-mail", EMAILING, SENT, OB),
+    ("e-mail", SENT, SIGNED, M),
+    ("e-mail", SENT, ACCEPTED_UNSIGNED, M),
+    ("e-mail", SENT, REFUSED, M),
+    ("e-mail", ACCEPTED_UNSIGNED, SIGNED, M),
+    ("e-mail", ACCEPTED_UNSIGNED, REFUSED, M),
 }
 
 
@@ -63,17 +74,23 @@ def _no_publish(obmen_app) -> Iterator[None]:
 def test_every_transition_of_the_machine_legal_and_illegal() -> None:
     checked = 0
     for kind, source, target, actor in itertools.product(
-        ("paper", "electronic"), ACT_STATUSES, ACT_STATUSES, (M, S, OB)
+        ("paper", "e-mail", "electronic"), ACT_STATUSES, ACT_STATUSES, (M, S, OB)
     ):
-        act_type = f"{kind}_ul"
+        act_type = "electronic_ul" if kind == "electronic" else "paper_ul"
+        method = "email" if kind == "e-mail" else None
         if (kind, source, target, actor) in LEGAL:
-            move = machine.check("А-1", act_type, source, target, actor)
+            move = machine.check("А-1", act_type, source, target, actor, method)
             assert move.target == target
+            assert move.lands_on == (
+                EMAILING if (kind, source) == ("e-mail", SIGNED_BY_US) else move.lands_on
+            )
         else:
-            with pytest.raises(machine.IllegalTransition, match=f"from «{source}» to «{target}»"):
-                machine.check("А-1", act_type, source, target, actor)
+            with pytest.raises(
+                machine.IllegalTransition, match=f"\\({kind}\\).* from «{source}» to «{target}»"
+            ):
+                machine.check("А-1", act_type, source, target, actor, method)
         checked += 1
-    assert checked == 2 * 7 * 7 * 3
+    assert checked == 3 * 8 * 8 * 3
 
 
 def test_illegal_transitions_say_what_is_allowed() -> None:
@@ -97,7 +114,13 @@ def _move(act_id: int, target: str, actor: str = M, **kwargs: object) -> str:
 def test_the_paper_path_with_its_scans_deadline_and_deal_stage() -> None:
     act_id = draft()
     assert act(act_id).status == CREATED
-    assert outbox_tasks() == ["acts.deal.sync"]  # a new deal is read from Bitrix24
+    # A new deal is read from Bitrix24; then it goes to «Подготовка акта» (a draft exists), unless
+    # it stands on a later stage of the acts already.
+    assert outbox_tasks() == ["acts.deal.sync", "acts.crm.move_stages"]
+    for read, wanted in ((None, None), ("NEW", "PREPARATION"), ("UC_APPROVED", None)):
+        with session_scope() as s:
+            s.execute(update(ActDeal).where(ActDeal.deal_id == 101).values(stage_id=read))
+            assert deal_stage(s, 101) == wanted
 
     with pytest.raises(ValueError, match="needs the scan"):
         _move(act_id, SIGNED_BY_US)
@@ -132,7 +155,7 @@ def test_the_paper_path_with_its_scans_deadline_and_deal_stage() -> None:
         (SIGNED_BY_US, SENT, M),
         (SENT, SIGNED, M),
     ]
-    assert outbox_tasks().count("acts.crm.move_stages") == 2
+    assert outbox_tasks().count("acts.crm.move_stages") == 3  # drafted, sent, signed
 
 
 def test_after_the_task_the_manager_records_accepted_then_refused() -> None:
@@ -221,7 +244,8 @@ def test_bad_acts_are_refused_with_a_clear_error(fields: dict, error: str) -> No
     ("acts", "stage"),
     [
         ([], None),
-        ([(1, CREATED)], None),
+        ([(1, CREATED)], "PREPARATION"),
+        ([(1, CREATED), (2, SIGNED_BY_US)], "PREPARATION"),
         ([(1, SENT)], "UC_ACT_SENT"),
         ([(1, SIGNED), (2, SENT)], "UC_ACT_SENT"),
         ([(1, SIGNED), (2, ACCEPTED_UNSIGNED)], "WON"),

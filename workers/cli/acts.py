@@ -35,6 +35,7 @@ STATUS = CodeOrLabel(
         "created": acts_model.CREATED,
         "signed_by_us": acts_model.SIGNED_BY_US,
         "sending": acts_model.SENDING,
+        "emailing": acts_model.EMAILING,
         "sent": acts_model.SENT,
         "signed": acts_model.SIGNED,
         "accepted_unsigned": acts_model.ACCEPTED_UNSIGNED,
@@ -44,7 +45,17 @@ STATUS = CodeOrLabel(
 )
 TYPE = CodeOrLabel(ACT_TYPES, stores="code")
 
-ACT_COLUMNS = ("id", "number", "deal_id", "company_id", "act_type", "status", "signature_due_at", "overdue")
+ACT_COLUMNS = (
+    "id",
+    "number",
+    "deal_id",
+    "company_id",
+    "act_type",
+    "status",
+    "signature_due_at",
+    "overdue",
+    "bitrix24_item_id",
+)
 
 
 @acts.command("list")

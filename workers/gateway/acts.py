@@ -4,7 +4,7 @@
 * The counterparty's form (``/acts/forms/{token}``) takes no account: the link's unguessable token
   (256 bits, sent only to the counterparty) is its key; an unknown token is a 404 before anything
   is read (``FormLink``).
-* Bitrix24's outbound events (``POST /bitrix24/events``) are verified by ``auth[application_token]``
+* Bitrix24's outbound events (``POST /bitrix24/events``: deals, and the acts' smart-process items) are verified by ``auth[application_token]``
   before anything is stored; only authentic events reach the exchange log.
 """
 
@@ -22,6 +22,7 @@ from pydantic import TypeAdapter, ValidationError
 from sqlalchemy import select
 from starlette.concurrency import run_in_threadpool
 
+from config.settings import get_settings
 from integrations import strictjson
 from integrations.exchange import Exchange
 from integrations.storable import escaped_text, refuse_unstorable
@@ -30,6 +31,7 @@ from models.db import session_scope
 from tasks.acts import machine
 from tasks.acts.deals import DEAL_EVENTS, deal_changed
 from tasks.acts.forms import FormAlreadyAnswered, FormAnswer, FormNotFound, answer_form, request_form
+from tasks.acts.items import ITEM_EVENTS, item_changed
 from tasks.acts.queries import ActFilter, act_detail, act_file, deals_without_acts, list_acts
 from tasks.acts.register import ActConflict, ActIn, ActNotFound, Upload, change_status, create_act, lock_act
 from tasks.machinery.exchange import record_exchange
@@ -320,6 +322,7 @@ BITRIX24_EVENT = {
         "properties": {
             "event": {"type": "string", "examples": ["ONCRMDEALUPDATE"]},
             "data[FIELDS][ID]": {"type": "string", "pattern": "^[0-9]{1,19}$"},
+            "data[FIELDS][ENTITY_TYPE_ID]": {"type": "string", "pattern": "^[0-9]{1,10}$"},
             BITRIX24_TOKEN_FIELD: {"type": "string"},
         },
     }
@@ -332,24 +335,14 @@ BITRIX24_EVENT = {
     openapi_extra={"requestBody": {"required": True, "content": {FORM_MEDIA_TYPE: BITRIX24_EVENT}}},
 )
 async def bitrix24_event(request: Request) -> JSONResponse:
-    """``ONCRMDEALUPDATE`` / ``ONCRMDEALADD`` from the portal (form-encoded, carrying only the deal id)."""
+    """``ONCRMDEALUPDATE`` / ``ONCRMDEALADD`` (the deal id only), ``ONCRMDYNAMICITEMUPDATE`` (an act's
+    item: ``data[FIELDS][ID]`` and ``data[FIELDS][ENTITY_TYPE_ID]``) from the portal, form-encoded."""
     body = (await request.body()).decode("utf-8", "replace")
     form = {k: str(v) for k, v in (await request.form()).items()}
     event = form.get("event", "").upper()
     raw_id = form.get("data[FIELDS][ID]", "")
-    answer: dict[str, Any]
-    if event not in DEAL_EVENTS:
-        status, answer = 200, {"ignored": escaped_text(event, 100)}
-    else:
-        try:
-            deal_id = DEAL_ID.validate_python(raw_id)
-        except ValidationError:
-            errors = [{"field": "data[FIELDS][ID]", "message": "must be the deal id"}]
-            status, answer = 422, problems.document(422, "invalid event", errors=errors)
-        else:
-            with session_scope() as session:
-                deal_changed(session, deal_id)
-            status, answer = 200, {"accepted": event, "deal_id": deal_id}
+    status, answer = _take_event(event, raw_id, form.get("data[FIELDS][ENTITY_TYPE_ID]", ""))
+    subject = "item" if event in ITEM_EVENTS else "deal"
     token = form.get(BITRIX24_TOKEN_FIELD, "")
     record_exchange(
         Exchange(
@@ -360,7 +353,29 @@ async def bitrix24_event(request: Request) -> JSONResponse:
             request_body=escaped_text(body.replace(token, "***") if token else body),
             response_status=status,
             response_body=json.dumps(answer, ensure_ascii=False),
-            business_key=f"deal:{escaped_text(raw_id, 100)}",
+            business_key=f"{subject}:{escaped_text(raw_id, 100)}",
         )
     )
     return JSONResponse(answer, status, media_type=problems.MEDIA_TYPE if status >= 400 else None)
+
+
+def _take_event(event: str, raw_id: str, raw_type: str) -> tuple[int, dict[str, Any]]:
+    """Mark what the event names to be read again: (HTTP status, answer)."""
+    if event not in DEAL_EVENTS | ITEM_EVENTS:
+        return 200, {"ignored": escaped_text(event, 100)}
+    try:
+        object_id = DEAL_ID.validate_python(raw_id)
+    except ValidationError:
+        errors = [{"field": "data[FIELDS][ID]", "message": "must be the deal's or the item's id"}]
+        return 422, problems.document(422, "invalid event", errors=errors)
+    if event in DEAL_EVENTS:
+        with session_scope() as session:
+            deal_changed(session, object_id)
+        return 200, {"accepted": event, "deal_id": object_id}
+    ours = get_settings().acts_item_entity_type_id
+    if ours is None or raw_type != str(ours):
+        return 200, {"ignored": f"{escaped_text(event, 100)}: not the acts' smart process"}
+    with session_scope() as session:
+        if item_changed(session, object_id) is None:
+            return 200, {"ignored": f"item {object_id} is no act's"}
+    return 200, {"accepted": event, "item_id": object_id}

@@ -12,7 +12,7 @@ from fastapi.responses import Response
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from models.acts import ACT_STATUSES, ACT_TYPES, DEADLINE_SIGNATURE, SENDING, SENT, Act, ActDeadline
+from models.acts import ACT_STATUSES, ACT_TYPES, DEADLINE_SIGNATURE, EMAILING, SENDING, SENT, Act, ActDeadline
 from models.db import db_now, session_scope
 from tasks.acts import machine
 from tasks.acts.queries import ActFilter, act_detail, acts_page, deals_without_acts
@@ -118,8 +118,9 @@ def act(request: Request, act_id: Id, person: Person = viewer) -> Response:
             found = act_detail(session, act_id)
     except ActNotFound as exc:
         raise HTTPException(404, str(exc)) from exc
-    # The machine refuses a step that does not fit the act; the page offers every one a manager takes.
-    steps = [s for s in ACT_STATUSES if s != SENDING]
+    # The machine refuses a step that does not fit the act; the page offers every one a manager takes
+    # (the sends to СБИС and by e-mail are obmen's own).
+    steps = [s for s in ACT_STATUSES if s not in (SENDING, EMAILING)]
     return render(request, "act.html", person, act=found, steps=steps)
 
 
