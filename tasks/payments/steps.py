@@ -158,16 +158,17 @@ def fire_deadline(session: Session, deadline: BillingDeadline) -> None:
     key = f"billing_deadlines:{deadline.id}"
     period = accrual.period.isoformat()[:7]
     client = bitrix24_client()
+    # The SMS rows are written after the Bitrix24 call, in the same transaction: a write before it
+    # would hold SQLite's one write lock (the embedded demo) while the call's exchange record waits.
     if deadline.kind == "reminder":
-        send_sms(session, notices.payment_reminder(subscriber, accrual, 2))
         deadline.bitrix24_ref = client.workflow_start(
             settings.bitrix24_template_payment_reminder,
             deal_document(deal_id),
             {"Debt": str(accrual.due), "Period": period, "Reminder": "repeat", "ObmenKey": key},
             key=key,
         )
+        send_sms(session, notices.payment_reminder(subscriber, accrual, 2))
     else:
-        send_sms(session, notices.disconnection_warning(subscriber, accrual))
         employee = session.get(Employee, subscriber.responsible_id) if subscriber.responsible_id else None
         if employee is None or employee.bitrix24_user_id is None:
             raise PermanentError(
@@ -187,6 +188,7 @@ def fire_deadline(session: Session, deadline: BillingDeadline) -> None:
             key=key,
         )
         deadline.bitrix24_ref = str(task["id"])
+        send_sms(session, notices.disconnection_warning(subscriber, accrual))
     deadline.status = "done"
     deadline.fired_at = db_now(session)
 
