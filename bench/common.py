@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import json
 import os
+import signal
+import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -23,6 +25,11 @@ import redis
 def bench_stores() -> Iterator[dict[str, str]]:
     """A throwaway database (migrated) and Redis database, exported to this process and its children."""
     from tests.harness import stores
+
+    # A run stopped by SIGTERM (``timeout``) unwinds like Ctrl-C: its workers and gateway run in
+    # sessions of their own and would otherwise go on consuming a Redis database the test stores
+    # hand out again once its lock expires.
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
 
     created = stores.create()
     env = {
