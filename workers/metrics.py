@@ -102,9 +102,12 @@ class TaskMetrics:
             self.retried.labels(name).inc()
         elif state == "SUCCESS":
             self.succeeded.labels(name).inc()
-            outcome = self.outcomes.get(retval) if isinstance(retval, str) else None
-            if outcome is not None:
-                outcome.labels(name).inc()
+            # A step returns its outcome; a batched step's message, each outcome's count of rows.
+            counts = retval if isinstance(retval, dict) else {retval: 1} if isinstance(retval, str) else {}
+            for value, n in counts.items():
+                outcome = self.outcomes.get(value)
+                if outcome is not None and isinstance(n, int):
+                    outcome.labels(name).inc(n)
         else:
             self.failed.labels(name).inc()
 

@@ -12,10 +12,12 @@ outer transaction's commit, and its rollback forgets only what it enqueued.
 
 from __future__ import annotations
 
+import json
 import queue
 import threading
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Literal, cast
 
@@ -23,7 +25,7 @@ import structlog
 from celery import current_app
 from celery.canvas import Signature
 from celery.exceptions import SoftTimeLimitExceeded
-from sqlalchemy import event, func, insert, select, update
+from sqlalchemy import Row, event, func, insert, select, update
 from sqlalchemy.orm import Session, SessionTransaction
 from sqlalchemy.orm.util import identity_key
 
@@ -31,7 +33,7 @@ from config.settings import get_settings
 from models.db import db_now, session_scope
 from models.outbox import Outbox
 from tasks.machinery.policy import describe
-from tasks.machinery.request_id import stamp
+from tasks.machinery.request_id import HEADER, stamp
 
 log = structlog.get_logger(__name__)
 
@@ -45,6 +47,14 @@ DispatchMode = Literal["inline", "background", "off"]
 # Step task name -> the register its ``{"id": …}`` names (``steps.step`` fills it): enqueueing a step
 # stamps the row's ``next_step_at`` with the message's due time.
 STEP_REGISTERS: dict[str, type[Any]] = {}
+# Steps declared ``batch``: the relay publishes their rows due together as one message of ``ids``.
+BATCHED_STEPS: set[str] = set()
+# Ids in one batched message: one commit then serves 50 rows, as one Bitrix24 ``batch`` call does.
+BATCH_MAX = 50
+# Rows due this close together go in one message, published with the latest one's countdown.
+BATCH_WINDOW_S = 1.0
+# The header of a batched message: the request id of each of its rows, in the order of ``ids``.
+REQUEST_IDS_HEADER = "obmen_request_ids"
 
 
 def enqueue(
@@ -283,20 +293,20 @@ def relay(ids: Sequence[int] | None = None, limit: int | None = None) -> int:
         ).all()
         if not claimed:
             return 0
-        ordered = sorted(claimed, key=lambda r: (r.not_before, r.id))
+        messages = _messages(sorted(claimed, key=lambda r: (r.not_before, r.id)))
         app = obmen_app()
+        published = 0
         with app.producer_or_acquire() as producer:
-            for published, row in enumerate(ordered):
-                countdown = max(0.0, (row.not_before - row.published_at).total_seconds())
+            for position, message in enumerate(messages):
                 try:
-                    _publish(row.id, row.kwargs, producer, countdown)
+                    message.publish(producer)
                 except SoftTimeLimitExceeded:
                     raise
                 except Exception as exc:
-                    # The broker is away: release this row and the rest for the next relay run.
+                    # The broker is away: release this message's rows and the rest for the next relay run.
                     session.execute(
                         update(Outbox)
-                        .where(Outbox.id.in_([r.id for r in ordered[published:]]))
+                        .where(Outbox.id.in_([r.id for m in messages[position:] for r in m.rows]))
                         .values(
                             published_at=None,
                             publish_attempts=Outbox.publish_attempts + 1,
@@ -305,10 +315,80 @@ def relay(ids: Sequence[int] | None = None, limit: int | None = None) -> int:
                         .execution_options(synchronize_session=False)
                     )
                     log.warning(
-                        "outbox.publish_failed", outbox_id=row.id, task=row.task_name, error=describe(exc)
+                        "outbox.publish_failed",
+                        outbox_id=message.rows[0].id,
+                        task=message.rows[0].task_name,
+                        error=describe(exc),
                     )
                     return published
-    return len(ordered)
+                published += len(message.rows)
+    return published
+
+
+@dataclass
+class _Message:
+    """One message to publish: an outbox row's, or the rows of a batched step due together."""
+
+    rows: list[Row[Any]]
+
+    def publish(self, producer: Any) -> None:
+        last = self.rows[-1]
+        countdown = max(0.0, (last.not_before - last.published_at).total_seconds())
+        first = self.rows[0]
+        if len(self.rows) == 1:
+            _publish(first.id, first.kwargs, producer, countdown)
+            return
+        payload = dict(first.kwargs)
+        options = payload["options"] = dict(payload.get("options") or {})
+        headers = options["headers"] = dict(options.get("headers") or {})
+        headers.pop(HEADER, None)
+        headers[REQUEST_IDS_HEADER] = [_request_id(r.kwargs) for r in self.rows]
+        payload["kwargs"] = {"ids": [r.kwargs["kwargs"]["id"] for r in self.rows]}
+        _publish(first.id, payload, producer, countdown)
+
+
+def _messages(rows: Sequence[Row[Any]]) -> list[_Message]:
+    """The claimed rows as messages, in their order: a batched step's rows due within
+    :data:`BATCH_WINDOW_S` of each other go as one, up to :data:`BATCH_MAX` ids."""
+    messages: list[_Message] = []
+    open_batches: dict[str, _Message] = {}
+    for row in rows:
+        key = _batch_key(row.kwargs)
+        if key is None:
+            messages.append(_Message([row]))
+            continue
+        batch = open_batches.get(key)
+        if (
+            batch is None
+            or len(batch.rows) >= BATCH_MAX
+            or (row.not_before - batch.rows[0].not_before).total_seconds() > BATCH_WINDOW_S
+        ):
+            batch = open_batches[key] = _Message([])
+            messages.append(batch)
+        batch.rows.append(row)
+    return messages
+
+
+def _batch_key(payload: dict[str, Any]) -> str | None:
+    """What a batched step's message must share with others to go in one (its options, but not the
+    request id: each row's goes in the batch's header); None for a message that goes alone."""
+    kwargs = payload.get("kwargs")
+    if (
+        payload.get("task") not in BATCHED_STEPS
+        or payload.get("args")
+        or not isinstance(kwargs, dict)
+        or set(kwargs) != {"id"}
+        or not isinstance(kwargs["id"], int)
+    ):
+        return None
+    options = dict(payload.get("options") or {})
+    options["headers"] = {k: v for k, v in (options.get("headers") or {}).items() if k != HEADER}
+    return json.dumps([payload["task"], options], sort_keys=True, default=str)
+
+
+def _request_id(payload: dict[str, Any]) -> str | None:
+    value = ((payload.get("options") or {}).get("headers") or {}).get(HEADER)
+    return value if isinstance(value, str) else None
 
 
 def obmen_app() -> Any:

@@ -16,7 +16,8 @@ from __future__ import annotations
 
 import enum
 import inspect
-from collections.abc import Callable
+from collections import Counter
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Annotated, Any, Generic, TypeVar, cast
@@ -25,7 +26,8 @@ import structlog
 from celery import Task, current_app, shared_task
 from celery.canvas import Signature
 from pydantic import BaseModel, ConfigDict, Field, StrictInt
-from sqlalchemy import case, func
+from sqlalchemy import case, func, select
+from sqlalchemy.orm import Session
 
 from config.settings import get_settings
 from integrations.errors import RateLimited
@@ -33,7 +35,14 @@ from integrations.storable import BIGINT_MAX, refuse_unstorable
 from models.db import db_now, session_scope
 from models.steps import StepMixin
 from tasks.machinery.dead_letters import record_dead_letter
-from tasks.machinery.outbox import STEP_REGISTERS, enqueue, stamped
+from tasks.machinery.outbox import (
+    BATCH_MAX,
+    BATCHED_STEPS,
+    REQUEST_IDS_HEADER,
+    STEP_REGISTERS,
+    enqueue,
+    stamped,
+)
 from tasks.machinery.policy import countdown, describe, is_retryable
 
 log = structlog.get_logger(__name__)
@@ -53,12 +62,22 @@ class Outcome(enum.Enum):
     REJECTED = "rejected"
 
 
+# A row id is a bigint: beyond 64 bits it is a bad argument, not a database error.
+RowId = Annotated[StrictInt, Field(ge=1, le=BIGINT_MAX)]
+
+
 class RowRef(BaseModel):
     """The arguments of every step task: the id of its row, nothing else."""
 
     model_config = ConfigDict(extra="forbid")
-    # A row id is a bigint: beyond 64 bits it is a bad argument, not a database error.
-    id: Annotated[StrictInt, Field(ge=1, le=BIGINT_MAX)]
+    id: RowId
+
+
+class RowRefs(BaseModel):
+    """The arguments of a batched step's message: the ids of its rows (the outbox relay groups them)."""
+
+    model_config = ConfigDict(extra="forbid")
+    ids: list[RowId] = Field(min_length=1, max_length=BATCH_MAX)
 
 
 @dataclass(frozen=True)
@@ -76,6 +95,8 @@ class StepSpec(Generic[RowT]):
     queue_of: Callable[[Any], str] | None = None
     # Counted in the claim transaction, with the attempt, before the work (see ``step``).
     on_claim: Callable[[Any, Any], None] | None = None
+    # Messages may carry up to BATCH_MAX ids, run in one claim and one work transaction (see ``step``).
+    batch: bool = False
 
     def signature(self, row: Any) -> Signature:
         """The step's message for ``row``, as the sweeper and a re-drive enqueue it."""
@@ -105,7 +126,6 @@ def _arguments(task: Task, model: type[ArgsT], args: tuple[Any, ...], kwargs: di
 
 def run_step(spec: StepSpec[Any], row_id: int, task: Task | None = None) -> Outcome:
     """Claim, work, and on failure retry or park. ``task`` is None when called without Celery."""
-    settings = get_settings()
     structlog.contextvars.bind_contextvars(register=spec.model.__tablename__, row_id=row_id)
 
     # 1. Count the attempt in its own commit, so a worker killed mid-step still used one up. Only
@@ -116,25 +136,12 @@ def run_step(spec: StepSpec[Any], row_id: int, task: Task | None = None) -> Outc
             if row is None:
                 log.warning("step.row_missing", step=spec.task_name)
                 return Outcome.MISSING
-            if row.is_parked or row.status not in spec.statuses:
-                return Outcome.NOTHING_TO_DO
-            if row.attempts >= settings.max_attempts:
-                row.park(
-                    f"gave up after {row.attempts} attempts; last error: "
-                    f"{row.last_error or 'worker lost mid-step'}",
-                    db_now(session),
-                )
-                log.error("step.parked", step=spec.task_name, attempts=row.attempts, error=row.last_error)
-                return Outcome.PARKED
-            row.attempts += 1
+            refused = _claim(session, spec, row)
+            if refused is not None:
+                return refused
             attempt = row.attempts
-            if spec.on_claim is not None:
-                spec.on_claim(session, row)
     except Exception as exc:  # the claim itself failed (a dropped connection): nothing was counted
-        log.warning("step.claim_failed", step=spec.task_name, error=describe(exc))
-        if task is None:
-            raise
-        raise task.retry(countdown=countdown(1, settings), exc=exc, max_retries=None) from exc
+        raise _claim_failed(spec, exc, task) from exc
 
     # 2. Work under the row lock: a duplicate delivery waits here, then finds nothing to do.
     try:
@@ -142,71 +149,218 @@ def run_step(spec: StepSpec[Any], row_id: int, task: Task | None = None) -> Outc
             row = session.get(spec.model, row_id, with_for_update=True, populate_existing=True)
             if row is None or row.is_parked or row.status not in spec.statuses:
                 return Outcome.NOTHING_TO_DO
-            if spec.takes_task_id:
-                spec.fn(session, row, task_id=task.request.id if task is not None else None)
-            else:
-                spec.fn(session, row)
-            row.attempts = 0
-            if not stamped(session, spec.model, row_id) and row.next_step_at is not None:
-                # This delivery was the one due (or later): it is consumed. A copy that came early
-                # leaves the schedule it found (a SEP poll not yet due).
-                column = spec.model.next_step_at
-                row.next_step_at = case((column <= func.now(), None), else_=column)
-    except RateLimited as exc:
-        return _deferred(spec, row_id, attempt, exc, task)
+            _work(session, spec, row, task)
     except Exception as exc:
         return _failed(spec, row_id, attempt, exc, task)
     log.info("step.done", step=spec.task_name, attempt=attempt)
     return Outcome.DONE
 
 
-def _deferred(spec: StepSpec[Any], row_id: int, attempt: int, exc: RateLimited, task: Task | None) -> Outcome:
-    """The service asked us to slow down: come back later, and give the attempt back.
+def run_steps(spec: StepSpec[Any], row_ids: Sequence[int], task: Task | None = None) -> Counter[Outcome]:
+    """``run_step`` for up to :data:`BATCH_MAX` rows of one step: one claim and one work commit for all.
 
-    Being throttled says nothing about the row, so it must not park it. The step comes back through
-    the outbox (a countdown when near, a waiting row when far), never by holding a worker.
+    The guarantees are one row's: each attempt counted before the work, each row's work in its own
+    savepoint (a row that fails undoes only its own work), and each failure settled as ``run_step``
+    settles it. Only a retry differs: the message serves other rows too, so a row to retry gets a
+    message of its own through the outbox, due after the retry policy's countdown. Rows are locked in
+    id order, so two batches never deadlock.
     """
+    model = spec.model
+    structlog.contextvars.bind_contextvars(register=model.__tablename__)
+    structlog.contextvars.unbind_contextvars("row_id")
+    ids = sorted(set(row_ids))
+    locked = select(model).order_by(model.id).with_for_update()
+    outcomes: Counter[Outcome] = Counter()
+    attempts: dict[int, int] = {}
+    try:
+        with session_scope(durable=False) as session:
+            rows = session.scalars(locked.where(model.id.in_(ids))).all()
+            outcomes[Outcome.MISSING] += len(ids) - len(rows)
+            for row in rows:
+                refused = _claim(session, spec, row)
+                if refused is None:
+                    attempts[row.id] = row.attempts
+                else:
+                    outcomes[refused] += 1
+    except Exception as exc:
+        raise _claim_failed(spec, exc, task) from exc
+
+    request_ids = _request_ids(task, row_ids)
+    failures: dict[int, Exception] = {}
+    worked: list[int] = []
     try:
         with session_scope() as session:
-            row = session.get(spec.model, row_id, with_for_update=True)
-            if row is not None:
-                row.attempts = max(0, row.attempts - 1)
-                enqueue(
-                    session,
-                    spec.task_name,
-                    {"id": row_id},
-                    delay_s=exc.retry_after_s,
-                    business_key=f"deferred:{spec.model.__tablename__}:{row_id}",
-                )
-    except Exception as record_exc:  # the database is away too: fall back to the retry policy
-        return _failed(spec, row_id, attempt, record_exc, task)
-    log.info("step.deferred", step=spec.task_name, retry_after_s=round(exc.retry_after_s, 1), reason=str(exc))
-    return Outcome.DEFERRED
+            current = locked.where(model.id.in_(list(attempts))).execution_options(populate_existing=True)
+            for row in session.scalars(current):
+                if row.is_parked or row.status not in spec.statuses:
+                    continue
+                worked.append(row.id)
+                with structlog.contextvars.bound_contextvars(row_id=row.id, **request_ids.get(row.id, {})):
+                    try:
+                        with session.begin_nested():
+                            _work(session, spec, row, task)
+                    except Exception as exc:
+                        failures[row.id] = exc
+    except Exception as exc:  # the commit failed: no row's work was kept
+        failures = {row_id: failures.get(row_id, exc) for row_id in worked}
+    done = [row_id for row_id in worked if row_id not in failures]
+    outcomes[Outcome.NOTHING_TO_DO] += len(attempts) - len(worked)
+    outcomes[Outcome.DONE] += len(done)
+    if done:
+        log.info("step.done", step=spec.task_name, rows=done)
+    if failures:
+        outcomes.update(_settle_batch(spec, failures, attempts, task))
+    return +outcomes  # the outcomes that happened, none counted zero
+
+
+def _claim(session: Session, spec: StepSpec[Any], row: Any) -> Outcome | None:
+    """Count the attempt on a locked row before its work: None when claimed, else why not."""
+    if row.is_parked or row.status not in spec.statuses:
+        return Outcome.NOTHING_TO_DO
+    if row.attempts >= get_settings().max_attempts:
+        row.park(
+            f"gave up after {row.attempts} attempts; last error: {row.last_error or 'worker lost mid-step'}",
+            db_now(session),
+        )
+        log.error(
+            "step.parked", step=spec.task_name, row_id=row.id, attempts=row.attempts, error=row.last_error
+        )
+        return Outcome.PARKED
+    row.attempts += 1
+    if spec.on_claim is not None:
+        spec.on_claim(session, row)
+    return None
+
+
+def _claim_failed(spec: StepSpec[Any], exc: Exception, task: Task | None) -> Exception:
+    """What to raise when the claim itself failed (a dropped connection): nothing was counted."""
+    log.warning("step.claim_failed", step=spec.task_name, error=describe(exc))
+    if task is None:
+        return exc
+    return task.retry(countdown=countdown(1, get_settings()), exc=exc, max_retries=None)
+
+
+def _work(session: Session, spec: StepSpec[Any], row: Any, task: Task | None) -> None:
+    """The plain function on a claimed row, under its lock; a success gives the row its attempts back."""
+    if spec.takes_task_id:
+        spec.fn(session, row, task_id=task.request.id if task is not None else None)
+    else:
+        spec.fn(session, row)
+    row.attempts = 0
+    if not stamped(session, spec.model, row.id) and row.next_step_at is not None:
+        # This delivery was the one due (or later): it is consumed. A copy that came early
+        # leaves the schedule it found (a SEP poll not yet due).
+        column = spec.model.next_step_at
+        row.next_step_at = case((column <= func.now(), None), else_=column)
+
+
+def _request_ids(task: Task | None, row_ids: Sequence[int]) -> dict[int, dict[str, str]]:
+    """Each row's request id from a batched message's header, to bind while the row works."""
+    carried = getattr(task.request, REQUEST_IDS_HEADER, None) if task is not None else None
+    if not isinstance(carried, list) or len(carried) != len(row_ids):
+        return {}
+    return {
+        row_id: {"request_id": request_id}
+        for row_id, request_id in zip(row_ids, carried, strict=True)
+        if isinstance(request_id, str)
+    }
+
+
+def _settle(
+    session: Session, spec: StepSpec[Any], row: Any, attempt: int, exc: Exception, *, requeue: bool
+) -> tuple[Outcome, float]:
+    """What becomes of a locked row whose work raised ``exc``, and after how many seconds it comes back.
+
+    A throttled service says nothing about the row: the attempt is given back and the step comes back
+    through the outbox when the service has room, never by holding a worker. Otherwise the one retry
+    policy: park when the error is permanent or the attempts are spent, else a countdown — through
+    the outbox when ``requeue`` (a batch's message serves other rows), else Celery retries the message.
+    """
+    table = spec.model.__tablename__
+    if isinstance(exc, RateLimited):
+        row.attempts = max(0, row.attempts - 1)
+        enqueue(
+            session,
+            spec.task_name,
+            {"id": row.id},
+            delay_s=exc.retry_after_s,
+            business_key=f"deferred:{table}:{row.id}",
+        )
+        log.info(
+            "step.deferred",
+            step=spec.task_name,
+            row_id=row.id,
+            retry_after_s=round(exc.retry_after_s, 1),
+            reason=str(exc),
+        )
+        return Outcome.DEFERRED, exc.retry_after_s
+    error = describe(exc)
+    if not is_retryable(exc) or attempt >= get_settings().max_attempts:
+        row.park(error, db_now(session))
+        log.error("step.parked", step=spec.task_name, row_id=row.id, attempt=attempt, error=error)
+        return Outcome.PARKED, 0.0
+    delay = countdown(attempt)
+    row.record_error(error)
+    if requeue:
+        enqueue(
+            session,
+            spec.task_name,
+            {"id": row.id},
+            delay_s=delay,
+            business_key=f"retry:{table}:{row.id}:{attempt}",
+        )
+    else:
+        row.next_step_at = db_now(session) + timedelta(seconds=delay)
+    log.warning(
+        "step.retry",
+        step=spec.task_name,
+        row_id=row.id,
+        attempt=attempt,
+        countdown=round(delay, 1),
+        error=error,
+    )
+    return Outcome.RETRY, delay
 
 
 def _failed(spec: StepSpec[Any], row_id: int, attempt: int, exc: Exception, task: Task | None) -> Outcome:
-    settings = get_settings()
-    error = describe(exc)
-    park = not is_retryable(exc) or attempt >= settings.max_attempts
-    delay = countdown(attempt, settings)
+    """Settle one row's failure; a retry is this message's, through Celery."""
+    outcome, delay = Outcome.RETRY, countdown(attempt)
     try:
         with session_scope() as session:
             row = session.get(spec.model, row_id, with_for_update=True)
             if row is not None:
-                if park:
-                    row.park(error, db_now(session))
-                else:
-                    row.record_error(error)
-                    row.next_step_at = db_now(session) + timedelta(seconds=delay)
+                outcome, delay = _settle(session, spec, row, attempt, exc, requeue=False)
     except Exception as record_exc:  # the database may be the thing that failed
         log.warning("step.error_not_recorded", step=spec.task_name, error=describe(record_exc))
-    if park:
-        log.error("step.parked", step=spec.task_name, attempt=attempt, error=error)
-        return Outcome.PARKED
-    log.warning("step.retry", step=spec.task_name, attempt=attempt, countdown=round(delay, 1), error=error)
-    if task is None:
-        return Outcome.RETRY
+        if not isinstance(exc, RateLimited) and (
+            not is_retryable(exc) or attempt >= get_settings().max_attempts
+        ):
+            return Outcome.PARKED  # for the next claim to record: the attempts are spent or it cannot work
+    if outcome is not Outcome.RETRY or task is None:
+        return outcome
     raise task.retry(countdown=delay, exc=exc, max_retries=None)
+
+
+def _settle_batch(
+    spec: StepSpec[Any], failures: dict[int, Exception], attempts: dict[int, int], task: Task | None
+) -> Counter[Outcome]:
+    """Settle a batch's failed rows in one transaction; each retry is a message of its own."""
+    model = spec.model
+    settled: Counter[Outcome] = Counter()
+    try:
+        with session_scope() as session:
+            locked = select(model).where(model.id.in_(list(failures))).order_by(model.id).with_for_update()
+            for row in session.scalars(locked):
+                outcome, _ = _settle(session, spec, row, attempts[row.id], failures[row.id], requeue=True)
+                settled[outcome] += 1
+    except Exception as exc:  # the database is away: the whole message comes back (done rows stay done)
+        log.warning(
+            "step.error_not_recorded", step=spec.task_name, rows=sorted(failures), error=describe(exc)
+        )
+        if task is None:
+            raise
+        raise task.retry(countdown=countdown(1), exc=exc, max_retries=None) from exc
+    return settled
 
 
 def _task(name: str, fn: Callable[..., Any], run: Callable[..., Any]) -> Task:
@@ -247,6 +401,10 @@ class Step(Generic[RowT]):
         """Claim, work, retry or park one row in this process, as the worker would."""
         return run_step(self.spec, row_id)
 
+    def run_batch(self, row_ids: Sequence[int]) -> Counter[Outcome]:
+        """A batched message's work in this process, as the worker would do it."""
+        return run_steps(self.spec, row_ids)
+
 
 def step(
     name: str,
@@ -256,6 +414,7 @@ def step(
     stale_after_s: int | None = None,
     queue_of: Callable[[RowT], str] | None = None,
     on_claim: Callable[[Any, RowT], None] | None = None,
+    batch: bool = False,
 ) -> Callable[[Callable[..., None]], Step[RowT]]:
     """Declare the step ``name`` working on ``model`` rows in ``statuses``.
 
@@ -264,19 +423,31 @@ def step(
     when it runs without Celery. ``queue_of`` names the queue of a row whose step does not follow
     the task's route (the canary of each queue). ``on_claim(session, row)`` counts what must be
     counted even when the worker dies mid-step (the SEP sends): it runs in the claim's own commit,
-    with the attempt.
+    with the attempt. ``batch`` lets the outbox relay group the step's messages, up to
+    :data:`BATCH_MAX` ids in one (``run_steps``): for steps whose work is short, because a batch
+    holds its rows' locks until its last row is done.
     """
 
     def decorate(fn: Callable[..., None]) -> Step[RowT]:
+        takes_task_id = _takes_task_id(fn)
+        if batch and takes_task_id:
+            raise RuntimeError(f"step {name}: a batched message has no delivery of one row to tell apart")
         spec = StepSpec(
-            name, model, frozenset(statuses), stale_after_s, fn, _takes_task_id(fn), queue_of, on_claim
+            name, model, frozenset(statuses), stale_after_s, fn, takes_task_id, queue_of, on_claim, batch
         )
         if name in STEPS:
             raise RuntimeError(f"step {name} declared twice")
         STEPS[name] = spec
         STEP_REGISTERS[name] = model
+        if batch:
+            BATCHED_STEPS.add(name)
 
-        def step_task(self: Task, *args: Any, **kwargs: Any) -> str:
+        def step_task(self: Task, *args: Any, **kwargs: Any) -> str | dict[str, int]:
+            if batch and "ids" in kwargs:
+                refs = _arguments(self, RowRefs, args, kwargs)
+                if refs is None:
+                    return Outcome.REJECTED.value
+                return {outcome.value: n for outcome, n in run_steps(spec, refs.ids, self).items() if n}
             ref = _arguments(self, RowRef, args, kwargs)
             if ref is None:
                 return Outcome.REJECTED.value

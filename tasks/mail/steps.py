@@ -66,7 +66,7 @@ def _file_code(session: Session, message: MailMessage, notice: SepNotice, match:
     return row_id is not None
 
 
-@step(PROCESS, model=MailMessage, statuses={"new"}, stale_after_s=300)
+@step(PROCESS, model=MailMessage, statuses={"new"}, stale_after_s=300, batch=True)
 def process_message(session: Session, message: MailMessage) -> None:
     """Parse, recognise, match, file the code, queue the notification and the next step."""
     settings = get_settings()
@@ -143,7 +143,7 @@ def _accepted_before(session: Session, message_id: str) -> ExchangeLog | None:
     ).first()
 
 
-@step(SEND, model=OutgoingLetter, statuses={"pending"}, stale_after_s=600)
+@step(SEND, model=OutgoingLetter, statuses={"pending"}, stale_after_s=600, batch=True)
 def send_letter(session: Session, letter: OutgoingLetter) -> None:
     """Send one ``outgoing_letters`` row by SMTP (``OBMEN_SMTP_URL``) and mark it sent."""
     settings = get_settings()

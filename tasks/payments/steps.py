@@ -49,7 +49,7 @@ from tasks.sms.outgoing import send_sms
 log = structlog.get_logger(__name__)
 
 
-@step(POST, model=Payment, statuses={"received"}, stale_after_s=120)
+@step(POST, model=Payment, statuses={"received"}, stale_after_s=120, batch=True)
 def post_payment(session: Session, payment: Payment) -> None:
     """Allocate the payment to the subscriber's accruals, oldest first; the rest is an advance.
 
@@ -95,7 +95,7 @@ def post_payment(session: Session, payment: Payment) -> None:
         enqueue(session, MARK_DEAL_PAID, {"id": mark.id}, business_key=f"payments:{payment.transaction_id}")
 
 
-@step(MARK_DEAL_PAID, model=DealPaidMark, statuses={"pending"}, stale_after_s=3600)
+@step(MARK_DEAL_PAID, model=DealPaidMark, statuses={"pending"}, stale_after_s=3600, batch=True)
 def mark_deal_paid(session: Session, mark: DealPaidMark) -> None:
     """Move the deal to the paid stage, unless a newer accrual made the subscriber owe again."""
     balance = session.get(SubscriberBalance, mark.subscriber_inn)
