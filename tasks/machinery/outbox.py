@@ -40,8 +40,9 @@ log = structlog.get_logger(__name__)
 _PENDING = "obmen_outbox_pending"
 _PENDING_IDS = "obmen_outbox_pending_ids"
 _STAMPED = "obmen_outbox_stamped"
+_TO_STAMP = "obmen_outbox_to_stamp"
 _SAVEPOINTS = "obmen_outbox_savepoints"
-_TRACKED = (_PENDING, _PENDING_IDS, _STAMPED)
+_TRACKED = (_PENDING, _PENDING_IDS, _STAMPED, _TO_STAMP)
 DispatchMode = Literal["inline", "background", "off"]
 
 # Step task name -> the register its ``{"id": …}`` names (``steps.step`` fills it): enqueueing a step
@@ -98,21 +99,30 @@ def _stamp(session: Session, task: str, kwargs_list: Sequence[dict[str, Any]], d
     if model is None:
         return
     ids = [k["id"] for k in kwargs_list if isinstance(k.get("id"), int)]
-    value: Any = due if due is not None else func.now()
-    absent = []
     for row_id in ids:
         loaded = session.identity_map.get(identity_key(model, row_id))
         if loaded is None:
-            absent.append(row_id)
+            # Not loaded here (written by a Core INSERT, say): one UPDATE per register at the commit
+            # serves every row the transaction enqueued, instead of one round trip each.
+            session.info.setdefault(_TO_STAMP, []).append((model, row_id, due))
         else:
-            loaded.next_step_at = value
+            loaded.next_step_at = due if due is not None else func.now()
         # A dict, not a set: insertion order lets a savepoint's rollback cut off what it stamped.
         session.info.setdefault(_STAMPED, {})[(model, row_id)] = None
-    if absent:
+
+
+@event.listens_for(Session, "before_commit")
+def _stamp_at_commit(session: Session) -> None:
+    if session.get_nested_transaction() is not None:
+        return  # a savepoint's release: its stamps wait for the outermost commit
+    groups: dict[tuple[type[Any], datetime | None], list[int]] = {}
+    for model, row_id, due in session.info.pop(_TO_STAMP, ()):
+        groups.setdefault((model, due), []).append(row_id)
+    for (model, due), ids in groups.items():
         session.execute(
             update(model)
-            .where(model.id.in_(absent))
-            .values(next_step_at=value)
+            .where(model.id.in_(ids))
+            .values(next_step_at=due if due is not None else func.now())
             .execution_options(synchronize_session=False)
         )
 

@@ -26,7 +26,7 @@ from integrations.mail.parse import clean_text, content_hash, read_headers
 from models.db import insert_ignoring_conflicts, session_scope
 from models.mail import MailMessage
 from tasks.machinery.exchange import record_exchange
-from tasks.machinery.outbox import enqueue
+from tasks.machinery.outbox import enqueue, enqueue_many
 from tasks.mail.chain import FETCH, PROCESS
 
 log = structlog.get_logger(__name__)
@@ -66,7 +66,11 @@ def _identity(item: Fetched) -> str:
 def store_batch(
     session: Session, mailbox: str, uidvalidity: int, items: Sequence[Fetched], report: FetchReport
 ) -> None:
-    """Insert one row per message (skipping UIDs already stored) and enqueue ``mail.process`` for new ones."""
+    """Insert one row per message (skipping UIDs already stored) and enqueue ``mail.process`` for new ones.
+
+    One multi-row ``INSERT … ON CONFLICT DO NOTHING RETURNING`` for the new letters, one for repeats,
+    and one outbox insert for the batch: a letter costs no round trip of its own. A letter repeating
+    one earlier in the same batch is written after it, once its id is known."""
     settings = get_settings()
     hashes = {item.uid: _identity(item) for item in items}
     known: dict[tuple[str, str | None], int] = {
@@ -78,53 +82,84 @@ def store_batch(
             .order_by(MailMessage.id)
         )
     }
+    # First the letters not seen before (the first of each key in the batch), then the repeats.
+    firsts: dict[tuple[str, str | None], dict[str, Any]] = {}
+    repeats: list[tuple[tuple[str, str | None], dict[str, Any]]] = []
     for item in items:
         headers = read_headers(item.raw)
         key = (hashes[item.uid], headers.message_id)
-        values: dict[str, Any] = {
+        values = _values(item, settings.mail_max_message_bytes) | {
             "mailbox": mailbox,
             "uidvalidity": uidvalidity,
-            "uid": item.uid,
-            "size": item.size,
             "content_hash": key[0],
             "message_id": (headers.message_id or "")[:998] or None,
             "sender": (headers.sender or "")[:320] or None,
             "subject": headers.subject,
-            "received_at": item.internal_date,
         }
-        first = known.get(key)
-        if first is not None:
-            values |= {
-                "status": "ignored",
-                "reason": f"the same letter as mail_messages {first} (same Message-ID and content): "
-                "delivered again, or renumbered by a new UIDVALIDITY",
-                "duplicate_of_id": first,
-                "processed_at": func.now(),
-            }
-        elif not item.complete:
-            values |= {
-                "status": "error",
-                "reason": f"over the size cap: {item.size} bytes > OBMEN_MAIL_MAX_MESSAGE_BYTES "
-                f"{settings.mail_max_message_bytes}; only its header block was read",
-                "headers": clean_text(item.raw.decode("utf-8", errors="replace")),
-                "processed_at": func.now(),
-            }
+        if key in known or key in firsts:
+            repeats.append((key, values))
         else:
-            values |= {"status": "new", "raw": item.raw}
-        row_id = session.scalar(
-            insert_ignoring_conflicts(session, MailMessage).values(**values).returning(MailMessage.id)
-        )
-        if row_id is None:  # another fetcher stored this UID first
-            continue
-        report.stored += 1
-        if first is not None:
-            report.duplicates += 1
-            continue
-        known[key] = row_id
-        if values["status"] == "new":
-            enqueue(session, PROCESS, {"id": row_id}, business_key=f"mail:{row_id}")
-        else:
-            report.oversize += 1
+            firsts[key] = values
+    stored = _insert(session, list(firsts.values()))
+    known |= {key: stored[values["uid"]] for key, values in firsts.items() if values["uid"] in stored}
+    # A repeat whose first another fetcher stored meanwhile is written as a letter of its own:
+    # every UID gets its row, or the cursor would pass it by.
+    alone = [values for key, values in repeats if key not in known]
+    duplicates = [
+        values
+        | {
+            "status": "ignored",
+            "raw": None,
+            "headers": None,
+            "duplicate_of_id": known[key],
+            "reason": f"the same letter as mail_messages {known[key]} (same Message-ID and content): "
+            "delivered again, or renumbered by a new UIDVALIDITY",
+        }
+        for key, values in repeats
+        if key in known
+    ]
+    stored_duplicates = _insert(session, duplicates)
+    stored |= _insert(session, alone)
+    report.stored += len(stored) + len(stored_duplicates)
+    report.duplicates += len(stored_duplicates)
+    written = [values for values in [*firsts.values(), *alone] if values["uid"] in stored]
+    new = [stored[values["uid"]] for values in written if values["status"] == "new"]
+    report.oversize += len(written) - len(new)
+    enqueue_many(
+        session, PROCESS, [{"id": row_id} for row_id in new], business_keys=[f"mail:{i}" for i in new]
+    )
+
+
+def _values(item: Fetched, max_bytes: int) -> dict[str, Any]:
+    """A letter's row as stored: the whole message, or its header block with the reason it is no more."""
+    values: dict[str, Any] = {
+        "uid": item.uid,
+        "size": item.size,
+        "received_at": item.internal_date,
+        "duplicate_of_id": None,
+    }
+    if item.complete:
+        return values | {"status": "new", "raw": item.raw, "headers": None, "reason": None}
+    return values | {
+        "status": "error",
+        "raw": None,
+        "headers": clean_text(item.raw.decode("utf-8", errors="replace")),
+        "reason": f"over the size cap: {item.size} bytes > OBMEN_MAIL_MAX_MESSAGE_BYTES {max_bytes}; "
+        "only its header block was read",
+    }
+
+
+def _insert(session: Session, rows: list[dict[str, Any]]) -> dict[int, int]:
+    """Insert ``rows`` (skipping UIDs another fetcher stored first): the id of each stored, by UID."""
+    if not rows:
+        return {}
+    finished = [row | {"processed_at": None if row["status"] == "new" else func.now()} for row in rows]
+    statement = (
+        insert_ignoring_conflicts(session, MailMessage)
+        .values(finished)
+        .returning(MailMessage.uid, MailMessage.id)
+    )
+    return {row.uid: row.id for row in session.execute(statement)}
 
 
 def fetch_mail(
