@@ -89,6 +89,9 @@ def session_scope(url: str | None = None, *, durable: bool = True) -> Iterator[S
         session.close()
 
 
+_NOW = "obmen_db_now"
+
+
 def db_now(session: Session) -> datetime:
     """The database clock: the one time authority every worker agrees on, whatever their clocks say.
 
@@ -97,7 +100,14 @@ def db_now(session: Session) -> datetime:
     """
     if session.get_bind().dialect.name == "sqlite":
         return utcnow()
-    return session.execute(select(type_coerce(func.now(), UTCDateTime()))).scalar_one()
+    # now() is the transaction's start: asked once per transaction, not once per row of a batch.
+    cached = session.info.get(_NOW)
+    if cached is not None and cached[0] is session.get_transaction():
+        return cached[1]
+    now = session.execute(select(type_coerce(func.now(), UTCDateTime()))).scalar_one()
+    # Taken after the query, which began the transaction if none was open.
+    session.info[_NOW] = (session.get_transaction(), now)
+    return now
 
 
 def db_clock(session: Session) -> datetime:
