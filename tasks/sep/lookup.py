@@ -9,7 +9,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from integrations.errors import PermanentError
-from models.db import db_now
+from models.db import db_now, insert_ignoring_conflicts
 from models.master import Asset, Organization, SepSettings
 from models.sep import SepAssetStatus
 from models.sep_codes import SepConfirmationCode
@@ -81,13 +81,10 @@ def code_for(
     """The code to confirm with: one entered by hand (kept in the register as such), else the register's."""
     if given is None:
         return usable_code(session, application_number)
-    row = session.scalars(
-        select(SepConfirmationCode)
-        .where(SepConfirmationCode.application_number == application_number)
-        .where(SepConfirmationCode.code == given)
-    ).first()
-    if row is None:
-        row = SepConfirmationCode(
+    # The letter with this code may be filed by the mail flow at this very moment: insert or find,
+    # never a second row (one per application and code).
+    session.execute(
+        insert_ignoring_conflicts(session, SepConfirmationCode).values(
             application_number=application_number,
             code=given,
             entered_by_hand=True,
@@ -95,9 +92,12 @@ def code_for(
             responsible_id=asset.responsible_id if asset else None,
             match_reason="entered by hand",
         )
-        session.add(row)
-        session.flush()
-    return row
+    )
+    return session.scalars(
+        select(SepConfirmationCode)
+        .where(SepConfirmationCode.application_number == application_number)
+        .where(SepConfirmationCode.code == given)
+    ).one()
 
 
 def asset_status(session: Session, epts: str) -> str | None:
