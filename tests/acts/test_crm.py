@@ -314,7 +314,8 @@ def test_beat_down_for_two_days_fires_each_overdue_act_once(box: Sandbox) -> Non
 # --- batches ---------------------------------------------------------------------------------------
 def _messages(task: str) -> list[dict[str, Any]]:
     with session_scope() as s:
-        return [row.kwargs["kwargs"] for row in s.scalars(select(Outbox).where(Outbox.task_name == task))]
+        rows = s.scalars(select(Outbox).where(Outbox.task_name == task).order_by(Outbox.id))
+        return [row.kwargs["kwargs"] for row in rows]
 
 
 def test_deal_moves_go_fifty_to_a_batch_call(box: Sandbox) -> None:
