@@ -10,8 +10,8 @@ or ``cancelled`` (moot before it fired). Every such register is declared once as
   locked with ``SKIP LOCKED`` — two sweeps never take one row — and, in the same transaction, hands
   them to the register's batch entry, :data:`CHUNK` ids to a message, through the outbox;
 * rows a register declares ``moot`` (an accrual paid meanwhile) are cancelled by the same sweep;
-* the batch entry runs the register's step for each id (``run_step``: attempts, retries, parking as
-  for any step); a row whose step must be retried gets a message of its own.
+* the batch entry runs the register's step for its ids as a batch (``run_steps``: attempts, retries,
+  parking as for any step); a row whose step must be retried gets a message of its own.
 
 A deadline that fell due while beat was down is simply due when it is back: it fires then, once —
 the row leaves ``waiting`` once, and the step acts only on ``due`` rows.
@@ -30,9 +30,8 @@ from sqlalchemy import ColumnElement, select, update
 from sqlalchemy.orm import Session
 
 from models.db import db_now, session_scope
-from tasks.machinery.outbox import enqueue, enqueue_many
-from tasks.machinery.policy import countdown
-from tasks.machinery.steps import STEPS, Entry, Outcome, entry, run_step
+from tasks.machinery.outbox import enqueue_many
+from tasks.machinery.steps import STEPS, Entry, entry, run_steps
 
 WAITING = "waiting"
 DUE = "due"
@@ -109,28 +108,17 @@ def sweep(register: DeadlineRegister, batch: int, now: datetime | None = None) -
             return total
 
 
-def fire_batch(session: Session, register: DeadlineRegister, ids: list[int]) -> dict[str, int]:
-    """Run the register's step for each row; a row whose step must be retried gets its own message."""
-    outcomes: Counter[str] = Counter()
-    for row_id in ids:
-        outcome = run_step(STEPS[register.fire], row_id)
-        outcomes[outcome.value] += 1
-        if outcome is Outcome.RETRY:
-            enqueue(
-                session,
-                register.fire,
-                {"id": row_id},
-                delay_s=countdown(1),
-                business_key=f"{register.model.__tablename__}:retry:{row_id}",
-            )
-    return dict(outcomes)
+def fire_batch(register: DeadlineRegister, ids: list[int]) -> dict[str, int]:
+    """Run the register's step for the rows as one batch (``run_steps``: a row to retry gets a
+    message of its own)."""
+    return {outcome.value: n for outcome, n in run_steps(STEPS[register.fire], ids).items()}
 
 
 def batch_entry(register: DeadlineRegister) -> Entry[DeadlineRows, dict[str, int]]:
     """Declare the register's batch entry (one message instead of 50)."""
 
     def fire(session: Session, args: DeadlineRows) -> dict[str, int]:
-        return fire_batch(session, register, args.ids)
+        return fire_batch(register, args.ids)
 
     fire.__doc__ = f"Run ``{register.fire}`` for each of up to {CHUNK} deadlines one sweep found due."
     fire.__qualname__ = fire.__name__ = register.fire_batch.replace(".", "_")
