@@ -97,6 +97,8 @@ class StepSpec(Generic[RowT]):
     on_claim: Callable[[Any, Any], None] | None = None
     # Messages may carry up to BATCH_MAX ids, run in one claim and one work transaction (see ``step``).
     batch: bool = False
+    # The plain function takes a list of rows: a batch's, or one row's (see ``step``).
+    set_wise: bool = False
 
     def signature(self, row: Any) -> Signature:
         """The step's message for ``row``, as the sweeper and a re-drive enqueue it."""
@@ -149,7 +151,7 @@ def run_step(spec: StepSpec[Any], row_id: int, task: Task | None = None) -> Outc
             row = session.get(spec.model, row_id, with_for_update=True, populate_existing=True)
             if row is None or row.is_parked or row.status not in spec.statuses:
                 return Outcome.NOTHING_TO_DO
-            _work(session, spec, row, task)
+            _work(session, spec, [row], task)
     except Exception as exc:
         return _failed(spec, row_id, attempt, exc, task)
     log.info("step.done", step=spec.task_name, attempt=attempt)
@@ -191,16 +193,20 @@ def run_steps(spec: StepSpec[Any], row_ids: Sequence[int], task: Task | None = N
     try:
         with session_scope() as session:
             current = locked.where(model.id.in_(list(attempts))).execution_options(populate_existing=True)
-            for row in session.scalars(current):
-                if row.is_parked or row.status not in spec.statuses:
-                    continue
-                worked.append(row.id)
-                with structlog.contextvars.bound_contextvars(row_id=row.id, **request_ids.get(row.id, {})):
-                    try:
-                        with session.begin_nested():
-                            _work(session, spec, row, task)
-                    except Exception as exc:
-                        failures[row.id] = exc
+            rows = [
+                row for row in session.scalars(current) if not row.is_parked and row.status in spec.statuses
+            ]
+            worked = [row.id for row in rows]
+            if not (spec.set_wise and len(rows) > 1 and _worked_together(session, spec, rows, task)):
+                for row in rows:
+                    with structlog.contextvars.bound_contextvars(
+                        row_id=row.id, **request_ids.get(row.id, {})
+                    ):
+                        try:
+                            with session.begin_nested():
+                                _work(session, spec, [row], task)
+                        except Exception as exc:
+                            failures[row.id] = exc
     except Exception as exc:  # the commit failed: no row's work was kept
         failures = {row_id: failures.get(row_id, exc) for row_id in worked}
     done = [row_id for row_id in worked if row_id not in failures]
@@ -240,18 +246,35 @@ def _claim_failed(spec: StepSpec[Any], exc: Exception, task: Task | None) -> Exc
     return task.retry(countdown=countdown(1, get_settings()), exc=exc, max_retries=None)
 
 
-def _work(session: Session, spec: StepSpec[Any], row: Any, task: Task | None) -> None:
-    """The plain function on a claimed row, under its lock; a success gives the row its attempts back."""
-    if spec.takes_task_id:
-        spec.fn(session, row, task_id=task.request.id if task is not None else None)
+def _worked_together(session: Session, spec: StepSpec[Any], rows: list[Any], task: Task | None) -> bool:
+    """A set-wise step's rows in one savepoint: True when they all succeeded; else nothing of it is
+    kept, and the caller works the rows one by one, so the failure is the failing row's alone."""
+    try:
+        with session.begin_nested():
+            _work(session, spec, rows, task)
+    except Exception as exc:
+        log.info(
+            "step.set_wise_failed", step=spec.task_name, rows=[row.id for row in rows], error=describe(exc)
+        )
+        return False
+    return True
+
+
+def _work(session: Session, spec: StepSpec[Any], rows: list[Any], task: Task | None) -> None:
+    """The plain function on claimed rows, under their locks; a success gives each its attempts back."""
+    if spec.set_wise:
+        spec.fn(session, rows)
+    elif spec.takes_task_id:
+        spec.fn(session, rows[0], task_id=task.request.id if task is not None else None)
     else:
-        spec.fn(session, row)
-    row.attempts = 0
-    if not stamped(session, spec.model, row.id) and row.next_step_at is not None:
-        # This delivery was the one due (or later): it is consumed. A copy that came early
-        # leaves the schedule it found (a SEP poll not yet due).
-        column = spec.model.next_step_at
-        row.next_step_at = case((column <= func.now(), None), else_=column)
+        spec.fn(session, rows[0])
+    column = spec.model.next_step_at
+    for row in rows:
+        row.attempts = 0
+        if not stamped(session, spec.model, row.id) and row.next_step_at is not None:
+            # This delivery was the one due (or later): it is consumed. A copy that came early
+            # leaves the schedule it found (a SEP poll not yet due).
+            row.next_step_at = case((column <= func.now(), None), else_=column)
 
 
 def _request_ids(task: Task | None, row_ids: Sequence[int]) -> dict[int, dict[str, str]]:
@@ -395,7 +418,7 @@ class Step(Generic[RowT]):
 
     def plain(self, session: Any, row: RowT) -> None:
         """The plain function, as a test or another step calls it (no claim, no attempt counted)."""
-        self.spec.fn(session, row)
+        self.spec.fn(session, [row] if self.spec.set_wise else row)
 
     def run(self, row_id: int) -> Outcome:
         """Claim, work, retry or park one row in this process, as the worker would."""
@@ -415,6 +438,7 @@ def step(
     queue_of: Callable[[RowT], str] | None = None,
     on_claim: Callable[[Any, RowT], None] | None = None,
     batch: bool = False,
+    set_wise: bool = False,
 ) -> Callable[[Callable[..., None]], Step[RowT]]:
     """Declare the step ``name`` working on ``model`` rows in ``statuses``.
 
@@ -425,15 +449,31 @@ def step(
     counted even when the worker dies mid-step (the SEP sends): it runs in the claim's own commit,
     with the attempt. ``batch`` lets the outbox relay group the step's messages, up to
     :data:`BATCH_MAX` ids in one (``run_steps``): for steps whose work is short, because a batch
-    holds its rows' locks until its last row is done.
+    holds its rows' locks until its last row is done. A ``set_wise`` batched step's plain function
+    takes ``(session, rows)``, a list, and does for them all what it would do for each: one statement
+    per kind of read or write instead of one per row. A batch is worked in one savepoint; if it fails,
+    it is undone and its rows are worked one by one (each ``[row]`` in its own savepoint), so a
+    failure stays the failing row's. Such a function must call nothing outside the database (only
+    the outbox): a failed batch's work is done again.
     """
 
     def decorate(fn: Callable[..., None]) -> Step[RowT]:
         takes_task_id = _takes_task_id(fn)
         if batch and takes_task_id:
             raise RuntimeError(f"step {name}: a batched message has no delivery of one row to tell apart")
+        if set_wise and not batch:
+            raise RuntimeError(f"step {name}: a set-wise step is a batched step")
         spec = StepSpec(
-            name, model, frozenset(statuses), stale_after_s, fn, takes_task_id, queue_of, on_claim, batch
+            name,
+            model,
+            frozenset(statuses),
+            stale_after_s,
+            fn,
+            takes_task_id,
+            queue_of,
+            on_claim,
+            batch,
+            set_wise,
         )
         if name in STEPS:
             raise RuntimeError(f"step {name} declared twice")

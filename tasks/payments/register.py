@@ -2,16 +2,18 @@
 
 ``accept_payment`` is what the gateway calls for the bank API and the OSMP protocol: one insert
 keyed by the transaction id plus the outbox row of ``payments.post``, committed before the bank
-gets its 2xx. ``post_payment`` allocates the money to the subscriber's accruals oldest first and,
+gets its 2xx. ``post_payments`` allocates the money to the subscriber's accruals oldest first and,
 when that clears the debt, asks the CRM to move the deal to «Оплачено».
 """
 
 from __future__ import annotations
 
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
-from typing import Literal
+from typing import Any, Literal
 
 import structlog
 from sqlalchemy import select
@@ -26,7 +28,7 @@ from models.payments import (
     SubscriberBalance,
     insert_ignoring_duplicates,
 )
-from tasks.machinery.outbox import enqueue
+from tasks.machinery.outbox import enqueue, enqueue_many
 from tasks.payments.chain import POST
 
 log = structlog.get_logger(__name__)
@@ -38,57 +40,118 @@ class Acceptance:
     payment_id: int
 
 
-def accept_payment(
-    session: Session,
-    *,
-    transaction_id: str,
-    source: str,
-    inn: str,
-    amount: Decimal,
-    paid_at: datetime,
-    purpose: str,
-    payer_name: str | None,
-    content_hash: str,
-) -> Acceptance:
-    """Record the payment event and its posting step, or say how it relates to the one recorded."""
-    inserted = session.execute(
-        insert_ignoring_duplicates(session, Payment)
-        .values(
-            transaction_id=transaction_id,
-            source=source,
-            inn=inn,
-            amount=amount,
-            currency="RUB",
-            paid_at=paid_at,
-            purpose=purpose,
-            payer_name=payer_name,
-            content_hash=content_hash,
-            status="received",
-            remainder=amount,
-            attempts=0,
+@dataclass(frozen=True)
+class Incoming:
+    """A payment as the bank or a payment agent reported it, validated at the edge."""
+
+    transaction_id: str
+    source: str
+    inn: str
+    amount: Decimal
+    paid_at: datetime
+    purpose: str
+    payer_name: str | None
+    content_hash: str
+
+
+def accept_payment(session: Session, payment: Incoming) -> Acceptance:
+    """Record one payment event and its posting step (:func:`accept_payments` of one)."""
+    return accept_payments(session, [payment])[0]
+
+
+def accept_payments(session: Session, payments: Sequence[Incoming]) -> list[Acceptance]:
+    """Record payment events and their posting steps, or say how each relates to the one recorded.
+
+    The gateway accepts the requests that arrive together in one transaction (group commit): one
+    multi-row insert keyed by the transaction id, one outbox insert, one commit for them all.
+    """
+    firsts: dict[str, Incoming] = {}
+    for payment in payments:
+        firsts.setdefault(payment.transaction_id, payment)
+    # Transaction-id order: two groups waiting on each other's uncommitted ids never deadlock.
+    ordered = sorted(firsts.values(), key=lambda p: p.transaction_id)
+    statement = insert_ignoring_duplicates(session, Payment).returning(Payment.transaction_id, Payment.id)
+    inserted = {row.transaction_id: row.id for row in session.execute(statement, [_row(p) for p in ordered])}
+    created = [p for p in ordered if p.transaction_id in inserted]
+    if created:
+        enqueue_many(
+            session,
+            POST,
+            [{"id": inserted[p.transaction_id]} for p in created],
+            business_keys=[f"payments:{p.transaction_id}" for p in created],
         )
-        .returning(Payment.id)
-    ).scalar()
-    if inserted is not None:
-        enqueue(session, POST, {"id": inserted}, business_key=f"payments:{transaction_id}")
-        return Acceptance("created", inserted)
-    # Someone committed this transaction id first (the insert waited for it): compare the content.
-    found = session.execute(
-        select(Payment.id, Payment.content_hash).where(Payment.transaction_id == transaction_id)
-    ).one()
-    return Acceptance("duplicate" if found.content_hash == content_hash else "conflict", found.id)
+    recorded = {p.transaction_id: (inserted[p.transaction_id], p.content_hash) for p in created}
+    # Someone committed the other ids first (the insert waited for them): compare the content.
+    others = [tid for tid in firsts if tid not in inserted]
+    if others:
+        query = select(Payment.transaction_id, Payment.id, Payment.content_hash)
+        for row in session.execute(query.where(Payment.transaction_id.in_(others))):
+            recorded[row.transaction_id] = (row.id, row.content_hash)
+    answers = []
+    for payment in payments:
+        payment_id, content_hash = recorded[payment.transaction_id]
+        if payment.transaction_id in inserted and firsts[payment.transaction_id] is payment:
+            answers.append(Acceptance("created", payment_id))
+        else:
+            same = content_hash == payment.content_hash
+            answers.append(Acceptance("duplicate" if same else "conflict", payment_id))
+    return answers
+
+
+def _row(payment: Incoming) -> dict[str, Any]:
+    return {
+        "transaction_id": payment.transaction_id,
+        "source": payment.source,
+        "inn": payment.inn,
+        "amount": payment.amount,
+        "currency": "RUB",
+        "paid_at": payment.paid_at,
+        "purpose": payment.purpose,
+        "payer_name": payment.payer_name,
+        "content_hash": payment.content_hash,
+        "status": "received",
+        "remainder": payment.amount,
+        "attempts": 0,
+    }
 
 
 def lock_balance(session: Session, inn: str) -> SubscriberBalance:
     """The subscriber's balance row, locked: every change of a balance holds this lock first."""
-    balance = session.get(SubscriberBalance, inn, with_for_update=True)
-    if balance is None:
+    return lock_balances(session, [inn])[inn]
+
+
+def lock_balances(session: Session, inns: Iterable[str]) -> dict[str, SubscriberBalance]:
+    """Balance rows by ИНН, made when missing and locked in ИНН order (two batches never deadlock)."""
+    ordered = sorted(set(inns))
+    query = (
+        select(SubscriberBalance)
+        .order_by(SubscriberBalance.inn)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    )
+    balances = {b.inn: b for b in session.scalars(query.where(SubscriberBalance.inn.in_(ordered)))}
+    missing = [inn for inn in ordered if inn not in balances]
+    if missing:
         session.execute(
-            insert_ignoring_duplicates(session, SubscriberBalance).values(inn=inn, debt=ZERO, advance=ZERO)
+            insert_ignoring_duplicates(session, SubscriberBalance),
+            [{"inn": inn, "debt": ZERO, "advance": ZERO} for inn in missing],
         )
-        balance = session.get(SubscriberBalance, inn, with_for_update=True, populate_existing=True)
-        assert balance is not None
-    return balance
+        balances.update((b.inn, b) for b in session.scalars(query.where(SubscriberBalance.inn.in_(missing))))
+    return balances
+
+
+def open_accruals(session: Session, inns: Iterable[str]) -> dict[str, list[Accrual]]:
+    """Each subscriber's accruals not yet paid, oldest first, locked (under the balance locks)."""
+    found: dict[str, list[Accrual]] = defaultdict(list)
+    query = (
+        select(Accrual)
+        .where(Accrual.subscriber_inn.in_(sorted(set(inns))), Accrual.status != "paid")
+        .order_by(Accrual.subscriber_inn, Accrual.period, Accrual.id)
+        .with_for_update()
+    )
+    for accrual in session.scalars(query):
+        found[accrual.subscriber_inn].append(accrual)
+    return found
 
 
 def allocate(session: Session, payment_id: int, accrual: Accrual, amount: Decimal, now: datetime) -> None:

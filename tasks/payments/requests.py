@@ -9,6 +9,7 @@ become a Bitrix24 task of the department that answers them (``OBMEN_BILLING_DEPA
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from decimal import Decimal
 
 import structlog
@@ -62,11 +63,16 @@ def start(session: Session, request: SubscriberRequest, why: str) -> None:
     )
 
 
-def release_paid(session: Session, inn: str) -> list[int]:
-    """The debt is cleared: the disconnections that waited for it start (in the posting's transaction)."""
+def release_paid(session: Session, inns: Collection[str]) -> list[int]:
+    """These subscribers' debts are cleared: the disconnections that waited for them start (in the
+    posting's transaction)."""
+    if not inns:
+        return []
     released = session.scalars(
         update(SubscriberRequest)
-        .where(SubscriberRequest.subscriber_inn == inn, SubscriberRequest.status == AWAITING_PAYMENT)
+        .where(
+            SubscriberRequest.subscriber_inn.in_(sorted(inns)), SubscriberRequest.status == AWAITING_PAYMENT
+        )
         .values(status="new")
         .returning(SubscriberRequest.id)
         .execution_options(synchronize_session=False)
@@ -76,7 +82,7 @@ def release_paid(session: Session, inn: str) -> list[int]:
             session, START_REQUEST, {"id": request_id}, business_key=f"subscriber_requests:{request_id}:paid"
         )
     if released:
-        log.info("billing.requests_released", inn=inn, ids=released)
+        log.info("billing.requests_released", inns=sorted(inns), ids=released)
     return list(released)
 
 

@@ -29,7 +29,7 @@ from models.works import PlannedWorks, WorksDeadline
 from tasks.acts.crm import find_task
 from tasks.invoices.matching import note_payment
 from tasks.machinery.bitrix24 import bitrix24_client
-from tasks.machinery.outbox import enqueue
+from tasks.machinery.outbox import enqueue_many
 from tasks.machinery.steps import step
 from tasks.payments import notices, requests
 from tasks.payments import works as works_logic
@@ -43,56 +43,68 @@ from tasks.payments.chain import (
     START_REMINDER,
     START_REQUEST,
 )
-from tasks.payments.register import allocate, lock_balance
+from tasks.payments.register import allocate, lock_balances, open_accruals
 from tasks.sms.outgoing import send_sms
 
 log = structlog.get_logger(__name__)
 
 
-@step(POST, model=Payment, statuses={"received"}, stale_after_s=120, batch=True)
-def post_payment(session: Session, payment: Payment) -> None:
-    """Allocate the payment to the subscriber's accruals, oldest first; the rest is an advance.
+@step(POST, model=Payment, statuses={"received"}, stale_after_s=120, batch=True, set_wise=True)
+def post_payments(session: Session, payments: list[Payment]) -> None:
+    """Allocate each payment to its subscriber's accruals, oldest first; the rest is an advance.
 
+    The batch's subscribers, balances and open accruals are read (and locked) in one statement
+    each; payments of one subscriber are posted in id order, each seeing what the one before left.
     A purpose that names an invoice («Оплата по счету № 123») also goes to the invoice flow.
     """
-    note_payment(session, payment)
-    inn = payment.subscriber_inn or payment.inn
-    subscriber = session.get(Subscriber, inn)
-    if subscriber is None:
-        # The bank has the money: keep it, visibly, for a person to assign (POST /ops/payments/<id>/assign).
-        payment.status = "unallocated"
-        log.warning("payment.unallocated", transaction_id=payment.transaction_id, inn=inn)
-        return
+    for payment in payments:
+        note_payment(session, payment)
+    inns = {payment.subscriber_inn or payment.inn for payment in payments}
+    subscribers = {s.inn: s for s in session.scalars(select(Subscriber).where(Subscriber.inn.in_(inns)))}
+    balances = lock_balances(session, subscribers)
+    accruals = open_accruals(session, subscribers)
     now = db_now(session)
-    balance = lock_balance(session, inn)
-    debt_before = balance.debt
-    left = payment.amount
-    open_accruals = session.scalars(
-        select(Accrual)
-        .where(Accrual.subscriber_inn == inn, Accrual.status != "paid")
-        .order_by(Accrual.period, Accrual.id)
-        .with_for_update()
-    )
-    for accrual in open_accruals:
-        if left <= 0:
-            break
-        take = min(left, accrual.due)
-        if take > 0:
-            allocate(session, payment.id, accrual, take, now)
-            left -= take
-    balance.debt -= payment.amount - left
-    balance.advance += left
-    payment.remainder = left
-    payment.subscriber_inn = inn
-    payment.status = "posted"
-    payment.posted_at = now
-    if balance.debt <= 0:
-        requests.release_paid(session, inn)
-    if debt_before > 0 and balance.debt <= 0 and subscriber.bitrix24_deal_id:
-        mark = DealPaidMark(payment_id=payment.id, subscriber_inn=inn, deal_id=subscriber.bitrix24_deal_id)
-        session.add(mark)
+    cleared: set[str] = set()
+    marks: list[tuple[Payment, DealPaidMark]] = []
+    for payment in payments:
+        inn = payment.subscriber_inn or payment.inn
+        subscriber = subscribers.get(inn)
+        if subscriber is None:
+            # The bank has the money: keep it, visibly, for a person to assign (POST /ops/payments/<id>/assign).
+            payment.status = "unallocated"
+            log.warning("payment.unallocated", transaction_id=payment.transaction_id, inn=inn)
+            continue
+        balance = balances[inn]
+        debt_before = balance.debt
+        left = payment.amount
+        for accrual in accruals[inn]:
+            if left <= 0:
+                break
+            take = min(left, accrual.due)
+            if take > 0:
+                allocate(session, payment.id, accrual, take, now)
+                left -= take
+        balance.debt -= payment.amount - left
+        balance.advance += left
+        payment.remainder = left
+        payment.subscriber_inn = inn
+        payment.status = "posted"
+        payment.posted_at = now
+        if balance.debt <= 0:
+            cleared.add(inn)
+            if debt_before > 0 and subscriber.bitrix24_deal_id:
+                deal = subscriber.bitrix24_deal_id
+                marks.append((payment, DealPaidMark(payment_id=payment.id, subscriber_inn=inn, deal_id=deal)))
+    requests.release_paid(session, cleared)
+    if marks:
+        session.add_all(mark for _, mark in marks)
         session.flush()
-        enqueue(session, MARK_DEAL_PAID, {"id": mark.id}, business_key=f"payments:{payment.transaction_id}")
+        enqueue_many(
+            session,
+            MARK_DEAL_PAID,
+            [{"id": mark.id} for _, mark in marks],
+            business_keys=[f"payments:{payment.transaction_id}" for payment, _ in marks],
+        )
 
 
 @step(MARK_DEAL_PAID, model=DealPaidMark, statuses={"pending"}, stale_after_s=3600, batch=True)

@@ -28,7 +28,7 @@ from sandbox.server import Sandbox
 from tasks.invoices.register import apply_document
 from tasks.machinery.outbox import set_dispatch_mode
 from tasks.machinery.steps import STEPS, run_step
-from tasks.payments.register import accept_payment
+from tasks.payments.register import Incoming, accept_payment
 from tasks.sep import queries
 from tests.console.conftest import Console, screenshot
 from tests.harness.processes import Process, start_worker
@@ -133,14 +133,16 @@ def test_an_unallocated_payment_assigned_to_a_subscriber(
     with session_scope() as session:
         payment_id = accept_payment(
             session,
-            transaction_id="console-1",
-            source="bank",
-            inn=ORG,
-            amount=Decimal("1500.00"),
-            paid_at=utcnow(),
-            purpose="Оплата по счёту 17",
-            payer_name="ООО «Лизинг»",
-            content_hash="0" * 64,
+            Incoming(
+                transaction_id="console-1",
+                source="bank",
+                inn=ORG,
+                amount=Decimal("1500.00"),
+                paid_at=utcnow(),
+                purpose="Оплата по счёту 17",
+                payer_name="ООО «Лизинг»",
+                content_hash="0" * 64,
+            ),
         ).payment_id
     run_step(STEPS["payments.post"], payment_id)  # nobody has that ИНН: unallocated
     page = console.page("operator")
@@ -168,14 +170,16 @@ def test_an_invoice_listed_by_its_customer_and_a_waiting_payment_counted_towards
         invoice_id = apply_document(session, document()).invoice_id
         payment_id = accept_payment(
             session,
-            transaction_id="console-invoice-1",
-            source="bank",
-            inn=INN,
-            amount=Decimal("1500.00"),
-            paid_at=utcnow(),
-            purpose="Оплата по сч 0000-000123 и 0000-000124",
-            payer_name="ООО «Клиент»",
-            content_hash="1" * 64,
+            Incoming(
+                transaction_id="console-invoice-1",
+                source="bank",
+                inn=INN,
+                amount=Decimal("1500.00"),
+                paid_at=utcnow(),
+                purpose="Оплата по сч 0000-000123 и 0000-000124",
+                payer_name="ООО «Клиент»",
+                content_hash="1" * 64,
+            ),
         ).payment_id
         waiting = InvoicePayment(
             payment_id=payment_id,

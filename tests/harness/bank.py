@@ -129,19 +129,21 @@ def pay_and_post(inn: str, amount: str, transaction_id: str) -> int:
     """A payment accepted as the gateway accepts it, then posted by its step in this process."""
     from models.db import session_scope
     from tasks.machinery.steps import STEPS, Outcome, run_step
-    from tasks.payments.register import accept_payment
+    from tasks.payments.register import Incoming, accept_payment
 
     with session_scope() as s:
         accepted = accept_payment(
             s,
-            transaction_id=transaction_id,
-            source="bank",
-            inn=inn,
-            amount=Decimal(amount),
-            paid_at=datetime(2026, 11, 20, 7, 15, tzinfo=UTC),
-            purpose="test",
-            payer_name=None,
-            content_hash=transaction_id,
+            Incoming(
+                transaction_id=transaction_id,
+                source="bank",
+                inn=inn,
+                amount=Decimal(amount),
+                paid_at=datetime(2026, 11, 20, 7, 15, tzinfo=UTC),
+                purpose="test",
+                payer_name=None,
+                content_hash=transaction_id,
+            ),
         )
     assert run_step(STEPS["payments.post"], accepted.payment_id) is Outcome.DONE
     return accepted.payment_id

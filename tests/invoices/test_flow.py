@@ -43,8 +43,8 @@ from tasks.invoices.entries import request_invoice
 from tasks.invoices.queries import RequestRow, invoice_detail, payments_for_a_person
 from tasks.invoices.steps import apply_update, ask_onec, match_payment
 from tasks.machinery.steps import Outcome
-from tasks.payments.register import accept_payment
-from tasks.payments.steps import post_payment
+from tasks.payments.register import Incoming, accept_payment
+from tasks.payments.steps import post_payments
 from tests.invoices.conftest import INN, OTHER_INN
 
 
@@ -262,16 +262,18 @@ def pay(purpose: str, amount: str, inn: str = INN, transaction_id: str = "T-1") 
     with session_scope() as s:
         accepted = accept_payment(
             s,
-            transaction_id=transaction_id,
-            source="bank",
-            inn=inn,
-            amount=Decimal(amount),
-            paid_at=datetime.now(UTC),
-            purpose=purpose,
-            payer_name="ООО Покупатель",
-            content_hash=transaction_id,
+            Incoming(
+                transaction_id=transaction_id,
+                source="bank",
+                inn=inn,
+                amount=Decimal(amount),
+                paid_at=datetime.now(UTC),
+                purpose=purpose,
+                payer_name="ООО Покупатель",
+                content_hash=transaction_id,
+            ),
         )
-    assert post_payment.run(accepted.payment_id) is Outcome.DONE
+    assert post_payments.run(accepted.payment_id) is Outcome.DONE
     with session_scope() as s:
         match_id = s.scalar(select(InvoicePayment.id).where(InvoicePayment.payment_id == accepted.payment_id))
     if match_id is not None:

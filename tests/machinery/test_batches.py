@@ -163,3 +163,36 @@ def test_the_relay_sends_rows_due_together_as_one_message_carrying_each_request_
 def _kwargs(message: dict) -> dict:
     _args, kwargs, _embed = json.loads(base64.b64decode(message["body"]))
     return dict(kwargs)
+
+
+def test_a_set_wise_batch_is_worked_in_one_call_and_a_failing_one_row_by_row() -> None:
+    calls: list[list[int]] = []
+
+    def run_all(session: object, canaries: list[Canary]) -> None:
+        calls.append([canary.id for canary in canaries])
+        for canary in canaries:
+            run_canary.spec.fn(session, canary)
+
+    name = "test.canary_set_wise"
+    set_wise = step(name, model=Canary, statuses={"pending"}, batch=True, set_wise=True)(run_all)
+    try:
+        together = _canaries((None, 0), (None, 0))
+        assert set_wise.run_batch(together) == {Outcome.DONE: 2}
+        assert calls == [together]
+
+        calls.clear()
+        [ok, transient, other] = _canaries((None, 0), ("transient", 99), (None, 0))
+        outcomes = set_wise.run_batch([ok, transient, other])
+        assert outcomes == {Outcome.DONE: 2, Outcome.RETRY: 1}
+        # The batch's call failed and was undone; then each row alone, so only the faulty one failed.
+        assert calls == [[ok, transient, other], [ok], [transient], [other]]
+        assert [_row(i).executions for i in (ok, other)] == [1, 1]
+        assert (_row(transient).status, _row(transient).attempts) == ("pending", 1)
+
+        calls.clear()
+        assert set_wise.run(transient) is Outcome.RETRY  # one row: the plain function gets a list of one
+        assert calls == [[transient]]
+    finally:
+        STEPS.pop(name)
+        STEP_REGISTERS.pop(name)
+        BATCHED_STEPS.discard(name)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 
 import httpx
@@ -30,7 +30,9 @@ from sandbox.server import Sandbox
 from tasks.machinery.steps import STEPS, Outcome, run_step
 from tasks.payments.billing import DEADLINES, escalate
 from tasks.payments.entries import AccrueArgs, RequestArgs, accrue, submit_request
-from tests.harness.bank import bank_settings, pay_and_post, seed_subscribers
+from tasks.payments.register import Incoming, accept_payments
+from tasks.payments.steps import post_payments
+from tests.harness.bank import FEE, bank_settings, pay_and_post, seed_subscribers
 from tests.harness.outbox import run_pending as run_outbox
 
 PAID_AT = datetime(2026, 11, 20, 7, 15, tzinfo=UTC)
@@ -127,6 +129,50 @@ def test_allocation_oldest_first_then_advance_and_the_deal_follows(b24: str) -> 
     assert balance(inn) == (Decimal("1300.00"), 0)
     with session_scope() as s:
         assert accrue.plain(s, AccrueArgs(period="2026-11"))["created"] == 0
+
+
+def test_a_batch_posts_each_payment_after_the_one_before_it(b24: str) -> None:
+    owes_two, owes_one = seed_subscribers(2)
+    with session_scope() as s:  # the first also owes a second, newer month
+        s.add(Accrual(subscriber_inn=owes_two, period=date(2026, 12, 1), amount=FEE, paid_amount=0))
+        s.get(SubscriberBalance, owes_two).debt = 2 * FEE  # type: ignore[union-attr]
+        paid = [("B1", owes_two, "1000.00"), ("B2", owes_one, "1500.00"), ("B3", owes_two, "2500.00")]
+        paid += [("B4", owes_two, "500.00"), ("B5", "7707083893", "10.00")]  # the last: nobody's ИНН
+        accepted = accept_payments(
+            s,
+            [
+                Incoming(tid, "bank", inn, Decimal(amount), PAID_AT, "test", None, tid)
+                for tid, inn, amount in paid
+            ],
+        )
+    ids = [a.payment_id for a in accepted]
+
+    assert post_payments.run_batch(ids) == {Outcome.DONE: 5}
+
+    with session_scope() as s:
+        allocations = s.execute(
+            select(Payment.transaction_id, Accrual.period, PaymentAllocation.amount)
+            .join(Payment, Payment.id == PaymentAllocation.payment_id)
+            .join(Accrual, Accrual.id == PaymentAllocation.accrual_id)
+            .order_by(PaymentAllocation.id)
+        ).all()
+        payments = dict(s.execute(select(Payment.transaction_id, Payment.status)).tuples().all())
+        remainders = dict(s.execute(select(Payment.transaction_id, Payment.remainder)).tuples().all())
+        marked = s.scalars(select(DealPaidMark.payment_id).order_by(DealPaidMark.id)).all()
+    assert [(tid, str(period), amount) for tid, period, amount in allocations] == [
+        ("B1", "2026-11-01", Decimal("1000.00")),
+        ("B2", "2026-11-01", Decimal("1500.00")),
+        ("B3", "2026-11-01", Decimal("500.00")),
+        ("B3", "2026-12-01", Decimal("1500.00")),
+    ]
+    assert payments == dict.fromkeys(["B1", "B2", "B3", "B4"], "posted") | {"B5": "unallocated"}
+    assert (remainders["B3"], remainders["B4"]) == (Decimal("500.00"), Decimal("500.00"))
+    assert balance(owes_two) == (0, Decimal("1000.00"))
+    assert balance(owes_one) == (0, 0)
+    assert marked == [ids[1], ids[2]]  # the payments that cleared a debt, each once
+    with session_scope() as s:
+        keys = s.scalars(select(Outbox.business_key).where(Outbox.task_name == "crm.mark_deal_paid")).all()
+    assert sorted(k or "" for k in keys) == ["payments:B2", "payments:B3"]
 
 
 def test_accrual_starts_the_reminder_then_escalates_to_a_disconnection_task(b24: str) -> None:

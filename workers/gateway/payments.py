@@ -31,10 +31,11 @@ from models.base import utcnow
 from models.db import session_scope
 from models.master import Subscriber
 from models.payments import Payment, SubscriberBalance
-from tasks.payments.register import Acceptance, NotAssignable, accept_payment, assign_payment
+from tasks.payments.register import Acceptance, Incoming, NotAssignable, accept_payments, assign_payment
 from workers.gateway.access import BankSignature, media_type
 from workers.gateway.auth import require
 from workers.gateway.edge import EdgeRoute
+from workers.gateway.group_commit import GroupCommit
 from workers.gateway.params import Id, Limit, Text
 from workers.gateway.problems import problem, unprocessable
 
@@ -64,6 +65,12 @@ def _store(fn: Any, *args: Any) -> Any:
     except STORE_DOWN as exc:
         log.error("bank.store_unavailable", error=str(exc)[:300])
         raise StoreUnavailable from exc
+
+
+# The payments of concurrent requests, bank and agents alike, accepted in one transaction.
+ACCEPT = GroupCommit[Incoming, Acceptance](
+    lambda payments: _store(accept_payments, payments), shared=(StoreUnavailable,)
+)
 
 
 def _unavailable() -> JSONResponse:
@@ -156,7 +163,7 @@ async def post_payment(request: Request) -> Response:
     if isinstance(parsed, list):
         return _invalid(parsed)
     try:
-        acceptance: Acceptance = await run_in_threadpool(_store, _accept_bank, parsed)
+        acceptance = await ACCEPT.submit(_incoming(parsed))
     except StoreUnavailable:
         return _unavailable()
     if acceptance.outcome == "conflict":
@@ -166,9 +173,8 @@ async def post_payment(request: Request) -> Response:
     return JSONResponse(body, status_code=201 if acceptance.outcome == "created" else 200)
 
 
-def _accept_bank(session: Any, payment: PaymentIn) -> Acceptance:
-    return accept_payment(
-        session,
+def _incoming(payment: PaymentIn) -> Incoming:
+    return Incoming(
         transaction_id=payment.transaction_id,
         source="bank",
         inn=payment.inn,
@@ -185,11 +191,10 @@ def _xml(body: str, status: int = 200) -> Response:
     return Response(body, status_code=status, media_type="text/xml; charset=utf-8")
 
 
-def _osmp_pay(session: Any, req: osmp.OsmpRequest) -> Acceptance:
+def _osmp_payment(req: osmp.OsmpRequest) -> Incoming:
     assert req.txn_date is not None
     digest = hashlib.sha256(f"{req.account}|{req.sum:.2f}|{req.txn_date.isoformat()}".encode()).hexdigest()
-    return accept_payment(
-        session,
+    return Incoming(
         transaction_id=req.transaction_id,
         source="osmp",
         inn=req.account,
@@ -250,7 +255,7 @@ async def osmp_endpoint(request: Request) -> Response:
             return _xml(
                 osmp.render(osmp.OK, f"Задолженность {found[1]:.2f} руб.", txn_id=txn_id, amount=req.sum)
             )
-        acceptance: Acceptance = await run_in_threadpool(_store, _osmp_pay, req)
+        acceptance = await ACCEPT.submit(_osmp_payment(req))
     except StoreUnavailable:
         return _xml(osmp.render(osmp.TEMPORARY_ERROR, "temporary error, retry later", txn_id=txn_id), 503)
     if acceptance.outcome == "conflict":
