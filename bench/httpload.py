@@ -43,29 +43,41 @@ async def _read_answer(reader: asyncio.StreamReader) -> int:
     return status
 
 
-async def _run(host: str, port: int, requests: Sequence[Callable[[], bytes]], concurrency: int) -> LoadResult:
+async def _run(
+    host: str, port: int, requests: Sequence[Callable[[], bytes]], concurrency: int, rate: float | None
+) -> LoadResult:
     result = LoadResult()
     cursor = iter(range(len(requests)))
+    started = time.perf_counter()
 
     async def connection() -> None:
         reader, writer = await asyncio.open_connection(host, port)
         try:
             for index in cursor:
+                sent = time.perf_counter()
+                if rate is not None:
+                    # Open loop: request i is due at i / rate. Its latency counts from then, so time
+                    # spent waiting for a free connection is in the figure (no coordinated omission).
+                    due = started + index / rate
+                    await asyncio.sleep(max(0.0, due - sent))
+                    sent = due
                 payload = requests[index]()
-                started = time.perf_counter()
                 writer.write(payload)
                 status = await _read_answer(reader)
-                result.latencies_s.append(time.perf_counter() - started)
+                result.latencies_s.append(time.perf_counter() - sent)
                 result.statuses.append(status)
         finally:
             writer.close()
 
-    started = time.perf_counter()
     await asyncio.gather(*(connection() for _ in range(concurrency)))
     result.elapsed_s = time.perf_counter() - started
     return result
 
 
-def run_load(host: str, port: int, requests: Sequence[Callable[[], bytes]], concurrency: int) -> LoadResult:
-    """Send every request (built lazily, so signatures are fresh) over ``concurrency`` connections."""
-    return asyncio.run(_run(host, port, requests, concurrency))
+def run_load(
+    host: str, port: int, requests: Sequence[Callable[[], bytes]], concurrency: int, rate: float | None = None
+) -> LoadResult:
+    """Send every request (built lazily, so signatures are fresh) over ``concurrency`` connections:
+    each as soon as the one before on its connection is answered (closed loop), or, with ``rate``,
+    at ``rate`` requests a second whatever the answers (open loop, ``concurrency`` connections at most)."""
+    return asyncio.run(_run(host, port, requests, concurrency, rate))

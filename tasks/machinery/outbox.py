@@ -93,20 +93,28 @@ def enqueue(
     return row
 
 
-def _stamp(session: Session, task: str, kwargs_list: Sequence[dict[str, Any]], due: datetime | None) -> None:
-    """Set ``next_step_at`` of the rows a step is enqueued for (``due`` None: the transaction's now)."""
+def _stamp(
+    session: Session,
+    task: str,
+    kwargs_list: Sequence[dict[str, Any]],
+    due: datetime | None,
+    *,
+    written: bool = False,
+) -> None:
+    """Set ``next_step_at`` of the rows a step is enqueued for (``due`` None: the transaction's now),
+    or only note them when the caller ``written`` it already."""
     model = STEP_REGISTERS.get(task)
     if model is None:
         return
     ids = [k["id"] for k in kwargs_list if isinstance(k.get("id"), int)]
     for row_id in ids:
         loaded = session.identity_map.get(identity_key(model, row_id))
-        if loaded is None:
+        if loaded is not None:
+            loaded.next_step_at = due if due is not None else func.now()
+        elif not written:
             # Not loaded here (written by a Core INSERT, say): one UPDATE per register at the commit
             # serves every row the transaction enqueued, instead of one round trip each.
             session.info.setdefault(_TO_STAMP, []).append((model, row_id, due))
-        else:
-            loaded.next_step_at = due if due is not None else func.now()
         # A dict, not a set: insertion order lets a savepoint's rollback cut off what it stamped.
         session.info.setdefault(_STAMPED, {})[(model, row_id)] = None
 
@@ -138,8 +146,13 @@ def enqueue_many(
     kwargs_list: Sequence[dict[str, Any]],
     *,
     business_keys: Sequence[str | None] | None = None,
+    inserted_due: bool = False,
 ) -> list[int]:
-    """``enqueue`` for many rows of one task in a single batched INSERT (a sweep firing thousands)."""
+    """``enqueue`` for many rows of one task in a single batched INSERT (a sweep firing thousands).
+
+    ``inserted_due``: the caller inserted the rows with ``next_step_at = now()`` itself, so their
+    stamp costs no UPDATE at the commit.
+    """
     if not kwargs_list:
         return []
     keys = list(business_keys) if business_keys is not None else [None] * len(kwargs_list)
@@ -152,7 +165,7 @@ def enqueue_many(
     ]
     ids = list(session.scalars(insert(Outbox).returning(Outbox.id), rows))
     session.info.setdefault(_PENDING_IDS, []).extend(ids)
-    _stamp(session, task, kwargs_list, None)
+    _stamp(session, task, kwargs_list, None, written=inserted_due)
     return ids
 
 
@@ -176,7 +189,9 @@ class _Dispatcher:
     """
 
     BATCH = 200
-    GATHER_S = 0.01
+    # How long the first row waits for others: a batched step's message then serves the requests of
+    # this window (at 300 payments a second, ≈ 15 in one), at the cost of this much posting delay.
+    GATHER_S = 0.05
 
     def __init__(self) -> None:
         self.mode: DispatchMode = "inline"
@@ -201,10 +216,10 @@ class _Dispatcher:
         while True:
             batch = [self._queue.get()]
             # Let the commits of concurrent requests gather: one relay then serves them all.
-            time.sleep(self.GATHER_S)
-            while len(batch) < self.BATCH:
+            deadline = time.monotonic() + self.GATHER_S
+            while len(batch) < self.BATCH and (left := deadline - time.monotonic()) > 0:
                 try:
-                    batch.append(self._queue.get_nowait())
+                    batch.append(self._queue.get(timeout=left))
                 except queue.Empty:
                     break
             self._publish(batch)

@@ -16,7 +16,7 @@ from decimal import Decimal
 from typing import Any, Literal
 
 import structlog
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from models.master import Subscriber
@@ -70,7 +70,11 @@ def accept_payments(session: Session, payments: Sequence[Incoming]) -> list[Acce
         firsts.setdefault(payment.transaction_id, payment)
     # Transaction-id order: two groups waiting on each other's uncommitted ids never deadlock.
     ordered = sorted(firsts.values(), key=lambda p: p.transaction_id)
-    statement = insert_ignoring_duplicates(session, Payment).returning(Payment.transaction_id, Payment.id)
+    statement = (
+        insert_ignoring_duplicates(session, Payment)
+        .values(next_step_at=func.now())  # its posting step is due now (enqueue_many's inserted_due)
+        .returning(Payment.transaction_id, Payment.id)
+    )
     inserted = {row.transaction_id: row.id for row in session.execute(statement, [_row(p) for p in ordered])}
     created = [p for p in ordered if p.transaction_id in inserted]
     if created:
@@ -79,6 +83,7 @@ def accept_payments(session: Session, payments: Sequence[Incoming]) -> list[Acce
             POST,
             [{"id": inserted[p.transaction_id]} for p in created],
             business_keys=[f"payments:{p.transaction_id}" for p in created],
+            inserted_due=True,
         )
     recorded = {p.transaction_id: (inserted[p.transaction_id], p.content_hash) for p in created}
     # Someone committed the other ids first (the insert waited for them): compare the content.

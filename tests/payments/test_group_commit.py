@@ -102,7 +102,9 @@ def test_a_group_answers_each_payment_as_if_it_came_alone(obmen_app: object) -> 
         answers = accept_payments(s, group)
     with session_scope() as s:
         ids = dict(s.execute(select(Payment.transaction_id, Payment.id)).tuples().all())
-        posting = s.scalars(select(func.coalesce(Outbox.business_key, "")).where(Outbox.task_name == "payments.post")).all()
+        posting = s.scalars(
+            select(func.coalesce(Outbox.business_key, "")).where(Outbox.task_name == "payments.post")
+        ).all()
         statuses = set(s.scalars(select(Payment.status)))
     assert answers == [
         Acceptance("created", ids["G-2"]),
@@ -125,3 +127,5 @@ def test_a_group_writes_one_row_per_payment(obmen_app: object, size: int) -> Non
     with session_scope() as s:
         assert s.scalar(select(func.count()).select_from(Payment)) == size
         assert s.scalar(select(func.count()).select_from(Outbox)) == size
+        # Due now, written by the insert: the sweeper knows when each posting step was due.
+        assert s.scalar(select(func.count()).where(Payment.next_step_at.is_(None))) == 0
