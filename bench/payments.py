@@ -22,7 +22,7 @@ from collections.abc import Callable
 from sqlalchemy import func, select
 
 from bench.common import bench_stores, commits, cpu_s, noop_rate, postgres_cpu_s, report, serving, tree_cpu_s
-from bench.httpload import request_bytes, run_load
+from bench.httpload import LoadResult, request_bytes, run_load
 
 SECRET = "bench-bank-secret"
 
@@ -144,6 +144,10 @@ def main() -> None:
             "accepted_per_s": args.n / load.elapsed_s,
             "accept_p50_ms": load.percentile_ms(0.50),
             "accept_p99_ms": load.percentile_ms(0.99),
+            "accept_p999_ms": load.percentile_ms(0.999),
+            "accept_max_ms": load.percentile_ms(1.0),
+            "accept_first_64_max_ms": max(load.latencies_s[:64]) * 1000,
+            "accept_p99_after_first_64_ms": LoadResult(load.latencies_s[64:]).percentile_ms(0.99),
             "posted_per_s_end_to_end": posted_per_s,
             "gateway_processes": args.gateway_processes,
             "cpu_ms_per_payment_gateway": gateway_ms,
