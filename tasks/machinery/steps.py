@@ -18,6 +18,7 @@ import enum
 import inspect
 from collections import Counter
 from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Annotated, Any, Generic, TypeVar, cast
@@ -80,6 +81,10 @@ class RowRefs(BaseModel):
     ids: list[RowId] = Field(min_length=1, max_length=BATCH_MAX)
 
 
+# ``prefetch(session, rows)``: a context manager whose value the plain function gets as ``prefetched``.
+Prefetch = Callable[[Session, Sequence[Any]], AbstractContextManager[Any]]
+
+
 @dataclass(frozen=True)
 class StepSpec(Generic[RowT]):
     task_name: str
@@ -97,6 +102,8 @@ class StepSpec(Generic[RowT]):
     on_claim: Callable[[Any, Any], None] | None = None
     # Messages may carry up to BATCH_MAX ids, run in one claim and one work transaction (see ``step``).
     batch: bool = False
+    # What the rows of one work transaction share, set up once for them (see ``step``).
+    prefetch: Prefetch | None = None
 
     def signature(self, row: Any) -> Signature:
         """The step's message for ``row``, as the sweeper and a re-drive enqueue it."""
@@ -149,7 +156,8 @@ def run_step(spec: StepSpec[Any], row_id: int, task: Task | None = None) -> Outc
             row = session.get(spec.model, row_id, with_for_update=True, populate_existing=True)
             if row is None or row.is_parked or row.status not in spec.statuses:
                 return Outcome.NOTHING_TO_DO
-            _work(session, spec, row, task)
+            with _prefetched(spec, session, [row]) as prefetched:
+                _work(session, spec, row, task, prefetched)
     except Exception as exc:
         return _failed(spec, row_id, attempt, exc, task)
     log.info("step.done", step=spec.task_name, attempt=attempt)
@@ -161,7 +169,8 @@ def run_steps(spec: StepSpec[Any], row_ids: Sequence[int], task: Task | None = N
 
     The guarantees are one row's: each attempt counted before the work, each row's work in its own
     savepoint (a row that fails undoes only its own work), and each failure settled as ``run_step``
-    settles it. Only a retry differs: the message serves other rows too, so a row to retry gets a
+    settles it. The step's ``prefetch`` runs once for the rows to work, before their savepoints; when
+    it fails, every one of them fails with its error. Only a retry differs: the message serves other rows too, so a row to retry gets a
     message of its own through the outbox, due after the retry policy's countdown. Rows are locked in
     id order, so two batches never deadlock.
     """
@@ -191,16 +200,18 @@ def run_steps(spec: StepSpec[Any], row_ids: Sequence[int], task: Task | None = N
     try:
         with session_scope() as session:
             current = locked.where(model.id.in_(list(attempts))).execution_options(populate_existing=True)
-            for row in session.scalars(current):
-                if row.is_parked or row.status not in spec.statuses:
-                    continue
-                worked.append(row.id)
-                with structlog.contextvars.bound_contextvars(row_id=row.id, **request_ids.get(row.id, {})):
-                    try:
-                        with session.begin_nested():
-                            _work(session, spec, row, task)
-                    except Exception as exc:
-                        failures[row.id] = exc
+            rows = [r for r in session.scalars(current) if not r.is_parked and r.status in spec.statuses]
+            worked = [row.id for row in rows]
+            with _prefetched(spec, session, rows) as prefetched:
+                for row in rows:
+                    with structlog.contextvars.bound_contextvars(
+                        row_id=row.id, **request_ids.get(row.id, {})
+                    ):
+                        try:
+                            with session.begin_nested():
+                                _work(session, spec, row, task, prefetched)
+                        except Exception as exc:
+                            failures[row.id] = exc
     except Exception as exc:  # the commit failed: no row's work was kept
         failures = {row_id: failures.get(row_id, exc) for row_id in worked}
     done = [row_id for row_id in worked if row_id not in failures]
@@ -240,12 +251,23 @@ def _claim_failed(spec: StepSpec[Any], exc: Exception, task: Task | None) -> Exc
     return task.retry(countdown=countdown(1, get_settings()), exc=exc, max_retries=None)
 
 
-def _work(session: Session, spec: StepSpec[Any], row: Any, task: Task | None) -> None:
-    """The plain function on a claimed row, under its lock; a success gives the row its attempts back."""
+def _prefetched(spec: StepSpec[Any], session: Session, rows: Sequence[Any]) -> AbstractContextManager[Any]:
+    return spec.prefetch(session, rows) if spec.prefetch is not None else nullcontext()
+
+
+def _call(spec: StepSpec[Any], session: Session, row: Any, task_id: str | None, prefetched: Any) -> None:
+    """The plain function with the keywords it declares."""
+    keywords: dict[str, Any] = {}
     if spec.takes_task_id:
-        spec.fn(session, row, task_id=task.request.id if task is not None else None)
-    else:
-        spec.fn(session, row)
+        keywords["task_id"] = task_id
+    if spec.prefetch is not None:
+        keywords["prefetched"] = prefetched
+    spec.fn(session, row, **keywords)
+
+
+def _work(session: Session, spec: StepSpec[Any], row: Any, task: Task | None, prefetched: Any) -> None:
+    """The plain function on a claimed row, under its lock; a success gives the row its attempts back."""
+    _call(spec, session, row, task.request.id if task is not None else None, prefetched)
     row.attempts = 0
     if not stamped(session, spec.model, row.id) and row.next_step_at is not None:
         # This delivery was the one due (or later): it is consumed. A copy that came early
@@ -395,7 +417,8 @@ class Step(Generic[RowT]):
 
     def plain(self, session: Any, row: RowT) -> None:
         """The plain function, as a test or another step calls it (no claim, no attempt counted)."""
-        self.spec.fn(session, row)
+        with _prefetched(self.spec, session, [row]) as prefetched:
+            _call(self.spec, session, row, None, prefetched)
 
     def run(self, row_id: int) -> Outcome:
         """Claim, work, retry or park one row in this process, as the worker would."""
@@ -415,6 +438,7 @@ def step(
     queue_of: Callable[[RowT], str] | None = None,
     on_claim: Callable[[Any, RowT], None] | None = None,
     batch: bool = False,
+    prefetch: Prefetch | None = None,
 ) -> Callable[[Callable[..., None]], Step[RowT]]:
     """Declare the step ``name`` working on ``model`` rows in ``statuses``.
 
@@ -426,14 +450,34 @@ def step(
     with the attempt. ``batch`` lets the outbox relay group the step's messages, up to
     :data:`BATCH_MAX` ids in one (``run_steps``): for steps whose work is short, because a batch
     holds its rows' locks until its last row is done.
+
+    ``prefetch(session, rows)`` gives what the rows of one work transaction share, loaded or opened
+    once for them instead of once a row: a context manager entered in the work transaction before
+    the rows' savepoints (a batch's rows, or the one row of ``run_step`` and ``Step.plain``) and left
+    after the last; the plain function gets its value as the keyword-only ``prefetched``. The mail
+    flow loads the assets and employees a batch of letters names in one query each, and opens one
+    SMTP connection for a batch of letters. It must not change rows: a row's work is its own.
     """
 
     def decorate(fn: Callable[..., None]) -> Step[RowT]:
-        takes_task_id = _takes_task_id(fn)
+        takes_task_id = _takes_keyword(fn, "task_id")
         if batch and takes_task_id:
             raise RuntimeError(f"step {name}: a batched message has no delivery of one row to tell apart")
+        if (prefetch is not None) != _takes_keyword(fn, "prefetched"):
+            raise RuntimeError(
+                f"step {name}: declare ``prefetch`` and a keyword-only ``prefetched`` together"
+            )
         spec = StepSpec(
-            name, model, frozenset(statuses), stale_after_s, fn, takes_task_id, queue_of, on_claim, batch
+            name,
+            model,
+            frozenset(statuses),
+            stale_after_s,
+            fn,
+            takes_task_id,
+            queue_of,
+            on_claim,
+            batch,
+            prefetch,
         )
         if name in STEPS:
             raise RuntimeError(f"step {name} declared twice")
@@ -458,8 +502,8 @@ def step(
     return decorate
 
 
-def _takes_task_id(fn: Callable[..., Any]) -> bool:
-    parameter = inspect.signature(fn).parameters.get("task_id")
+def _takes_keyword(fn: Callable[..., Any], name: str) -> bool:
+    parameter = inspect.signature(fn).parameters.get(name)
     return parameter is not None and parameter.kind is inspect.Parameter.KEYWORD_ONLY
 
 

@@ -5,12 +5,15 @@ from __future__ import annotations
 import base64
 import json
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager, nullcontext
 
 import pytest
 import redis
 from sqlalchemy import func, select
+from sqlalchemy.orm import Session
 
+from integrations.errors import TransientError
 from models.canary import Canary
 from models.db import session_scope
 from models.dead_letters import DeadLetter
@@ -163,3 +166,88 @@ def test_the_relay_sends_rows_due_together_as_one_message_carrying_each_request_
 def _kwargs(message: dict) -> dict:
     _args, kwargs, _embed = json.loads(base64.b64decode(message["body"]))
     return dict(kwargs)
+
+
+PREFETCHING = "test.canary_prefetching"
+
+
+@pytest.fixture(scope="module")
+def prefetching() -> Iterator[tuple[Step[Canary], list[tuple[object, ...]]]]:
+    """The canary's work as a batched step with a prefetch that says what it saw; a canary whose
+    fault is "prefetch" makes the prefetch itself fail."""
+    seen: list[tuple[object, ...]] = []
+
+    @contextmanager
+    def prefetch(session: Session, rows: Sequence[Canary]) -> Iterator[dict[int, str]]:
+        seen.append(("enter", [row.id for row in rows]))
+        if any(row.fault == "prefetch" for row in rows):
+            raise TransientError("the prefetch's service is away")
+        yield {row.id: f"shared {row.id}" for row in rows}
+        seen.append(("exit",))
+
+    def work(session: Session, canary: Canary, *, prefetched: dict[int, str]) -> None:
+        seen.append(("row", canary.id, prefetched[canary.id]))
+        run_canary.spec.fn(session, canary)
+
+    declared = step(PREFETCHING, model=Canary, statuses={"pending"}, batch=True, prefetch=prefetch)(work)
+    yield declared, seen
+    STEPS.pop(PREFETCHING)
+    STEP_REGISTERS.pop(PREFETCHING)
+    BATCHED_STEPS.discard(PREFETCHING)
+
+
+def test_a_prefetch_serves_the_rows_to_work_once_before_their_savepoints(
+    prefetching: tuple[Step[Canary], list[tuple[object, ...]]],
+) -> None:
+    declared, seen = prefetching
+    seen.clear()
+    [first, second, failing, done] = _canaries((None, 0), (None, 0), ("permanent", 0), (None, 0))
+    assert declared.run(done) is Outcome.DONE
+    assert seen == [("enter", [done]), ("row", done, f"shared {done}"), ("exit",)]
+    seen.clear()
+
+    outcomes = declared.run_batch([first, second, failing, done])
+
+    assert outcomes == {Outcome.DONE: 2, Outcome.PARKED: 1, Outcome.NOTHING_TO_DO: 1}
+    # Once, for the rows still to work, and left after the last of them (a failing row included).
+    assert seen == [
+        ("enter", [first, second, failing]),
+        *[("row", row_id, f"shared {row_id}") for row_id in (first, second, failing)],
+        ("exit",),
+    ]
+    with session_scope() as s:
+        row = s.get(Canary, first)
+        assert row is not None
+        seen.clear()
+        declared.plain(s, row)  # the plain function as a test calls it: through the prefetch too
+    assert seen == [("enter", [first]), ("row", first, f"shared {first}"), ("exit",)]
+
+
+def test_a_failing_prefetch_fails_every_row_it_serves_each_settled_as_alone(
+    prefetching: tuple[Step[Canary], list[tuple[object, ...]]],
+) -> None:
+    declared, seen = prefetching
+    rows = _canaries((None, 0), ("prefetch", 0))
+    seen.clear()
+
+    assert declared.run_batch(rows) == {Outcome.RETRY: 2}
+
+    assert seen == [("enter", rows)]
+    for canary_id in rows:
+        row = _row(canary_id)
+        assert (row.status, row.attempts, row.executions) == ("pending", 1, 0)
+        assert "the prefetch's service is away" in (row.last_error or "")
+
+
+def test_a_prefetch_and_its_keyword_are_declared_together() -> None:
+    def without(session: Session, canary: Canary) -> None: ...
+
+    def with_keyword(session: Session, canary: Canary, *, prefetched: object) -> None: ...
+
+    with pytest.raises(RuntimeError, match="together"):
+        step("test.no_keyword", model=Canary, statuses={"pending"}, prefetch=lambda s, rows: nullcontext())(
+            without
+        )
+    with pytest.raises(RuntimeError, match="together"):
+        step("test.no_prefetch", model=Canary, statuses={"pending"})(with_keyword)
+    assert "test.no_keyword" not in STEPS and "test.no_prefetch" not in STEPS
