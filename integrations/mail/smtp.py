@@ -3,10 +3,10 @@
 A 4xx answer or a lost connection is a ``TransientError`` (try later); a 5xx answer (no such
 recipient, refused sender, failed login) or a server that will not do STARTTLS where it must is a
 ``PermanentError``. The recorded exchange carries the server's answer to DATA (its queue id), and
-the letter's Message-ID as the correlation id, so a resend can be recognised. A letter's whole
-session (connect, greeting, STARTTLS, login, MAIL, RCPT, DATA, QUIT) runs under one deadline of
-``timeout`` seconds (:mod:`integrations.mail.deadline`): a server that trickles its greeting or its
-answers is cut off, ``DeadlinePassed``.
+the letter's Message-ID as the correlation id, so a resend can be recognised. Each letter (MAIL,
+RCPT, DATA, and the connect, greeting, STARTTLS and login when it opens the connection) runs under
+one deadline of ``timeout`` seconds, the QUIT under one of its own (:mod:`integrations.mail.deadline`):
+a server that trickles its greeting or its answers is cut off, ``DeadlinePassed``.
 """
 
 from __future__ import annotations

@@ -27,7 +27,7 @@ import structlog
 from celery import Task, current_app, shared_task
 from celery.canvas import Signature
 from pydantic import BaseModel, ConfigDict, Field, StrictInt
-from sqlalchemy import case, func, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from config.settings import get_settings
@@ -104,6 +104,8 @@ class StepSpec(Generic[RowT]):
     batch: bool = False
     # What the rows of one work transaction share, set up once for them (see ``step``).
     prefetch: Prefetch | None = None
+    # A batch may run its rows without a savepoint each, and again with them if one fails (see ``step``).
+    rerun: bool = False
 
     def signature(self, row: Any) -> Signature:
         """The step's message for ``row``, as the sweeper and a re-drive enqueue it."""
@@ -169,21 +171,23 @@ def run_steps(spec: StepSpec[Any], row_ids: Sequence[int], task: Task | None = N
 
     The guarantees are one row's: each attempt counted before the work, each row's work in its own
     savepoint (a row that fails undoes only its own work), and each failure settled as ``run_step``
-    settles it. The step's ``prefetch`` runs once for the rows to work, before their savepoints; when
-    it fails, every one of them fails with its error. Only a retry differs: the message serves other rows too, so a row to retry gets a
-    message of its own through the outbox, due after the retry policy's countdown. Rows are locked in
-    id order, so two batches never deadlock.
+    settles it. A ``rerun`` step's rows first work without savepoints, their writes in one flush; when
+    one fails, all is rolled back and the batch works again, a savepoint a row. The step's
+    ``prefetch`` runs once for the rows to work, before their work; when it fails, every one of them
+    fails with its error. Only a retry differs: the message serves other rows too, so a row to retry
+    gets a message of its own through the outbox, due after the retry policy's countdown. Rows are
+    locked in id order, so two batches never deadlock.
     """
     model = spec.model
     structlog.contextvars.bind_contextvars(register=model.__tablename__)
     structlog.contextvars.unbind_contextvars("row_id")
     ids = sorted(set(row_ids))
-    locked = select(model).order_by(model.id).with_for_update()
+    locked = select(model).where(model.id.in_(ids)).order_by(model.id).with_for_update()
     outcomes: Counter[Outcome] = Counter()
     attempts: dict[int, int] = {}
     try:
         with session_scope(durable=False) as session:
-            rows = session.scalars(locked.where(model.id.in_(ids))).all()
+            rows = session.scalars(locked).all()
             outcomes[Outcome.MISSING] += len(ids) - len(rows)
             for row in rows:
                 refused = _claim(session, spec, row)
@@ -195,25 +199,11 @@ def run_steps(spec: StepSpec[Any], row_ids: Sequence[int], task: Task | None = N
         raise _claim_failed(spec, exc, task) from exc
 
     request_ids = _request_ids(task, row_ids)
-    failures: dict[int, Exception] = {}
-    worked: list[int] = []
     try:
-        with session_scope() as session:
-            current = locked.where(model.id.in_(list(attempts))).execution_options(populate_existing=True)
-            rows = [r for r in session.scalars(current) if not r.is_parked and r.status in spec.statuses]
-            worked = [row.id for row in rows]
-            with _prefetched(spec, session, rows) as prefetched:
-                for row in rows:
-                    with structlog.contextvars.bound_contextvars(
-                        row_id=row.id, **request_ids.get(row.id, {})
-                    ):
-                        try:
-                            with session.begin_nested():
-                                _work(session, spec, row, task, prefetched)
-                        except Exception as exc:
-                            failures[row.id] = exc
-    except Exception as exc:  # the commit failed: no row's work was kept
-        failures = {row_id: failures.get(row_id, exc) for row_id in worked}
+        worked, failures = _work_batch(spec, list(attempts), task, request_ids, savepoints=not spec.rerun)
+    except _RunAgain as again:
+        log.info("step.batch_again", step=spec.task_name, error=describe(again.__cause__ or again))
+        worked, failures = _work_batch(spec, list(attempts), task, request_ids, savepoints=True)
     done = [row_id for row_id in worked if row_id not in failures]
     outcomes[Outcome.NOTHING_TO_DO] += len(attempts) - len(worked)
     outcomes[Outcome.DONE] += len(done)
@@ -222,6 +212,61 @@ def run_steps(spec: StepSpec[Any], row_ids: Sequence[int], task: Task | None = N
     if failures:
         outcomes.update(_settle_batch(spec, failures, attempts, task))
     return +outcomes  # the outcomes that happened, none counted zero
+
+
+class _RunAgain(Exception):
+    """A row of a batch worked without savepoints failed: the batch runs again, a savepoint a row."""
+
+
+def _work_batch(
+    spec: StepSpec[Any],
+    ids: list[int],
+    task: Task | None,
+    request_ids: dict[int, dict[str, str]],
+    *,
+    savepoints: bool,
+) -> tuple[list[int], dict[int, Exception]]:
+    """The work transaction of a batch's claimed rows: the rows worked, and the failed ones' errors.
+
+    With ``savepoints`` each row works in its own; without (a ``rerun`` step's first try) the rows'
+    writes go in one flush at the end, and the first failure raises :class:`_RunAgain`, rolling back all.
+    """
+    model = spec.model
+    current = (
+        select(model)
+        .where(model.id.in_(ids))
+        .order_by(model.id)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    )
+    failures: dict[int, Exception] = {}
+    worked: list[int] = []
+    try:
+        with session_scope() as session:
+            rows = [r for r in session.scalars(current) if not r.is_parked and r.status in spec.statuses]
+            worked = [row.id for row in rows]
+            with _prefetched(spec, session, rows) as prefetched:
+                for row in rows:
+                    with structlog.contextvars.bound_contextvars(
+                        row_id=row.id, **request_ids.get(row.id, {})
+                    ):
+                        try:
+                            with session.begin_nested() if savepoints else nullcontext():
+                                _work(session, spec, row, task, prefetched)
+                        except Exception as exc:
+                            if not savepoints:
+                                raise _RunAgain from exc
+                            failures[row.id] = exc
+                if not savepoints:
+                    try:
+                        session.flush()  # a row's writes fail here, where the batch can run again
+                    except Exception as exc:
+                        raise _RunAgain from exc
+    except _RunAgain:
+        raise
+    except Exception as exc:  # the commit failed: no row's work was kept
+        failures = {row_id: failures.get(row_id, exc) for row_id in worked}
+    return worked, failures
 
 
 def _claim(session: Session, spec: StepSpec[Any], row: Any) -> Outcome | None:
@@ -269,11 +314,12 @@ def _work(session: Session, spec: StepSpec[Any], row: Any, task: Task | None, pr
     """The plain function on a claimed row, under its lock; a success gives the row its attempts back."""
     _call(spec, session, row, task.request.id if task is not None else None, prefetched)
     row.attempts = 0
-    if not stamped(session, spec.model, row.id) and row.next_step_at is not None:
+    due = row.next_step_at
+    if due is not None and not stamped(session, spec.model, row.id) and due <= db_now(session):
         # This delivery was the one due (or later): it is consumed. A copy that came early
-        # leaves the schedule it found (a SEP poll not yet due).
-        column = spec.model.next_step_at
-        row.next_step_at = case((column <= func.now(), None), else_=column)
+        # leaves the schedule it found (a SEP poll not yet due). A value, not a SQL expression:
+        # a batch's rows then go in one UPDATE.
+        row.next_step_at = None
 
 
 def _request_ids(task: Task | None, row_ids: Sequence[int]) -> dict[int, dict[str, str]]:
@@ -439,6 +485,7 @@ def step(
     on_claim: Callable[[Any, RowT], None] | None = None,
     batch: bool = False,
     prefetch: Prefetch | None = None,
+    rerun: bool = False,
 ) -> Callable[[Callable[..., None]], Step[RowT]]:
     """Declare the step ``name`` working on ``model`` rows in ``statuses``.
 
@@ -457,10 +504,18 @@ def step(
     after the last; the plain function gets its value as the keyword-only ``prefetched``. The mail
     flow loads the assets and employees a batch of letters names in one query each, and opens one
     SMTP connection for a batch of letters. It must not change rows: a row's work is its own.
+
+    ``rerun`` says that the work (and the prefetch) has no effect outside the database, so a batch
+    may be run again from the start: its rows then work without a savepoint each, their writes going
+    in one flush (an UPDATE for all the rows, an INSERT for all their outbox rows) instead of one a
+    row; the first failure rolls the batch back and runs it again the usual way, a savepoint a row.
+    A step that sends anything (SMTP, HTTP) must not declare it.
     """
 
     def decorate(fn: Callable[..., None]) -> Step[RowT]:
         takes_task_id = _takes_keyword(fn, "task_id")
+        if rerun and not batch:
+            raise RuntimeError(f"step {name}: ``rerun`` is for batched steps")
         if batch and takes_task_id:
             raise RuntimeError(f"step {name}: a batched message has no delivery of one row to tell apart")
         if (prefetch is not None) != _takes_keyword(fn, "prefetched"):
@@ -478,6 +533,7 @@ def step(
             on_claim,
             batch,
             prefetch,
+            rerun,
         )
         if name in STEPS:
             raise RuntimeError(f"step {name} declared twice")

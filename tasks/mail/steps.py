@@ -28,7 +28,7 @@ from integrations.errors import PermanentError
 from integrations.mail.parse import Letter, parse_letter
 from integrations.mail.sep import Kind, SepNotice, Verdict, recognise
 from integrations.mail.smtp import Attachment, SmtpSender, build_message
-from models.db import insert_ignoring_conflicts
+from models.db import db_now, insert_new
 from models.exchange_log import ExchangeLog
 from models.mail import MailMessage, OutgoingLetter
 from models.sep_codes import SepConfirmationCode
@@ -42,32 +42,34 @@ from tasks.mail.notice import compose
 
 
 def _finish(
-    message: MailMessage, status: str, reason: str | None, result: dict[str, Any], **fields: Any
+    session: Session,
+    message: MailMessage,
+    status: str,
+    reason: str | None,
+    result: dict[str, Any],
+    **fields: Any,
 ) -> None:
-    """Set the outcome in one go: every attribute set earlier would be flushed by the next query."""
+    """Set the outcome in one go: every attribute set earlier would be flushed by the next query. Values,
+    not SQL expressions (the transaction's now() is ``db_now``), so a batch's rows go in one UPDATE."""
     for name, value in {"status": status, "reason": reason, "result": result, **fields}.items():
         setattr(message, name, value)
-    message.processed_at = func.now()
+    message.processed_at = db_now(session)
 
 
 def _file_code(session: Session, message: MailMessage, notice: SepNotice, match: Match) -> bool:
     """The code row, once per application and code; False when an earlier letter filed it."""
-    row_id = session.scalar(
-        insert_ignoring_conflicts(session, SepConfirmationCode)
-        .values(
-            application_number=notice.application_number,
-            code=notice.code,
-            epts=notice.epts,
-            vin=notice.vin.value if notice.vin else None,
-            valid_until=notice.confirm_by,
-            source_message_id=message.id,
-            asset_inventory_number=match.asset.inventory_number if match.asset else None,
-            responsible_id=match.responsible.id,
-            match_reason=match.reason,
-        )
-        .returning(SepConfirmationCode.id)
-    )
-    return row_id is not None
+    code = {
+        "application_number": notice.application_number,
+        "code": notice.code,
+        "epts": notice.epts,
+        "vin": notice.vin.value if notice.vin else None,
+        "valid_until": notice.confirm_by,
+        "source_message_id": message.id,
+        "asset_inventory_number": match.asset.inventory_number if match.asset else None,
+        "responsible_id": match.responsible.id,
+        "match_reason": match.reason,
+    }
+    return insert_new(session, SepConfirmationCode, code) is not None
 
 
 @dataclass(frozen=True)
@@ -111,35 +113,51 @@ def read_letters(session: Session, messages: Sequence[MailMessage]) -> Iterator[
     yield Readings(by_id, AssetIndex.load(session, notices))
 
 
-@step(PROCESS, model=MailMessage, statuses={"new"}, stale_after_s=300, batch=True, prefetch=read_letters)
+@step(
+    PROCESS,
+    model=MailMessage,
+    statuses={"new"},
+    stale_after_s=300,
+    batch=True,
+    prefetch=read_letters,
+    rerun=True,
+)
 def process_message(session: Session, message: MailMessage, *, prefetched: Readings) -> None:
     """Parse, recognise, match, file the code, queue the notification and the next step."""
     reading = prefetched.by_id.get(message.id) or read_message(message.raw or b"", get_settings())
     letter, verdict = reading.letter, reading.verdict
     if letter is None:
-        _finish(message, "error", f"over the size cap: {reading.size} bytes", {})
+        _finish(session, message, "error", f"over the size cap: {reading.size} bytes", {})
         return
     result: dict[str, Any] = {"letter": letter.summary()}
     if verdict is None:
-        _finish(message, "error", f"unparseable: {'; '.join(letter.defects) or 'no headers'}", result)
+        _finish(
+            session, message, "error", f"unparseable: {'; '.join(letter.defects) or 'no headers'}", result
+        )
         return
     notice = verdict.notice
     if notice is None:
-        _finish(message, "ignored", verdict.reason, result)
+        _finish(session, message, "ignored", verdict.reason, result)
         return
     result["sep"] = notice.as_dict()
     about = {"kind": notice.kind.value, "application_number": notice.application_number}
     if not notice.application_number:
-        _finish(
-            message, "error", f"SEP letter ({verdict.reason}) without an application number", result, **about
-        )
+        reason = f"SEP letter ({verdict.reason}) without an application number"
+        _finish(session, message, "error", reason, result, **about)
         return
     if notice.kind in (Kind.OWNERSHIP_CHANGE, Kind.LEASE_APPLICATION) and not notice.code:
         reason = f"SEP {notice.kind.value} letter without a confirmation code"
-        _finish(message, "error", reason, result, **about)
+        _finish(session, message, "error", reason, result, **about)
         return
     if notice.kind is Kind.OTHER and not notice.code:
-        _finish(message, "ignored", f"SEP letter with nothing to act on: {letter.subject!r}", result, **about)
+        _finish(
+            session,
+            message,
+            "ignored",
+            f"SEP letter with nothing to act on: {letter.subject!r}",
+            result,
+            **about,
+        )
         return
     match = match_letter(session, notice, letter.to, prefetched.assets)
     result["match"] = match.as_dict()
@@ -165,6 +183,7 @@ def process_message(session: Session, message: MailMessage, *, prefetched: Readi
             business_key=f"sep-application:{notice.application_number}",
         )
     _finish(
+        session,
         message,
         "processed",
         None,

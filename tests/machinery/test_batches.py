@@ -251,3 +251,42 @@ def test_a_prefetch_and_its_keyword_are_declared_together() -> None:
     with pytest.raises(RuntimeError, match="together"):
         step("test.no_prefetch", model=Canary, statuses={"pending"})(with_keyword)
     assert "test.no_keyword" not in STEPS and "test.no_prefetch" not in STEPS
+
+
+RERUN = "test.canary_rerun"
+
+
+@pytest.fixture(scope="module")
+def rerunning() -> Iterator[Step[Canary]]:
+    """The canary's work as a batched step that may run again (it writes nothing outside the database)."""
+    declared = step(RERUN, model=Canary, statuses={"pending"}, batch=True, rerun=True)(run_canary.spec.fn)
+    yield declared
+    STEPS.pop(RERUN)
+    STEP_REGISTERS.pop(RERUN)
+    BATCHED_STEPS.discard(RERUN)
+
+
+def test_a_rerun_batch_whose_row_fails_runs_again_a_savepoint_a_row_with_nothing_done_twice(
+    rerunning: Step[Canary],
+) -> None:
+    ok = _canaries((None, 0), (None, 0))
+    [transient, permanent] = _canaries(("transient", 99), ("permanent", 0))
+
+    assert rerunning.run_batch(ok) == {Outcome.DONE: 2}  # no failure: the one pass without savepoints
+    again = _canaries((None, 0), (None, 0))
+    outcomes = rerunning.run_batch([again[0], transient, permanent, again[1]])
+
+    assert outcomes == {Outcome.DONE: 2, Outcome.RETRY: 1, Outcome.PARKED: 1}
+    for canary_id in [*ok, *again]:
+        row = _row(canary_id)
+        # The first pass's work was rolled back with the failure: each row's work is kept once.
+        assert (row.status, row.executions, row.attempts) == ("done", 1, 0)
+    failed = _row(transient)
+    assert (failed.status, failed.attempts, failed.executions) == ("pending", 1, 0)
+    assert _row(permanent).parked_at is not None
+
+
+def test_rerun_is_for_batched_steps() -> None:
+    with pytest.raises(RuntimeError, match="batched"):
+        step("test.rerun_alone", model=Canary, statuses={"pending"}, rerun=True)(run_canary.spec.fn)
+    assert "test.rerun_alone" not in STEPS
