@@ -16,6 +16,9 @@ from tasks.machinery.policy import describe
 
 log = structlog.get_logger(__name__)
 
+# Built once: its compiled form is cached, and each exchange only binds its values.
+_LOG = insert(ExchangeLog)
+
 
 def exchange_log_row(exchange: Exchange) -> ExchangeLog:
     """The ``exchange_log`` row of an exchange (also of a subclass carrying a flow's own fields)."""
@@ -45,7 +48,7 @@ def exchange_recorder() -> Iterator[Recorder]:
 
         def record(exchange: Exchange) -> None:
             try:
-                connection.execute(insert(ExchangeLog).values(_columns(exchange)))
+                connection.execute(_LOG, _columns(exchange))
                 connection.commit()
             except Exception:
                 with contextlib.suppress(Exception):
