@@ -13,22 +13,32 @@ from __future__ import annotations
 import contextlib
 import socket
 import threading
+import time
 from collections.abc import Callable, Iterator
 
 from integrations.errors import DeadlinePassed
 
 
 class Watchdog:
-    """The deadline of one mail session's exchanges; the session tells it where its socket is."""
+    """The deadline of one mail session's exchanges; the session tells it where its socket is.
 
-    def __init__(self) -> None:
+    One thread watches the deadlines: it ends when none is pending, or, for a watchdog that
+    ``lingers`` (an SMTP connection kept for a batch of letters), only at :meth:`close`, so that
+    back-to-back deadlines do not start a thread each.
+    """
+
+    def __init__(self, *, lingers: bool = False) -> None:
         self.fired = False
-        self._lock = threading.Lock()
+        self._lingers = lingers
+        self._closed = False
+        self._due: float | None = None
+        self._watching = False
+        self._changed = threading.Condition()
         self._socket_of: Callable[[], socket.socket | None] = lambda: None
 
     def watch(self, socket_of: Callable[[], socket.socket | None]) -> None:
         """Where the session's socket is now (it changes with STARTTLS)."""
-        with self._lock:
+        with self._changed:
             self._socket_of = socket_of
             if self.fired:
                 self._shutdown()
@@ -36,9 +46,7 @@ class Watchdog:
     @contextlib.contextmanager
     def deadline(self, seconds: float, what: str) -> Iterator[None]:
         """Run the block within ``seconds``; past them the socket is shut and DeadlinePassed raised."""
-        timer = threading.Timer(seconds, self._fire)
-        timer.daemon = True
-        timer.start()
+        self._arm(time.monotonic() + seconds)
         try:
             yield
         except Exception as exc:
@@ -46,14 +54,40 @@ class Watchdog:
                 raise DeadlinePassed(f"{what}: no complete answer within {seconds} s") from exc
             raise
         finally:
-            timer.cancel()
+            self._arm(None)
         if self.fired:  # it fired as the block ended: the session cannot go on
             raise DeadlinePassed(f"{what}: no complete answer within {seconds} s")
 
-    def _fire(self) -> None:
-        with self._lock:
-            self.fired = True
-            self._shutdown()
+    def close(self) -> None:
+        """End the watching thread of a watchdog that lingers."""
+        with self._changed:
+            self._closed = True
+            self._changed.notify()
+
+    def _arm(self, due: float | None) -> None:
+        with self._changed:
+            self._due = due
+            if due is not None and not self._watching:
+                self._watching = True
+                threading.Thread(target=self._watch, name="mail-deadline", daemon=True).start()
+            self._changed.notify()
+
+    def _watch(self) -> None:
+        with self._changed:
+            while True:
+                if self._due is None:
+                    if self._closed or not self._lingers:
+                        self._watching = False
+                        return
+                    self._changed.wait()
+                    continue
+                left = self._due - time.monotonic()
+                if left <= 0:
+                    self._due = None
+                    self.fired = True
+                    self._shutdown()
+                    continue
+                self._changed.wait(left)
 
     def _shutdown(self) -> None:
         sock = self._socket_of()

@@ -3,19 +3,20 @@
 A 4xx answer or a lost connection is a ``TransientError`` (try later); a 5xx answer (no such
 recipient, refused sender, failed login) or a server that will not do STARTTLS where it must is a
 ``PermanentError``. The recorded exchange carries the server's answer to DATA (its queue id), and
-the letter's Message-ID as the correlation id, so a resend can be recognised. A letter's whole
-session (connect, greeting, STARTTLS, login, MAIL, RCPT, DATA, QUIT) runs under one deadline of
-``timeout`` seconds (:mod:`integrations.mail.deadline`): a server that trickles its greeting or its
-answers is cut off, ``DeadlinePassed``.
+the letter's Message-ID as the correlation id, so a resend can be recognised. Each letter (MAIL,
+RCPT, DATA, and the connect, greeting, STARTTLS and login when it opens the connection) runs under
+one deadline of ``timeout`` seconds, the QUIT under one of its own (:mod:`integrations.mail.deadline`):
+a server that trickles its greeting or its answers is cut off, ``DeadlinePassed``.
 """
 
 from __future__ import annotations
 
 import base64
+import contextlib
 import smtplib
 import socket
 import ssl
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from email.encoders import encode_base64
 from email.header import Header
@@ -100,13 +101,28 @@ def _refusal(what: str, code: int, reply: bytes | str) -> Exception:
 
 
 class SmtpSender:
-    """One connection per letter: notifications are few, and a pooled connection dies quietly."""
+    """Sends letters, each under its own deadline. A letter sent alone has a connection of its own;
+    the letters sent inside :meth:`connection` (a batch) share one, opened by the first and closed at
+    the end of the batch: a connection kept longer would die quietly between batches."""
 
     def __init__(self, url: str, *, timeout: float, recorder: Recorder, ca_file: str | None = None) -> None:
         self.url: ServerUrl = parse_smtp_url(url)
         self.timeout = timeout
         self.recorder = recorder
         self.ca_file = ca_file
+        self._keep = False
+        self._client: smtplib.SMTP | None = None
+        self._watchdog: Watchdog | None = None
+
+    @contextlib.contextmanager
+    def connection(self) -> Iterator[SmtpSender]:
+        """Send the letters of this block over one connection (QUIT at the end)."""
+        self._keep = True
+        try:
+            yield self
+        finally:
+            self._keep = False
+            self._close()
 
     def _connect(self, watchdog: Watchdog) -> smtplib.SMTP:
         url = self.url
@@ -131,30 +147,73 @@ class SmtpSender:
         return client
 
     def _transfer(self, sender: str, recipient: str, data: bytes) -> tuple[int, str]:
-        watchdog = Watchdog()
-        with watchdog.deadline(self.timeout, f"SMTP {self.url.identity()}"):
-            return self._session(watchdog, sender, recipient, data)
-
-    def _session(self, watchdog: Watchdog, sender: str, recipient: str, data: bytes) -> tuple[int, str]:
-        client = self._connect(watchdog)
+        if self._watchdog is None:
+            self._watchdog = Watchdog(lingers=self._keep)
         try:
-            code, reply = client.mail(sender)
-            if code != 250:
-                raise _refusal(f"MAIL FROM {sender}", code, reply)
-            code, reply = client.rcpt(recipient)
-            if code not in (250, 251):
-                raise _refusal(f"RCPT TO {recipient}", code, reply)
-            code, reply = client.data(data)
-            if code != 250:
-                raise _refusal("DATA", code, reply)
-            return code, reply.decode("utf-8", "replace")
+            with self._watchdog.deadline(self.timeout, f"SMTP {self.url.identity()}"):
+                return self._letter(self._watchdog, sender, recipient, data)
+        except (PermanentError, TransientError):
+            self._reset()  # the server refused this letter: the connection may serve the next
+            raise
+        except BaseException:
+            self._close()
+            raise
         finally:
+            if not self._keep:
+                self._close()
+
+    def _letter(self, watchdog: Watchdog, sender: str, recipient: str, data: bytes) -> tuple[int, str]:
+        kept = self._client
+        if kept is not None:
             try:
-                if watchdog.fired:
-                    raise smtplib.SMTPServerDisconnected("the deadline passed")
-                client.quit()
-            except (*NETWORK_ERRORS, smtplib.SMTPException):
+                code, reply = kept.mail(sender)
+            except smtplib.SMTPServerDisconnected:
+                # Closed between two letters (the server's idle timeout): nothing of this one was sent.
+                self._close()
+                kept = None
+        client = self._client = kept or self._connect(watchdog)
+        if kept is None:
+            code, reply = client.mail(sender)
+        if code != 250:
+            raise _refusal(f"MAIL FROM {sender}", code, reply)
+        code, reply = client.rcpt(recipient)
+        if code not in (250, 251):
+            raise _refusal(f"RCPT TO {recipient}", code, reply)
+        code, reply = client.data(data)
+        if code != 250:
+            raise _refusal("DATA", code, reply)
+        return code, reply.decode("utf-8", "replace")
+
+    def _reset(self) -> None:
+        """Forget a refused letter's envelope (RSET), or the connection when that fails too."""
+        if self._client is None or not self._keep:
+            return
+        try:
+            code, _ = self._client.rset()
+        except (*NETWORK_ERRORS, smtplib.SMTPException):
+            code = 0
+        if code != 250:
+            self._close()
+
+    def _close(self) -> None:
+        """QUIT within a deadline of its own; a connection whose deadline passed is only shut."""
+        client, watchdog = self._client, self._watchdog
+        self._client = self._watchdog = None
+        if watchdog is None:
+            return
+        try:
+            if client is None:
+                return
+            if watchdog.fired:
                 client.close()
+                return
+            with watchdog.deadline(self.timeout, f"SMTP {self.url.identity()} QUIT"):
+                client.quit()
+        except (*NETWORK_ERRORS, smtplib.SMTPException, DeadlinePassed):
+            if client is not None:
+                client.close()
+        finally:
+            watchdog.close()
 
     def send(self, message: Message, *, business_key: str | None = None) -> str:
         """Send ``message`` to its To address; returns the server's answer to DATA."""

@@ -2,21 +2,31 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from dataclasses import fields
 
 import structlog
+from sqlalchemy import insert
 
-from integrations.exchange import Exchange
-from models.db import session_scope
+from integrations.exchange import Exchange, Recorder
+from models.db import engine_for, session_scope
 from models.exchange_log import ExchangeLog
 from tasks.machinery.policy import describe
 
 log = structlog.get_logger(__name__)
 
+# Built once: its compiled form is cached, and each exchange only binds its values.
+_LOG = insert(ExchangeLog)
+
 
 def exchange_log_row(exchange: Exchange) -> ExchangeLog:
     """The ``exchange_log`` row of an exchange (also of a subclass carrying a flow's own fields)."""
-    return ExchangeLog(**{f.name: getattr(exchange, f.name) for f in fields(Exchange)})
+    return ExchangeLog(**_columns(exchange))
+
+
+def _columns(exchange: Exchange) -> dict[str, object]:
+    return {f.name: getattr(exchange, f.name) for f in fields(Exchange)}
 
 
 def record_exchange(exchange: Exchange) -> None:
@@ -27,3 +37,20 @@ def record_exchange(exchange: Exchange) -> None:
         log.warning(
             "exchange.not_recorded", system=exchange.system, operation=exchange.operation, error=describe(exc)
         )
+
+
+@contextlib.contextmanager
+def exchange_recorder() -> Iterator[Recorder]:
+    """A recorder for exchanges made one after another (a batch's letters): each committed on its own,
+    as :func:`record_exchange` does, but over one connection held for the block, not a session each.
+    One it cannot write there (the connection dropped) goes through :func:`record_exchange`."""
+    # Autocommit: the INSERT is its own transaction, committed (durably) in the one round trip.
+    with engine_for().connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
+
+        def record(exchange: Exchange) -> None:
+            try:
+                connection.execute(_LOG, _columns(exchange))
+            except Exception:
+                record_exchange(exchange)
+
+        yield record

@@ -18,6 +18,7 @@ import enum
 import inspect
 from collections import Counter
 from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Annotated, Any, Generic, TypeVar, cast
@@ -26,7 +27,7 @@ import structlog
 from celery import Task, current_app, shared_task
 from celery.canvas import Signature
 from pydantic import BaseModel, ConfigDict, Field, StrictInt
-from sqlalchemy import case, func, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from config.settings import get_settings
@@ -80,6 +81,10 @@ class RowRefs(BaseModel):
     ids: list[RowId] = Field(min_length=1, max_length=BATCH_MAX)
 
 
+# ``prefetch(session, rows)``: a context manager whose value the plain function gets as ``prefetched``.
+Prefetch = Callable[[Session, Sequence[Any]], AbstractContextManager[Any]]
+
+
 @dataclass(frozen=True)
 class StepSpec(Generic[RowT]):
     task_name: str
@@ -97,7 +102,11 @@ class StepSpec(Generic[RowT]):
     on_claim: Callable[[Any, Any], None] | None = None
     # Messages may carry up to BATCH_MAX ids, run in one claim and one work transaction (see ``step``).
     batch: bool = False
-    # The plain function takes a list of rows: a batch's, or one row's (see ``step``).
+    # What the rows of one work transaction share, set up once for them (see ``step``).
+    prefetch: Prefetch | None = None
+    # A batch may run its rows without a savepoint each, and again with them if one fails (see ``step``).
+    rerun: bool = False
+    # The plain function takes a list of rows, a ``rerun`` batch's all at once (see ``step``).
     set_wise: bool = False
 
     def signature(self, row: Any) -> Signature:
@@ -151,7 +160,8 @@ def run_step(spec: StepSpec[Any], row_id: int, task: Task | None = None) -> Outc
             row = session.get(spec.model, row_id, with_for_update=True, populate_existing=True)
             if row is None or row.is_parked or row.status not in spec.statuses:
                 return Outcome.NOTHING_TO_DO
-            _work(session, spec, [row], task)
+            with _prefetched(spec, session, [row]) as prefetched:
+                _work(session, spec, [row], task, prefetched)
     except Exception as exc:
         return _failed(spec, row_id, attempt, exc, task)
     log.info("step.done", step=spec.task_name, attempt=attempt)
@@ -163,20 +173,23 @@ def run_steps(spec: StepSpec[Any], row_ids: Sequence[int], task: Task | None = N
 
     The guarantees are one row's: each attempt counted before the work, each row's work in its own
     savepoint (a row that fails undoes only its own work), and each failure settled as ``run_step``
-    settles it. Only a retry differs: the message serves other rows too, so a row to retry gets a
-    message of its own through the outbox, due after the retry policy's countdown. Rows are locked in
-    id order, so two batches never deadlock.
+    settles it. A ``rerun`` step's rows first work without savepoints, their writes in one flush; when
+    one fails, all is rolled back and the batch works again, a savepoint a row. The step's
+    ``prefetch`` runs once for the rows to work, before their work; when it fails, every one of them
+    fails with its error. Only a retry differs: the message serves other rows too, so a row to retry
+    gets a message of its own through the outbox, due after the retry policy's countdown. Rows are
+    locked in id order, so two batches never deadlock.
     """
     model = spec.model
     structlog.contextvars.bind_contextvars(register=model.__tablename__)
     structlog.contextvars.unbind_contextvars("row_id")
     ids = sorted(set(row_ids))
-    locked = select(model).order_by(model.id).with_for_update()
+    locked = select(model).where(model.id.in_(ids)).order_by(model.id).with_for_update()
     outcomes: Counter[Outcome] = Counter()
     attempts: dict[int, int] = {}
     try:
         with session_scope(durable=False) as session:
-            rows = session.scalars(locked.where(model.id.in_(ids))).all()
+            rows = session.scalars(locked).all()
             outcomes[Outcome.MISSING] += len(ids) - len(rows)
             for row in rows:
                 refused = _claim(session, spec, row)
@@ -188,27 +201,11 @@ def run_steps(spec: StepSpec[Any], row_ids: Sequence[int], task: Task | None = N
         raise _claim_failed(spec, exc, task) from exc
 
     request_ids = _request_ids(task, row_ids)
-    failures: dict[int, Exception] = {}
-    worked: list[int] = []
     try:
-        with session_scope() as session:
-            current = locked.where(model.id.in_(list(attempts))).execution_options(populate_existing=True)
-            rows = [
-                row for row in session.scalars(current) if not row.is_parked and row.status in spec.statuses
-            ]
-            worked = [row.id for row in rows]
-            if not (spec.set_wise and len(rows) > 1 and _worked_together(session, spec, rows, task)):
-                for row in rows:
-                    with structlog.contextvars.bound_contextvars(
-                        row_id=row.id, **request_ids.get(row.id, {})
-                    ):
-                        try:
-                            with session.begin_nested():
-                                _work(session, spec, [row], task)
-                        except Exception as exc:
-                            failures[row.id] = exc
-    except Exception as exc:  # the commit failed: no row's work was kept
-        failures = {row_id: failures.get(row_id, exc) for row_id in worked}
+        worked, failures = _work_batch(spec, list(attempts), task, request_ids, savepoints=not spec.rerun)
+    except _RunAgain as again:
+        log.info("step.batch_again", step=spec.task_name, error=describe(again.__cause__ or again))
+        worked, failures = _work_batch(spec, list(attempts), task, request_ids, savepoints=True)
     done = [row_id for row_id in worked if row_id not in failures]
     outcomes[Outcome.NOTHING_TO_DO] += len(attempts) - len(worked)
     outcomes[Outcome.DONE] += len(done)
@@ -217,6 +214,68 @@ def run_steps(spec: StepSpec[Any], row_ids: Sequence[int], task: Task | None = N
     if failures:
         outcomes.update(_settle_batch(spec, failures, attempts, task))
     return +outcomes  # the outcomes that happened, none counted zero
+
+
+class _RunAgain(Exception):
+    """A row of a batch worked without savepoints failed: the batch runs again, a savepoint a row."""
+
+
+def _work_batch(
+    spec: StepSpec[Any],
+    ids: list[int],
+    task: Task | None,
+    request_ids: dict[int, dict[str, str]],
+    *,
+    savepoints: bool,
+) -> tuple[list[int], dict[int, Exception]]:
+    """The work transaction of a batch's claimed rows: the rows worked, and the failed ones' errors.
+
+    With ``savepoints`` each row works in its own; without (a ``rerun`` step's first try) the rows'
+    writes go in one flush at the end, and the first failure raises :class:`_RunAgain`, rolling back all.
+    """
+    model = spec.model
+    current = (
+        select(model)
+        .where(model.id.in_(ids))
+        .order_by(model.id)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    )
+    failures: dict[int, Exception] = {}
+    worked: list[int] = []
+    try:
+        with session_scope() as session:
+            rows = [r for r in session.scalars(current) if not r.is_parked and r.status in spec.statuses]
+            worked = [row.id for row in rows]
+            with _prefetched(spec, session, rows) as prefetched:
+                # A set-wise step's first try is one call for all the rows; otherwise a call a row.
+                together = [rows] if spec.set_wise and not savepoints else [[row] for row in rows]
+                for some in together:
+                    with _bound(some, request_ids):
+                        try:
+                            with session.begin_nested() if savepoints else nullcontext():
+                                _work(session, spec, some, task, prefetched)
+                        except Exception as exc:
+                            if not savepoints:
+                                raise _RunAgain from exc
+                            failures[some[0].id] = exc
+                if not savepoints:
+                    try:
+                        session.flush()  # a row's writes fail here, where the batch can run again
+                    except Exception as exc:
+                        raise _RunAgain from exc
+    except _RunAgain:
+        raise
+    except Exception as exc:  # the commit failed: no row's work was kept
+        failures = {row_id: failures.get(row_id, exc) for row_id in worked}
+    return worked, failures
+
+
+def _bound(rows: list[Any], request_ids: dict[int, dict[str, str]]) -> AbstractContextManager[Any]:
+    """The log context of a call: one row's id and request id, or a set-wise call's row ids."""
+    if len(rows) == 1:
+        return structlog.contextvars.bound_contextvars(row_id=rows[0].id, **request_ids.get(rows[0].id, {}))
+    return structlog.contextvars.bound_contextvars(rows=[row.id for row in rows])
 
 
 def _claim(session: Session, spec: StepSpec[Any], row: Any) -> Outcome | None:
@@ -246,35 +305,33 @@ def _claim_failed(spec: StepSpec[Any], exc: Exception, task: Task | None) -> Exc
     return task.retry(countdown=countdown(1, get_settings()), exc=exc, max_retries=None)
 
 
-def _worked_together(session: Session, spec: StepSpec[Any], rows: list[Any], task: Task | None) -> bool:
-    """A set-wise step's rows in one savepoint: True when they all succeeded; else nothing of it is
-    kept, and the caller works the rows one by one, so the failure is the failing row's alone."""
-    try:
-        with session.begin_nested():
-            _work(session, spec, rows, task)
-    except Exception as exc:
-        log.info(
-            "step.set_wise_failed", step=spec.task_name, rows=[row.id for row in rows], error=describe(exc)
-        )
-        return False
-    return True
+def _prefetched(spec: StepSpec[Any], session: Session, rows: Sequence[Any]) -> AbstractContextManager[Any]:
+    return spec.prefetch(session, rows) if spec.prefetch is not None else nullcontext()
 
 
-def _work(session: Session, spec: StepSpec[Any], rows: list[Any], task: Task | None) -> None:
+def _call(
+    spec: StepSpec[Any], session: Session, rows: list[Any], task_id: str | None, prefetched: Any
+) -> None:
+    """The plain function on ``rows`` (a set-wise one's list, else the one row) with its keywords."""
+    keywords: dict[str, Any] = {}
+    if spec.takes_task_id:
+        keywords["task_id"] = task_id
+    if spec.prefetch is not None:
+        keywords["prefetched"] = prefetched
+    spec.fn(session, rows if spec.set_wise else rows[0], **keywords)
+
+
+def _work(session: Session, spec: StepSpec[Any], rows: list[Any], task: Task | None, prefetched: Any) -> None:
     """The plain function on claimed rows, under their locks; a success gives each its attempts back."""
-    if spec.set_wise:
-        spec.fn(session, rows)
-    elif spec.takes_task_id:
-        spec.fn(session, rows[0], task_id=task.request.id if task is not None else None)
-    else:
-        spec.fn(session, rows[0])
-    column = spec.model.next_step_at
+    _call(spec, session, rows, task.request.id if task is not None else None, prefetched)
     for row in rows:
         row.attempts = 0
-        if not stamped(session, spec.model, row.id) and row.next_step_at is not None:
+        due = row.next_step_at
+        if due is not None and not stamped(session, spec.model, row.id) and due <= db_now(session):
             # This delivery was the one due (or later): it is consumed. A copy that came early
-            # leaves the schedule it found (a SEP poll not yet due).
-            row.next_step_at = case((column <= func.now(), None), else_=column)
+            # leaves the schedule it found (a SEP poll not yet due). A value, not a SQL expression:
+            # a batch's rows then go in one UPDATE.
+            row.next_step_at = None
 
 
 def _request_ids(task: Task | None, row_ids: Sequence[int]) -> dict[int, dict[str, str]]:
@@ -418,7 +475,8 @@ class Step(Generic[RowT]):
 
     def plain(self, session: Any, row: RowT) -> None:
         """The plain function, as a test or another step calls it (no claim, no attempt counted)."""
-        self.spec.fn(session, [row] if self.spec.set_wise else row)
+        with _prefetched(self.spec, session, [row]) as prefetched:
+            _call(self.spec, session, [row], None, prefetched)
 
     def run(self, row_id: int) -> Outcome:
         """Claim, work, retry or park one row in this process, as the worker would."""
@@ -438,6 +496,8 @@ def step(
     queue_of: Callable[[RowT], str] | None = None,
     on_claim: Callable[[Any, RowT], None] | None = None,
     batch: bool = False,
+    prefetch: Prefetch | None = None,
+    rerun: bool = False,
     set_wise: bool = False,
 ) -> Callable[[Callable[..., None]], Step[RowT]]:
     """Declare the step ``name`` working on ``model`` rows in ``statuses``.
@@ -449,20 +509,42 @@ def step(
     counted even when the worker dies mid-step (the SEP sends): it runs in the claim's own commit,
     with the attempt. ``batch`` lets the outbox relay group the step's messages, up to
     :data:`BATCH_MAX` ids in one (``run_steps``): for steps whose work is short, because a batch
-    holds its rows' locks until its last row is done. A ``set_wise`` batched step's plain function
-    takes ``(session, rows)``, a list, and does for them all what it would do for each: one statement
-    per kind of read or write instead of one per row. A batch is worked in one savepoint; if it fails,
-    it is undone and its rows are worked one by one (each ``[row]`` in its own savepoint), so a
-    failure stays the failing row's. Such a function must call nothing outside the database (only
-    the outbox): a failed batch's work is done again.
+    holds its rows' locks until its last row is done.
+
+    ``prefetch(session, rows)`` gives what the rows of one work transaction share, loaded or opened
+    once for them instead of once a row: a context manager entered in the work transaction before
+    the rows' savepoints (a batch's rows, or the one row of ``run_step`` and ``Step.plain``) and left
+    after the last; the plain function gets its value as the keyword-only ``prefetched``. The mail
+    flow loads the assets and employees a batch of letters names in one query each, and opens one
+    SMTP connection for a batch of letters. It must not change rows: a row's work is its own.
+
+    ``rerun`` says that the work (and the prefetch) has no effect outside the database, so a batch
+    may be run again from the start: its rows then work without a savepoint each, their writes going
+    in one flush (an UPDATE for all the rows, an INSERT for all their outbox rows) instead of one a
+    row; the first failure rolls the batch back and runs it again the usual way, a savepoint a row.
+    A step that sends anything (SMTP, HTTP) must not declare it.
+
+    ``set_wise`` (with ``rerun``): the plain function takes ``(session, rows)``, a list, and does for
+    all of them what it would do for each, with one statement per kind of read or write (the
+    payments of a batch: their subscribers, balances and open accruals in one query each, their
+    released requests in one UPDATE, their deal marks in one INSERT). Its first try gets the whole
+    batch; run again, each row alone as ``[row]``, so a failure stays the failing row's.
     """
 
     def decorate(fn: Callable[..., None]) -> Step[RowT]:
-        takes_task_id = _takes_task_id(fn)
+        takes_task_id = _takes_keyword(fn, "task_id")
+        if rerun and not batch:
+            raise RuntimeError(f"step {name}: ``rerun`` is for batched steps")
+        if set_wise and not rerun:
+            raise RuntimeError(
+                f"step {name}: a set-wise step's batch must be one it may run again (``rerun``)"
+            )
         if batch and takes_task_id:
             raise RuntimeError(f"step {name}: a batched message has no delivery of one row to tell apart")
-        if set_wise and not batch:
-            raise RuntimeError(f"step {name}: a set-wise step is a batched step")
+        if (prefetch is not None) != _takes_keyword(fn, "prefetched"):
+            raise RuntimeError(
+                f"step {name}: declare ``prefetch`` and a keyword-only ``prefetched`` together"
+            )
         spec = StepSpec(
             name,
             model,
@@ -473,6 +555,8 @@ def step(
             queue_of,
             on_claim,
             batch,
+            prefetch,
+            rerun,
             set_wise,
         )
         if name in STEPS:
@@ -498,8 +582,8 @@ def step(
     return decorate
 
 
-def _takes_task_id(fn: Callable[..., Any]) -> bool:
-    parameter = inspect.signature(fn).parameters.get("task_id")
+def _takes_keyword(fn: Callable[..., Any], name: str) -> bool:
+    parameter = inspect.signature(fn).parameters.get(name)
     return parameter is not None and parameter.kind is inspect.Parameter.KEYWORD_ONLY
 
 

@@ -23,7 +23,7 @@ from config.settings import Settings, get_settings
 from integrations.mail.access import open_mailbox
 from integrations.mail.mailbox import Fetched
 from integrations.mail.parse import clean_text, content_hash, read_headers
-from models.db import insert_ignoring_conflicts, session_scope
+from models.db import db_now, insert_ignoring_conflicts, session_scope
 from models.mail import MailMessage
 from tasks.machinery.exchange import record_exchange
 from tasks.machinery.outbox import enqueue, enqueue_many
@@ -153,13 +153,12 @@ def _insert(session: Session, rows: list[dict[str, Any]]) -> dict[int, int]:
     """Insert ``rows`` (skipping UIDs another fetcher stored first): the id of each stored, by UID."""
     if not rows:
         return {}
-    finished = [row | {"processed_at": None if row["status"] == "new" else func.now()} for row in rows]
-    statement = (
-        insert_ignoring_conflicts(session, MailMessage)
-        .values(finished)
-        .returning(MailMessage.uid, MailMessage.id)
-    )
-    return {row.uid: row.id for row in session.execute(statement)}
+    now = db_now(session)
+    finished = [row | {"processed_at": None if row["status"] == "new" else now} for row in rows]
+    # One statement with the rows as parameters (SQLAlchemy sends them as one multi-row INSERT): built
+    # and compiled once, where a statement holding the values would be built and compiled a batch.
+    statement = insert_ignoring_conflicts(session, MailMessage).returning(MailMessage.uid, MailMessage.id)
+    return {row.uid: row.id for row in session.connection().execute(statement, finished)}
 
 
 def fetch_mail(

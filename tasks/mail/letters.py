@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 
 from config.settings import get_settings
 from integrations.mail.smtp import Attachment
-from models.db import insert_ignoring_conflicts
+from models.db import insert_new
 from models.mail import OutgoingLetter
 from tasks.machinery.outbox import enqueue
 from tasks.mail.chain import SEND
@@ -38,25 +38,20 @@ def queue_letter(
     if "@" not in parseaddr(to_address)[1]:
         raise ValueError(f"{to_address!r} is not an e-mail address")
     domain = parseaddr(get_settings().mail_from)[1].rsplit("@", 1)[1]
-    statement = (
-        insert_ignoring_conflicts(session, OutgoingLetter)
-        .values(
-            business_key=business_key,
-            source=source,
-            to_address=to_address,
-            to_name=to_name,
-            subject=subject,
-            text_body=text,
-            html_body=html,
-            attachments=[
-                {"filename": a.filename, "content_type": a.content_type, "data_b64": a.b64()}
-                for a in attachments
-            ],
-            message_id=f"<{uuid.uuid4().hex}@{domain}>",
-        )
-        .returning(OutgoingLetter.id)
-    )
-    letter_id: int | None = session.scalar(statement)
+    letter = {
+        "business_key": business_key,
+        "source": source,
+        "to_address": to_address,
+        "to_name": to_name,
+        "subject": subject,
+        "text_body": text,
+        "html_body": html,
+        "attachments": [
+            {"filename": a.filename, "content_type": a.content_type, "data_b64": a.b64()} for a in attachments
+        ],
+        "message_id": f"<{uuid.uuid4().hex}@{domain}>",
+    }
+    letter_id = insert_new(session, OutgoingLetter, letter)
     if letter_id is not None:
         enqueue(session, SEND, {"id": letter_id}, business_key=f"letter:{business_key}")
     return letter_id

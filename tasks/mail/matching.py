@@ -10,11 +10,11 @@ only settings there are. The reason says which evidence decided and what the oth
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
 from integrations.errors import PermanentError
@@ -45,37 +45,97 @@ def _listed(assets: Sequence[Asset]) -> str:
     return names + (f" and {len(assets) - MAX_LISTED} more" if len(assets) > MAX_LISTED else "")
 
 
-def _one(session: Session, query: Any, evidence: str, steps: list[str]) -> Asset | None:
-    found = list(session.scalars(query.order_by(Asset.inventory_number).limit(MAX_LISTED + 1)))
+def _masked_fits(mask: str, vin: str | None) -> bool:
+    """What ``vin LIKE mask`` says, the mask's ``*`` read as LIKE's ``_`` (one character)."""
+    return (
+        vin is not None
+        and len(vin) == len(mask)
+        and all(m in ("*", v) for m, v in zip(mask, vin, strict=True))
+    )
+
+
+@dataclass
+class AssetIndex:
+    """The assets a batch of notices can name, loaded in one query per kind of evidence (full VIN,
+    masked VIN, ЭПТС) instead of one per letter; each list in inventory-number order."""
+
+    by_vin: dict[str, list[Asset]] = field(default_factory=dict)
+    by_mask: dict[str, list[Asset]] = field(default_factory=dict)
+    by_epts: dict[str, list[Asset]] = field(default_factory=dict)
+    employees: list[Employee] = field(default_factory=list)
+
+    @classmethod
+    def load(cls, session: Session, notices: Iterable[SepNotice]) -> AssetIndex:
+        vins: set[str] = set()
+        masks: set[str] = set()
+        epts: set[str] = set()
+        for notice in notices:
+            vin = notice.vin.value if notice.vin else None
+            if vin:
+                (masks if "*" in vin else vins).add(vin)
+            if notice.epts:
+                epts.add(notice.epts)
+        index = cls()
+        by_order = select(Asset).order_by(Asset.inventory_number)
+        if vins:
+            # Asset VINs are upper case since their import (integrations/validation.py).
+            for asset in session.scalars(by_order.where(Asset.vin.in_(vins))):
+                index.by_vin.setdefault(asset.vin or "", []).append(asset)
+        if masks:
+            # A VIN never holds "_" or "%", so a mask maps onto LIKE's one-character wildcard.
+            fits_any = or_(*(Asset.vin.like(mask.replace("*", "_")) for mask in sorted(masks)))
+            for asset in session.scalars(by_order.where(fits_any)):
+                for mask in masks:
+                    if _masked_fits(mask, asset.vin):
+                        index.by_mask.setdefault(mask, []).append(asset)
+        if epts:
+            for asset in session.scalars(by_order.where(Asset.epts.in_(epts))):
+                index.by_epts.setdefault(asset.epts or "", []).append(asset)
+        # Their responsible employees, for ``match_letter``'s ``session.get`` to find loaded: held here,
+        # as the session's identity map holds nothing it was not given to keep.
+        responsible = {a.responsible_id for found in index.found() for a in found if a.responsible_id}
+        if responsible:
+            index.employees = list(session.scalars(select(Employee).where(Employee.id.in_(responsible))))
+        return index
+
+    def found(self) -> Iterator[list[Asset]]:
+        yield from self.by_vin.values()
+        yield from self.by_mask.values()
+        yield from self.by_epts.values()
+
+    def looks(self, notice: SepNotice) -> list[tuple[str, list[Asset]]]:
+        """The evidence of ``notice`` in the order it counts, each with the assets it names."""
+        looks: list[tuple[str, list[Asset]]] = []
+        vin = notice.vin.value if notice.vin else None
+        if vin and "*" not in vin:
+            looks.append((f"full VIN {vin}", self.by_vin.get(vin, [])))
+        elif vin:
+            looks.append((f"masked VIN {vin}", self.by_mask.get(vin, [])))
+        if notice.epts:
+            looks.append((f"ЭПТС {notice.epts}", self.by_epts.get(notice.epts, [])))
+        return looks
+
+
+def _one(found: Sequence[Asset], evidence: str, steps: list[str]) -> Asset | None:
+    found = found[: MAX_LISTED + 1]  # enough to say "more than MAX_LISTED"
     if len(found) == 1:
         steps.append(f"{evidence}: asset {found[0].inventory_number}")
         return found[0]
     if not found:
         steps.append(f"{evidence}: no asset")
     else:
-        steps.append(
-            f"{evidence}: {len(found) if len(found) <= MAX_LISTED else 'more than ' + str(MAX_LISTED)} assets ({_listed(found)})"
-        )
+        many = len(found) if len(found) <= MAX_LISTED else f"more than {MAX_LISTED}"
+        steps.append(f"{evidence}: {many} assets ({_listed(found)})")
     return None
 
 
-def find_asset(session: Session, notice: SepNotice, steps: list[str]) -> tuple[Asset | None, str | None]:
+def find_asset(notice: SepNotice, steps: list[str], assets: AssetIndex) -> tuple[Asset | None, str | None]:
     """The asset, and the evidence that found it; every look is appended to ``steps``."""
-    looks: list[tuple[str, Any]] = []
-    vin = notice.vin.value if notice.vin else None
-    if vin and "*" not in vin:
-        # Asset VINs are upper case since their import (integrations/validation.py).
-        looks.append((f"full VIN {vin}", select(Asset).where(Asset.vin == vin)))
-    elif vin:
-        # A VIN never holds "_" or "%", so the mask maps onto LIKE's one-character wildcard.
-        like = select(Asset).where(Asset.vin.like(vin.replace("*", "_")))
-        looks.append((f"masked VIN {vin}", like))
-    if notice.epts:
-        looks.append((f"ЭПТС {notice.epts}", select(Asset).where(Asset.epts == notice.epts)))
+    looks = assets.looks(notice)
     if not looks:
         steps.append("the letter carries neither a usable VIN nor an ЭПТС number")
-    for evidence, query in looks:
-        asset = _one(session, query, evidence, steps)
+    for evidence, found in looks:
+        asset = _one(found, evidence, steps)
         if asset is not None:
             return asset, evidence
     return None, None
@@ -112,10 +172,16 @@ def _with_email(employee: Employee | None, role: str) -> Employee:
     return employee
 
 
-def match_letter(session: Session, notice: SepNotice, recipients: Sequence[str]) -> Match:
-    """The asset and the person to tell; ``PermanentError`` when master data names nobody to tell."""
+def match_letter(
+    session: Session, notice: SepNotice, recipients: Sequence[str], assets: AssetIndex | None = None
+) -> Match:
+    """The asset and the person to tell; ``PermanentError`` when master data names nobody to tell.
+
+    ``assets``: the index of a batch of letters this one is in (else the letter's own is loaded)."""
     steps: list[str] = []
-    asset, evidence = find_asset(session, notice, steps)
+    if assets is None:
+        assets = AssetIndex.load(session, [notice])
+    asset, evidence = find_asset(notice, steps, assets)
     if asset is not None and notice.epts and asset.epts and asset.epts != notice.epts:
         steps.append(f"note: the letter's ЭПТС {notice.epts} differs from the asset's {asset.epts}")
     if asset is not None and asset.responsible_id:

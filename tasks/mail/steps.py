@@ -14,91 +14,152 @@ for it marks the row sent instead of sending again.
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from config.settings import get_settings
+from config.settings import Settings, get_settings
 from integrations.errors import PermanentError
-from integrations.mail.parse import parse_letter
-from integrations.mail.sep import Kind, SepNotice, recognise
+from integrations.mail.parse import Letter, parse_letter
+from integrations.mail.sep import Kind, SepNotice, Verdict, recognise
 from integrations.mail.smtp import Attachment, SmtpSender, build_message
-from models.db import insert_ignoring_conflicts
+from models.db import db_now, insert_new
 from models.exchange_log import ExchangeLog
 from models.mail import MailMessage, OutgoingLetter
 from models.sep_codes import SepConfirmationCode
-from tasks.machinery.exchange import record_exchange
+from tasks.machinery.exchange import exchange_recorder
 from tasks.machinery.outbox import enqueue
 from tasks.machinery.steps import step
 from tasks.mail.chain import NEXT_STEP_KINDS, PROCESS, REQUEST_APPLICATION_DATA, SEND
 from tasks.mail.letters import queue_letter
-from tasks.mail.matching import Match, match_letter
+from tasks.mail.matching import AssetIndex, Match, match_letter
 from tasks.mail.notice import compose
 
 
 def _finish(
-    message: MailMessage, status: str, reason: str | None, result: dict[str, Any], **fields: Any
+    session: Session,
+    message: MailMessage,
+    status: str,
+    reason: str | None,
+    result: dict[str, Any],
+    **fields: Any,
 ) -> None:
-    """Set the outcome in one go: every attribute set earlier would be flushed by the next query."""
+    """Set the outcome in one go: every attribute set earlier would be flushed by the next query. Values,
+    not SQL expressions (the transaction's now() is ``db_now``), so a batch's rows go in one UPDATE."""
     for name, value in {"status": status, "reason": reason, "result": result, **fields}.items():
         setattr(message, name, value)
-    message.processed_at = func.now()
+    message.processed_at = db_now(session)
 
 
 def _file_code(session: Session, message: MailMessage, notice: SepNotice, match: Match) -> bool:
     """The code row, once per application and code; False when an earlier letter filed it."""
-    row_id = session.scalar(
-        insert_ignoring_conflicts(session, SepConfirmationCode)
-        .values(
-            application_number=notice.application_number,
-            code=notice.code,
-            epts=notice.epts,
-            vin=notice.vin.value if notice.vin else None,
-            valid_until=notice.confirm_by,
-            source_message_id=message.id,
-            asset_inventory_number=match.asset.inventory_number if match.asset else None,
-            responsible_id=match.responsible.id,
-            match_reason=match.reason,
-        )
-        .returning(SepConfirmationCode.id)
-    )
-    return row_id is not None
+    code = {
+        "application_number": notice.application_number,
+        "code": notice.code,
+        "epts": notice.epts,
+        "vin": notice.vin.value if notice.vin else None,
+        "valid_until": notice.confirm_by,
+        "source_message_id": message.id,
+        "asset_inventory_number": match.asset.inventory_number if match.asset else None,
+        "responsible_id": match.responsible.id,
+        "match_reason": match.reason,
+    }
+    return insert_new(session, SepConfirmationCode, code) is not None
 
 
-@step(PROCESS, model=MailMessage, statuses={"new"}, stale_after_s=300, batch=True)
-def process_message(session: Session, message: MailMessage) -> None:
-    """Parse, recognise, match, file the code, queue the notification and the next step."""
-    settings = get_settings()
-    raw = message.raw or b""
+@dataclass(frozen=True)
+class Reading:
+    """A stored letter as read: its size, the parsed letter (None over the size cap) and the SEP verdict
+    (None when the letter is unreadable)."""
+
+    size: int
+    letter: Letter | None
+    verdict: Verdict | None
+
+
+def read_message(raw: bytes, settings: Settings) -> Reading:
     if len(raw) > settings.mail_max_message_bytes:
-        _finish(message, "error", f"over the size cap: {len(raw)} bytes", {})
-        return
+        return Reading(len(raw), None, None)
     letter = parse_letter(raw)
-    result: dict[str, Any] = {"letter": letter.summary()}
-    if not letter.readable:
-        _finish(message, "error", f"unparseable: {'; '.join(letter.defects) or 'no headers'}", result)
+    return Reading(len(raw), letter, recognise(letter, settings.sep_senders) if letter.readable else None)
+
+
+@dataclass(frozen=True)
+class Readings:
+    """What the letters of one work transaction share: each read once, and the assets they name."""
+
+    by_id: dict[int, Reading]
+    assets: AssetIndex
+
+
+@contextmanager
+def read_letters(session: Session, messages: Sequence[MailMessage]) -> Iterator[Readings]:
+    """``mail.process``'s prefetch: the letters' bytes in one query (``raw`` is deferred, a query a
+    letter otherwise), each read, and the assets their notices name in one query per kind of evidence."""
+    settings = get_settings()
+    raws = select(MailMessage.id, MailMessage.raw).where(MailMessage.id.in_([m.id for m in messages]))
+    by_id: dict[int, Reading] = {}
+    for row_id, raw in session.execute(raws):
+        # Reading never raises by design; if it does, the letter is read again in its own savepoint,
+        # where the error fails that letter only.
+        with contextlib.suppress(Exception):
+            by_id[row_id] = read_message(raw or b"", settings)
+    notices = [r.verdict.notice for r in by_id.values() if r.verdict is not None and r.verdict.notice]
+    yield Readings(by_id, AssetIndex.load(session, notices))
+
+
+@step(
+    PROCESS,
+    model=MailMessage,
+    statuses={"new"},
+    stale_after_s=300,
+    batch=True,
+    prefetch=read_letters,
+    rerun=True,
+)
+def process_message(session: Session, message: MailMessage, *, prefetched: Readings) -> None:
+    """Parse, recognise, match, file the code, queue the notification and the next step."""
+    reading = prefetched.by_id.get(message.id) or read_message(message.raw or b"", get_settings())
+    letter, verdict = reading.letter, reading.verdict
+    if letter is None:
+        _finish(session, message, "error", f"over the size cap: {reading.size} bytes", {})
         return
-    verdict = recognise(letter, settings.sep_senders)
+    result: dict[str, Any] = {"letter": letter.summary()}
+    if verdict is None:
+        _finish(
+            session, message, "error", f"unparseable: {'; '.join(letter.defects) or 'no headers'}", result
+        )
+        return
     notice = verdict.notice
     if notice is None:
-        _finish(message, "ignored", verdict.reason, result)
+        _finish(session, message, "ignored", verdict.reason, result)
         return
     result["sep"] = notice.as_dict()
     about = {"kind": notice.kind.value, "application_number": notice.application_number}
     if not notice.application_number:
-        _finish(
-            message, "error", f"SEP letter ({verdict.reason}) without an application number", result, **about
-        )
+        reason = f"SEP letter ({verdict.reason}) without an application number"
+        _finish(session, message, "error", reason, result, **about)
         return
     if notice.kind in (Kind.OWNERSHIP_CHANGE, Kind.LEASE_APPLICATION) and not notice.code:
         reason = f"SEP {notice.kind.value} letter without a confirmation code"
-        _finish(message, "error", reason, result, **about)
+        _finish(session, message, "error", reason, result, **about)
         return
     if notice.kind is Kind.OTHER and not notice.code:
-        _finish(message, "ignored", f"SEP letter with nothing to act on: {letter.subject!r}", result, **about)
+        _finish(
+            session,
+            message,
+            "ignored",
+            f"SEP letter with nothing to act on: {letter.subject!r}",
+            result,
+            **about,
+        )
         return
-    match = match_letter(session, notice, letter.to)
+    match = match_letter(session, notice, letter.to, prefetched.assets)
     result["match"] = match.as_dict()
     if notice.code:
         result["code_filed"] = _file_code(session, message, notice, match)
@@ -122,6 +183,7 @@ def process_message(session: Session, message: MailMessage) -> None:
             business_key=f"sep-application:{notice.application_number}",
         )
     _finish(
+        session,
         message,
         "processed",
         None,
@@ -143,8 +205,35 @@ def _accepted_before(session: Session, message_id: str) -> ExchangeLog | None:
     ).first()
 
 
-@step(SEND, model=OutgoingLetter, statuses={"pending"}, stale_after_s=600, batch=True)
-def send_letter(session: Session, letter: OutgoingLetter) -> None:
+@contextmanager
+def smtp_connection(session: Session, letters: Sequence[OutgoingLetter]) -> Iterator[SmtpSender | None]:
+    """``mail.send``'s prefetch: one SMTP connection for the letters of a work transaction (opened by the
+    first sent), and one database connection recording each exchange in a commit of its own; None when
+    OBMEN_SMTP_URL is not set."""
+    settings = get_settings()
+    if settings.smtp_url is None or not settings.smtp_url.get_secret_value():
+        yield None
+        return
+    with exchange_recorder() as recorder:
+        sender = SmtpSender(
+            settings.smtp_url.get_secret_value(),
+            timeout=settings.mail_timeout_s,
+            recorder=recorder,
+            ca_file=settings.mail_ca_file,
+        )
+        with sender.connection():
+            yield sender
+
+
+@step(
+    SEND,
+    model=OutgoingLetter,
+    statuses={"pending"},
+    stale_after_s=600,
+    batch=True,
+    prefetch=smtp_connection,
+)
+def send_letter(session: Session, letter: OutgoingLetter, *, prefetched: SmtpSender | None) -> None:
     """Send one ``outgoing_letters`` row by SMTP (``OBMEN_SMTP_URL``) and mark it sent."""
     settings = get_settings()
     # Only an earlier attempt (one that failed or died) can have had the letter accepted.
@@ -157,7 +246,7 @@ def send_letter(session: Session, letter: OutgoingLetter) -> None:
             f"{earlier.response_status} {earlier.response_body} (exchange_log {earlier.id})"
         )
         return
-    if settings.smtp_url is None or not settings.smtp_url.get_secret_value():
+    if prefetched is None:
         raise PermanentError("OBMEN_SMTP_URL is not set: set it and re-drive outgoing_letters")
     message = build_message(
         sender=settings.mail_from,
@@ -169,12 +258,6 @@ def send_letter(session: Session, letter: OutgoingLetter) -> None:
         message_id=letter.message_id,
         attachments=[Attachment.from_json(item) for item in letter.attachments],
     )
-    sender = SmtpSender(
-        settings.smtp_url.get_secret_value(),
-        timeout=settings.mail_timeout_s,
-        recorder=record_exchange,
-        ca_file=settings.mail_ca_file,
-    )
-    reply = sender.send(message, business_key=letter.business_key)
+    reply = prefetched.send(message, business_key=letter.business_key)
     letter.status, letter.smtp_response = "sent", reply
     letter.sent_at = func.now()

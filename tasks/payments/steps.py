@@ -49,7 +49,7 @@ from tasks.sms.outgoing import send_sms
 log = structlog.get_logger(__name__)
 
 
-@step(POST, model=Payment, statuses={"received"}, stale_after_s=120, batch=True, set_wise=True)
+@step(POST, model=Payment, statuses={"received"}, stale_after_s=120, batch=True, rerun=True, set_wise=True)
 def post_payments(session: Session, payments: list[Payment]) -> None:
     """Allocate each payment to its subscriber's accruals, oldest first; the rest is an advance.
 

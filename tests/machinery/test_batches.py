@@ -5,12 +5,15 @@ from __future__ import annotations
 import base64
 import json
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager, nullcontext
 
 import pytest
 import redis
 from sqlalchemy import func, select
+from sqlalchemy.orm import Session
 
+from integrations.errors import TransientError
 from models.canary import Canary
 from models.db import session_scope
 from models.dead_letters import DeadLetter
@@ -174,7 +177,7 @@ def test_a_set_wise_batch_is_worked_in_one_call_and_a_failing_one_row_by_row() -
             run_canary.spec.fn(session, canary)
 
     name = "test.canary_set_wise"
-    set_wise = step(name, model=Canary, statuses={"pending"}, batch=True, set_wise=True)(run_all)
+    set_wise = step(name, model=Canary, statuses={"pending"}, batch=True, rerun=True, set_wise=True)(run_all)
     try:
         together = _canaries((None, 0), (None, 0))
         assert set_wise.run_batch(together) == {Outcome.DONE: 2}
@@ -196,3 +199,127 @@ def test_a_set_wise_batch_is_worked_in_one_call_and_a_failing_one_row_by_row() -
         STEPS.pop(name)
         STEP_REGISTERS.pop(name)
         BATCHED_STEPS.discard(name)
+
+
+PREFETCHING = "test.canary_prefetching"
+
+
+@pytest.fixture(scope="module")
+def prefetching() -> Iterator[tuple[Step[Canary], list[tuple[object, ...]]]]:
+    """The canary's work as a batched step with a prefetch that says what it saw; a canary whose
+    fault is "prefetch" makes the prefetch itself fail."""
+    seen: list[tuple[object, ...]] = []
+
+    @contextmanager
+    def prefetch(session: Session, rows: Sequence[Canary]) -> Iterator[dict[int, str]]:
+        seen.append(("enter", [row.id for row in rows]))
+        if any(row.fault == "prefetch" for row in rows):
+            raise TransientError("the prefetch's service is away")
+        yield {row.id: f"shared {row.id}" for row in rows}
+        seen.append(("exit",))
+
+    def work(session: Session, canary: Canary, *, prefetched: dict[int, str]) -> None:
+        seen.append(("row", canary.id, prefetched[canary.id]))
+        run_canary.spec.fn(session, canary)
+
+    declared = step(PREFETCHING, model=Canary, statuses={"pending"}, batch=True, prefetch=prefetch)(work)
+    yield declared, seen
+    STEPS.pop(PREFETCHING)
+    STEP_REGISTERS.pop(PREFETCHING)
+    BATCHED_STEPS.discard(PREFETCHING)
+
+
+def test_a_prefetch_serves_the_rows_to_work_once_before_their_savepoints(
+    prefetching: tuple[Step[Canary], list[tuple[object, ...]]],
+) -> None:
+    declared, seen = prefetching
+    seen.clear()
+    [first, second, failing, done] = _canaries((None, 0), (None, 0), ("permanent", 0), (None, 0))
+    assert declared.run(done) is Outcome.DONE
+    assert seen == [("enter", [done]), ("row", done, f"shared {done}"), ("exit",)]
+    seen.clear()
+
+    outcomes = declared.run_batch([first, second, failing, done])
+
+    assert outcomes == {Outcome.DONE: 2, Outcome.PARKED: 1, Outcome.NOTHING_TO_DO: 1}
+    # Once, for the rows still to work, and left after the last of them (a failing row included).
+    assert seen == [
+        ("enter", [first, second, failing]),
+        *[("row", row_id, f"shared {row_id}") for row_id in (first, second, failing)],
+        ("exit",),
+    ]
+    with session_scope() as s:
+        row = s.get(Canary, first)
+        assert row is not None
+        seen.clear()
+        declared.plain(s, row)  # the plain function as a test calls it: through the prefetch too
+    assert seen == [("enter", [first]), ("row", first, f"shared {first}"), ("exit",)]
+
+
+def test_a_failing_prefetch_fails_every_row_it_serves_each_settled_as_alone(
+    prefetching: tuple[Step[Canary], list[tuple[object, ...]]],
+) -> None:
+    declared, seen = prefetching
+    rows = _canaries((None, 0), ("prefetch", 0))
+    seen.clear()
+
+    assert declared.run_batch(rows) == {Outcome.RETRY: 2}
+
+    assert seen == [("enter", rows)]
+    for canary_id in rows:
+        row = _row(canary_id)
+        assert (row.status, row.attempts, row.executions) == ("pending", 1, 0)
+        assert "the prefetch's service is away" in (row.last_error or "")
+
+
+def test_a_prefetch_and_its_keyword_are_declared_together() -> None:
+    def without(session: Session, canary: Canary) -> None: ...
+
+    def with_keyword(session: Session, canary: Canary, *, prefetched: object) -> None: ...
+
+    with pytest.raises(RuntimeError, match="together"):
+        step("test.no_keyword", model=Canary, statuses={"pending"}, prefetch=lambda s, rows: nullcontext())(
+            without
+        )
+    with pytest.raises(RuntimeError, match="together"):
+        step("test.no_prefetch", model=Canary, statuses={"pending"})(with_keyword)
+    assert "test.no_keyword" not in STEPS and "test.no_prefetch" not in STEPS
+
+
+RERUN = "test.canary_rerun"
+
+
+@pytest.fixture(scope="module")
+def rerunning() -> Iterator[Step[Canary]]:
+    """The canary's work as a batched step that may run again (it writes nothing outside the database)."""
+    declared = step(RERUN, model=Canary, statuses={"pending"}, batch=True, rerun=True)(run_canary.spec.fn)
+    yield declared
+    STEPS.pop(RERUN)
+    STEP_REGISTERS.pop(RERUN)
+    BATCHED_STEPS.discard(RERUN)
+
+
+def test_a_rerun_batch_whose_row_fails_runs_again_a_savepoint_a_row_with_nothing_done_twice(
+    rerunning: Step[Canary],
+) -> None:
+    ok = _canaries((None, 0), (None, 0))
+    [transient, permanent] = _canaries(("transient", 99), ("permanent", 0))
+
+    assert rerunning.run_batch(ok) == {Outcome.DONE: 2}  # no failure: the one pass without savepoints
+    again = _canaries((None, 0), (None, 0))
+    outcomes = rerunning.run_batch([again[0], transient, permanent, again[1]])
+
+    assert outcomes == {Outcome.DONE: 2, Outcome.RETRY: 1, Outcome.PARKED: 1}
+    for canary_id in [*ok, *again]:
+        row = _row(canary_id)
+        # The first pass's work was rolled back with the failure: each row's work is kept once.
+        assert (row.status, row.executions, row.attempts) == ("done", 1, 0)
+    failed = _row(transient)
+    assert (failed.status, failed.attempts, failed.executions) == ("pending", 1, 0)
+    assert _row(permanent).parked_at is not None
+
+
+def test_rerun_is_for_batched_steps() -> None:
+    with pytest.raises(RuntimeError, match="batched"):
+        step("test.rerun_alone", model=Canary, statuses={"pending"}, rerun=True)(run_canary.spec.fn)
+    assert "test.rerun_alone" not in STEPS

@@ -3,19 +3,21 @@ temporary failures retry, an accepted letter is never sent twice, and the exchan
 
 from __future__ import annotations
 
+import smtplib
 from collections.abc import Iterator
 from email.message import EmailMessage
 
 import pytest
 from sqlalchemy import select
 
+from integrations.mail.deadline import Watchdog
 from integrations.mail.smtp import Attachment, SmtpSender
 from models.db import session_scope
 from models.exchange_log import ExchangeLog
 from sandbox.harness import SandboxClock
 from sandbox.mail import SmtpSink
 from tasks.machinery.outbox import set_dispatch_mode
-from tasks.machinery.steps import STEPS, Outcome, run_step
+from tasks.machinery.steps import STEPS, Outcome, run_step, run_steps
 from tasks.mail.letters import SEND, queue_letter
 from tests.harness.mail import letters, outbox, settings_env
 
@@ -150,3 +152,31 @@ def test_without_an_smtp_url_the_letter_is_parked_with_the_reason(sink: SmtpSink
     with settings_env(OBMEN_SMTP_URL=""):
         assert send(letter_id) is Outcome.PARKED
     assert "OBMEN_SMTP_URL is not set" in (letters()[0].last_error or "")
+
+
+def test_a_batch_goes_over_one_connection_and_a_refused_letter_costs_only_itself(
+    sink: SmtpSink, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ids = [queue(f"notice-{n}") for n in range(3)]
+    assert all(ids)
+    connects: list[object] = []
+    connect = SmtpSender._connect
+
+    def counted(self: SmtpSender, watchdog: Watchdog) -> smtplib.SMTP:
+        connects.append(watchdog)
+        return connect(self, watchdog)
+
+    monkeypatch.setattr(SmtpSender, "_connect", counted)
+    sink.knobs.update({"fault": "smtp_550", "fault_next": 1})  # the first RCPT only: then RSET, go on
+
+    outcomes = run_steps(STEPS[SEND], [i for i in ids if i is not None])
+
+    assert outcomes == {Outcome.PARKED: 1, Outcome.DONE: 2}
+    assert len(connects) == 1
+    statuses = {letter.id: (letter.status, letter.parked_at is not None) for letter in letters()}
+    assert statuses == {ids[0]: ("pending", True), ids[1]: ("sent", False), ids[2]: ("sent", False)}
+    assert sorted(r.rcpt_tos[0] for r in sink.received()) == ["anna@example.ru"] * 2
+    log = smtp_log()
+    assert [e.response_status for e in log] == [None, 250, 250] and "550" in (log[0].error or "")
+    # Each exchange was committed on its own: the letters' business keys, in the order sent.
+    assert [e.business_key for e in log] == ["notice-0", "notice-1", "notice-2"]
