@@ -9,7 +9,9 @@ same), then every poll interval until SEP's result is ready (its minimum delay, 
 * readiness → applied: from the moment SEP's result is ready (the emulator's own time) to the row's
   ``applied_at`` (median, p99) — the target is p99 ≤ poll interval + 2 s;
 * broker memory (a Redis of this run's own) and worker RSS while the requests wait: the peak and
-  the growth over the idle workers — the target is growth ≤ 100 MB;
+  the growth over the same workers warmed up and idle (their main processes and their pool
+  processes apart), and that growth per 1,000 requests waiting — the target is ≤ 30 MB for 10,000;
+* the workers' CPU time per step (user + system of the worker processes, pool processes included);
 * SEP's own log of poll times: polls before the minimum delay (must be 0), first-poll delays,
   polls per queue number;
 * the steps' throughput and the Celery no-op rate measured in the same run, and their ratio.
@@ -31,7 +33,7 @@ from typing import Any
 import httpx
 import redis
 
-from bench.common import answers, bench_stores, noop_rate, report, tree_rss_kb
+from bench.common import answers, bench_stores, noop_rate, report, tree_cpu_s, tree_rss_kb
 
 ORG = "7707083893"
 
@@ -56,7 +58,13 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=3, help="pool processes per worker")
     parser.add_argument("--noop", type=int, default=5000, help="tasks of the no-op denominator")
     parser.add_argument(
-        "--horizon", type=int, default=300, help="OBMEN_OUTBOX_HORIZON_S: polls due later wait as outbox rows"
+        "--warm-up", type=int, default=1000, help="requests run through the workers before the idle figure"
+    )
+    parser.add_argument(
+        "--horizon",
+        type=int,
+        default=None,
+        help="OBMEN_OUTBOX_HORIZON_S (default: the product's): polls due later wait as outbox rows",
     )
     args = parser.parse_args()
 
@@ -89,9 +97,10 @@ def main() -> None:
                 "OBMEN_SEP_MIN_POLL_DELAY_S": str(int(args.min_delay)),
                 "OBMEN_SEP_POLL_INTERVAL_S": str(args.interval),
                 "OBMEN_SEP_MAX_POLLS": "1000",
-                "OBMEN_OUTBOX_HORIZON_S": str(args.horizon),
                 "OBMEN_LOG_LEVEL": "WARNING",
             }
+            if args.horizon is not None:
+                settings["OBMEN_OUTBOX_HORIZON_S"] = str(args.horizon)
             os.environ.update(settings)
             from config.settings import get_settings
 
@@ -124,6 +133,7 @@ def _run(
 ) -> dict[str, Any]:
     from sqlalchemy import func, select
 
+    from config.settings import get_settings
     from models.db import session_scope
     from models.sep import APPLIED, PENDING, QUEUED, UNCERTAIN, SepRequest
     from tasks.machinery.master_data import import_master_data
@@ -139,7 +149,7 @@ def _run(
                 "sep_settings": {"organization_inn": ORG, "technical_email": "sep@bench.example.ru"},
             },
         )
-    warm = args.workers * args.concurrency * 5
+    warm = max(args.warm_up, args.workers * args.concurrency * 5)
     numbers = httpx.post(
         base + "/_sandbox/sep/ownership-changes/many",
         json={"count": warm + args.n, "new_owner_inn": ORG},
@@ -161,8 +171,10 @@ def _run(
                 or 0
             )
 
-    # Warm the workers up (every pool process loads the SEP client, the models...) so that the
-    # growth measured below is what the waiting requests cost.
+    # Warm the workers up with a burst of their own, run at full speed, so that the growth measured
+    # below is what the waiting requests cost: every pool process has loaded the SEP client, the
+    # models and their caches, and every main process has reached the heap a busy worker works with
+    # (its allocator keeps what a burst of messages needed, ≈ 10-15 MB, whatever waits afterwards).
     for _ in range(args.workers):
         workers.append(start_worker(env={**env, **settings}, concurrency=args.concurrency, queues="sep"))
     httpx.put(base + "/_sandbox/sep/knobs", json={"extra": {"processing_s": 0, "processing_spread_s": 0}})
@@ -173,29 +185,34 @@ def _run(
         time.sleep(0.5)
     timing = {"processing_s": args.processing, "processing_spread_s": args.spread}
     httpx.put(base + "/_sandbox/sep/knobs", json={"extra": timing}).raise_for_status()
-    idle_rss_kb = sum(tree_rss_kb(w.proc.pid) for w in workers)
+    time.sleep(2.0)  # let the last acknowledgements and timers of the warm-up settle
+    idle_main_kb, idle_rss_kb = _rss_kb(workers)
     client = redis.Redis.from_url(broker_url)
     idle_broker = int(client.info("memory")["used_memory"])
 
     # The measured requests, written at once (their outbox rows too), then published at once.
     ask(numbers[warm:], "bench")
+    cpu_before = sum(tree_cpu_s(w.proc.pid) for w in workers)
     started = time.monotonic()
     while relay(limit=1000):
         pass
     published_s = time.monotonic() - started
 
-    peak_rss_kb, peak_broker = idle_rss_kb, idle_broker
+    peak_rss_kb, peak_main_kb, peak_broker = idle_rss_kb, idle_main_kb, idle_broker
     submitted_at = peak_waiting = None
     burst_over = datetime.max.replace(tzinfo=UTC)
-    waiting_max = 0
+    waiting_max = held_max = 0
     while True:
         time.sleep(1.0)
         # What beat's outbox.relay does: polls due beyond OBMEN_OUTBOX_HORIZON_S wait as rows.
         while relay(limit=1000):
             pass
-        rss = sum(tree_rss_kb(w.proc.pid) for w in workers)
+        main, rss = _rss_kb(workers)
         used = int(client.info("memory")["used_memory"])
         peak_rss_kb, peak_broker = max(peak_rss_kb, rss), max(peak_broker, used)
+        peak_main_kb = max(peak_main_kb, main)
+        # Delivered and not yet acknowledged: the countdowns the workers hold, and what they run.
+        held_max = max(held_max, int(client.hlen("unacked")))
         with session_scope() as session:
             counts = dict(
                 session.execute(
@@ -213,6 +230,7 @@ def _run(
             submitted_at, burst_over = time.monotonic(), datetime.now(UTC)
         if counts.get(APPLIED, 0) == args.n:
             applied_all_at = time.monotonic()
+            cpu_s = sum(tree_cpu_s(w.proc.pid) for w in workers) - cpu_before
             break
         if time.monotonic() - started > 3600:
             raise SystemExit(f"gave up after an hour: {counts}")
@@ -254,7 +272,7 @@ def _run(
         "poll_interval_s": args.interval,
         "sep_processing_s": f"{args.processing} + U(0, {args.spread})",
         "workers": f"{args.workers} x prefork -c {args.concurrency}",
-        "outbox_horizon_s": args.horizon,
+        "outbox_horizon_s": get_settings().outbox_horizon_s,
         "published_s": round(published_s, 1),
         "all_submitted_after_s": round(submitted_at - started, 1),
         "all_applied_after_s": round(total_s, 1),
@@ -269,7 +287,15 @@ def _run(
         "worker_rss_idle_mb": round(idle_rss_kb / 1024, 1),
         "worker_rss_peak_mb": round(peak_rss_kb / 1024, 1),
         "worker_rss_growth_mb": round((peak_rss_kb - idle_rss_kb) / 1024, 1),
+        "worker_rss_growth_mb_per_1000_waiting": round(
+            (peak_rss_kb - idle_rss_kb) / 1024 / waiting_max * 1000, 1
+        ),
+        "of_it_main_processes_idle_to_peak_mb": (
+            round(idle_main_kb / 1024, 1),
+            round(peak_main_kb / 1024, 1),
+        ),
         "worker_rss_and_broker_mb_at_most_waiting": peak_waiting,
+        "messages_held_by_workers_at_most": held_max,
         "broker_memory_idle_mb": round(idle_broker / 2**20, 1),
         "broker_memory_peak_mb": round(peak_broker / 2**20, 1),
         "sep_polls": sum(k * v for k, v in per_number.items()),
@@ -280,8 +306,23 @@ def _run(
         "sep_polls_per_queue_number": {str(k): v for k, v in sorted(per_number.items())},
         "steps": steps,
         "steps_per_s_average": round(steps / total_s, 1),
+        "worker_cpu_ms_per_step": round(cpu_s * 1000 / steps, 2),
         "steps_per_s": round(busiest, 1),
     }
+
+
+def _rss_kb(workers: list[Any]) -> tuple[int, int]:
+    """RSS of the workers' main processes, and of the main processes with their pool processes (KiB)."""
+    main = sum(tree_rss_kb(w.proc.pid) - sum(tree_rss_kb(c) for c in _children(w.proc.pid)) for w in workers)
+    return main, sum(tree_rss_kb(w.proc.pid) for w in workers)
+
+
+def _children(pid: int) -> list[int]:
+    try:
+        with open(f"/proc/{pid}/task/{pid}/children") as listed:
+            return [int(child) for child in listed.read().split()]
+    except FileNotFoundError:
+        return []
 
 
 def _busiest(session: Any, window_s: int = 5) -> float:

@@ -78,7 +78,9 @@ class Settings(BaseSettings):
     # --- outbox, sweeper, canary ------------------------------------------------------------
     outbox_relay_interval_s: int = Field(5, ge=1)
     outbox_relay_batch: int = Field(500, ge=1)
-    outbox_horizon_s: int = Field(60, ge=0)
+    # Twice the relay interval: a row is published by a relay run before it falls due; waits
+    # longer than this are rows, so pending work costs no worker memory (≈ 10 KB per countdown).
+    outbox_horizon_s: int = Field(10, ge=0)
     outbox_retention_days: int = Field(7, ge=1)
     sweep_interval_s: int = Field(15, ge=1)
     stale_after_s: int = Field(900, ge=1)

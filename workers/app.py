@@ -18,6 +18,7 @@ from config.settings import get_settings
 from models.db import dispose_engines
 from tasks.machinery import request_id
 from workers import metrics
+from workers.timers import CompactTimers
 
 settings = get_settings()
 
@@ -27,6 +28,8 @@ app.set_default()
 app.conf.update(celery_config(settings))
 # Every message no task can run becomes a dead letter (Celery would log it, or crash on it).
 app.conf.worker_consumer = "workers.consumer:DeadLetteringConsumer"
+# A finished task's time-limit timers leave the main process at once, not five minutes later.
+app.steps["worker"].add(CompactTimers)
 
 
 def require_flower_auth(argv: list[str]) -> None:

@@ -87,10 +87,20 @@ def enqueue(
     elif delay_s > 0:
         row.not_before = db_now(session) + timedelta(seconds=delay_s)
     session.add(row)
-    session.info.setdefault(_PENDING, []).append(row)
+    if not _beyond_horizon(session, row.not_before):
+        # Published right after the commit; a row due later is the beat relay's (as it comes near),
+        # and publishing it now would cost a transaction that claims nothing.
+        session.info.setdefault(_PENDING, []).append(row)
     if payload.get("task") == name:
         _stamp(session, name, [payload.get("kwargs") or {}], row.not_before)
     return row
+
+
+def _beyond_horizon(session: Session, due: datetime | None) -> bool:
+    """Whether a row due at ``due`` is too far off for the relay to publish it now."""
+    if due is None:
+        return False
+    return due > db_now(session) + timedelta(seconds=get_settings().outbox_horizon_s)
 
 
 def _stamp(

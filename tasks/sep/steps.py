@@ -186,10 +186,14 @@ def _is_the_scheduled_poll(request: SepRequest, task_id: str | None) -> bool:
     return task_id is None or request.poll_task_id in (None, task_id)
 
 
-@step(APPLY, model=SepRequest, statuses=statuses_of(APPLY))
+@step(APPLY, model=SepRequest, statuses=statuses_of(APPLY), batch=True)
 def apply_result(session: Session, request: SepRequest) -> None:
     """Apply what SEP answered to the registers (applications, lease applications, asset statuses, codes);
-    a request that failed is told to its responsible person, in the same transaction."""
+    a request that failed is told to its responsible person, in the same transaction.
+
+    Batched: it calls nothing outside Postgres, so results due together (the polls of a relay run)
+    are applied in one message and one commit, each in its own savepoint.
+    """
     apply_request(session, request)
     if request.status == ERROR:
         request_failed(session, request)

@@ -144,7 +144,7 @@ def test_the_relay_sends_rows_due_together_as_one_message_carrying_each_request_
     ids = _canaries(*[(None, 0)] * (BATCH_MAX + 3))
     for n, canary_id in enumerate(ids[:-1]):
         _enqueue(canary_id, f"req-{n}" if n % 2 else None)
-    _enqueue(ids[-1], "req-late", delay_s=30)  # due later than the window: a message of its own
+    _enqueue(ids[-1], "req-late", delay_s=5)  # due later than the window: a message of its own
 
     assert relay() == len(ids)
 

@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 from models.canary import Canary
 from models.db import session_scope
 from models.outbox import Outbox
+from tasks.machinery import outbox
 from tasks.machinery.canary import start_canary
 from tasks.machinery.outbox import enqueue, enqueue_many, relay, set_dispatch_mode, task_id_for
 
@@ -89,13 +90,28 @@ def test_two_relays_at_once_publish_each_row_once() -> None:
 def test_a_delay_beyond_the_horizon_stays_a_row() -> None:
     with session_scope() as s:
         enqueue(s, "ops.canary.run", {"id": 1}, delay_s=3600)
-        enqueue(s, "ops.canary.run", {"id": 2}, delay_s=30)
+        enqueue(s, "ops.canary.run", {"id": 2}, delay_s=5)
     assert relay() == 1
     [message] = _queued()
     assert message["headers"]["eta"] is not None
     with session_scope() as s:
         waiting = s.scalars(select(Outbox).where(Outbox.published_at.is_(None))).one()
         assert waiting.kwargs["kwargs"] == {"id": 1}
+
+
+def test_a_row_due_beyond_the_horizon_is_left_to_the_relay_at_commit(monkeypatch) -> None:
+    """Publishing it right after the commit would cost a transaction that claims nothing."""
+    dispatched: list[int] = []
+    monkeypatch.setattr(outbox, "dispatch", dispatched.extend)
+    with session_scope() as s:
+        later = enqueue(s, "ops.canary.run", {"id": 1}, delay_s=3600)
+        soon = enqueue(s, "ops.canary.run", {"id": 2}, delay_s=5)
+        now = enqueue(s, "ops.canary.run", {"id": 3})
+    assert dispatched == [soon.id, now.id]
+    assert relay() == 2
+    with session_scope() as s:
+        waiting = s.get(Outbox, later.id)
+        assert waiting is not None and waiting.published_at is None
 
 
 def _published() -> list[int]:
