@@ -122,9 +122,12 @@ def db_clock(session: Session) -> datetime:
     return session.execute(select(type_coerce(func.clock_timestamp(), UTCDateTime()))).scalar_one()
 
 
-def dialect_insert(session: Session, model: type[Any]) -> Any:
+def dialect_insert(session: Session, model: type[Any] | Table) -> Any:
     """The session's database's own ``INSERT`` (Postgres or SQLite), which has ``on_conflict_do_…``."""
-    dialect = session.get_bind().dialect.name
+    return _dialect_insert(session.get_bind().dialect.name, model)
+
+
+def _dialect_insert(dialect: str, model: type[Any] | Table) -> Any:
     if dialect == "postgresql":
         return postgresql.insert(model)
     if dialect == "sqlite":
@@ -156,8 +159,7 @@ def insert_new(session: Session, model: type[Any], values: dict[str, Any]) -> in
 
 @functools.cache
 def _insert_new(dialect: str, table: Table) -> Any:
-    insert: Any = {"postgresql": postgresql.insert, "sqlite": sqlite.insert}[dialect]
-    return insert(table).on_conflict_do_nothing().returning(table.c.id)
+    return _dialect_insert(dialect, table).on_conflict_do_nothing().returning(table.c.id)
 
 
 def dispose_engines() -> None:

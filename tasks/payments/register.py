@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import datetime
 from decimal import Decimal
 from typing import Any, Literal
@@ -104,16 +104,8 @@ def accept_payments(session: Session, payments: Sequence[Incoming]) -> list[Acce
 
 
 def _row(payment: Incoming) -> dict[str, Any]:
-    return {
-        "transaction_id": payment.transaction_id,
-        "source": payment.source,
-        "inn": payment.inn,
-        "amount": payment.amount,
+    return asdict(payment) | {
         "currency": "RUB",
-        "paid_at": payment.paid_at,
-        "purpose": payment.purpose,
-        "payer_name": payment.payer_name,
-        "content_hash": payment.content_hash,
         "status": "received",
         "remainder": payment.amount,
         "attempts": 0,
