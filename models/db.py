@@ -9,7 +9,7 @@ from contextlib import contextmanager
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Table, create_engine, event, func, select, text, type_coerce
+from sqlalchemy import Select, Table, create_engine, event, func, select, text, type_coerce
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
@@ -90,6 +90,18 @@ def session_scope(url: str | None = None, *, durable: bool = True) -> Iterator[S
         session.close()
 
 
+def without_flush_wait(statement: Any, dialect: str) -> Any:
+    """``statement`` (a ``WHERE``-taking one) also telling Postgres that its transaction's commit need
+    not wait for the WAL flush, as ``session_scope(durable=False)`` does, without a round trip of its
+    own: ``set_config(…, is_local => true)`` in its condition is ``SET LOCAL`` for the transaction.
+    It is evaluated on the rows the statement finds: a statement that finds none leaves the commit
+    durable, which costs a flush only if the transaction wrote something else.
+    """
+    if dialect != "postgresql":
+        return statement
+    return statement.where(func.set_config("synchronous_commit", "off", True) == "off")
+
+
 _NOW = "obmen_db_now"
 
 
@@ -109,6 +121,15 @@ def db_now(session: Session) -> datetime:
     # Taken after the query, which began the transaction if none was open.
     session.info[_NOW] = (session.get_transaction(), now)
     return now
+
+
+def locked_with_now(session: Session, statement: Select[Any]) -> list[Any]:
+    """The entities ``statement`` selects (rows it locks, say), read with the database clock in the
+    same round trip: ``db_now`` then answers from it for the rest of the transaction."""
+    found = session.execute(statement.add_columns(type_coerce(func.now(), UTCDateTime()))).all()
+    if found:
+        session.info[_NOW] = (session.get_transaction(), found[0][-1])
+    return [row[0] for row in found]
 
 
 def db_clock(session: Session) -> datetime:

@@ -30,7 +30,7 @@ from sqlalchemy.orm import Session, SessionTransaction
 from sqlalchemy.orm.util import identity_key
 
 from config.settings import get_settings
-from models.db import db_now, session_scope
+from models.db import db_now, session_scope, without_flush_wait
 from models.outbox import Outbox
 from tasks.machinery.policy import describe
 from tasks.machinery.request_id import HEADER, stamp
@@ -305,8 +305,7 @@ def relay(ids: Sequence[int] | None = None, limit: int | None = None) -> int:
     """
     settings = get_settings()
     limit = limit or settings.outbox_relay_batch
-    # A lost "published" mark only publishes the rows again: not worth a WAL flush.
-    with session_scope(durable=False) as session:
+    with session_scope() as session:
         # SQLite (the embedded demo) keeps whole seconds in CURRENT_TIMESTAMP: use the process clock.
         now: Any = db_now(session) if session.get_bind().dialect.name == "sqlite" else func.now()
         due = (
@@ -319,13 +318,15 @@ def relay(ids: Sequence[int] | None = None, limit: int | None = None) -> int:
         )
         if ids is not None:
             due = due.where(Outbox.id.in_(list(ids)))
-        claimed = session.execute(
+        claim = (
             update(Outbox)
             .where(Outbox.id.in_(due.scalar_subquery()))
             .values(published_at=now)
             .returning(Outbox.id, Outbox.task_name, Outbox.kwargs, Outbox.not_before, Outbox.published_at)
             .execution_options(synchronize_session=False)
-        ).all()
+        )
+        # A lost "published" mark only publishes the rows again: not worth a WAL flush.
+        claimed = session.execute(without_flush_wait(claim, session.get_bind().dialect.name)).all()
         if not claimed:
             return 0
         messages = _messages(sorted(claimed, key=lambda r: (r.not_before, r.id)))

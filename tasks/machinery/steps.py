@@ -15,6 +15,7 @@ Plain functions take ``(session, row)`` or ``(session, args)``; tests call them 
 from __future__ import annotations
 
 import enum
+import functools
 import inspect
 from collections import Counter
 from collections.abc import Callable, Sequence
@@ -27,13 +28,13 @@ import structlog
 from celery import Task, current_app, shared_task
 from celery.canvas import Signature
 from pydantic import BaseModel, ConfigDict, Field, StrictInt
-from sqlalchemy import select
+from sqlalchemy import bindparam, func, select, update
 from sqlalchemy.orm import Session
 
 from config.settings import get_settings
 from integrations.errors import RateLimited
 from integrations.storable import BIGINT_MAX, refuse_unstorable
-from models.db import db_now, session_scope
+from models.db import db_now, engine_for, locked_with_now, session_scope, without_flush_wait
 from models.steps import StepMixin
 from tasks.machinery.dead_letters import record_dead_letter
 from tasks.machinery.outbox import (
@@ -98,8 +99,8 @@ class StepSpec(Generic[RowT]):
     takes_task_id: bool = False
     # The queue a row's step goes to, when it is the row's own choice (the canaries); None: the route.
     queue_of: Callable[[Any], str] | None = None
-    # Counted in the claim transaction, with the attempt, before the work (see ``step``).
-    on_claim: Callable[[Any, Any], None] | None = None
+    # Columns counted up with the attempt, in the claim's commit, before the work (see ``step``).
+    claim_counts: tuple[str, ...] = ()
     # Messages may carry up to BATCH_MAX ids, run in one claim and one work transaction (see ``step``).
     batch: bool = False
     # What the rows of one work transaction share, set up once for them (see ``step``).
@@ -139,29 +140,20 @@ def run_step(spec: StepSpec[Any], row_id: int, task: Task | None = None) -> Outc
     """Claim, work, and on failure retry or park. ``task`` is None when called without Celery."""
     structlog.contextvars.bind_contextvars(register=spec.model.__tablename__, row_id=row_id)
 
-    # 1. Count the attempt in its own commit, so a worker killed mid-step still used one up. Only
-    # a crash of Postgres itself could lose it, which costs one uncounted attempt: not durable.
-    try:
-        with session_scope(durable=False) as session:
-            row = session.get(spec.model, row_id, with_for_update=True)
-            if row is None:
-                log.warning("step.row_missing", step=spec.task_name)
-                return Outcome.MISSING
-            refused = _claim(session, spec, row)
-            if refused is not None:
-                return refused
-            attempt = row.attempts
-    except Exception as exc:  # the claim itself failed (a dropped connection): nothing was counted
-        raise _claim_failed(spec, exc, task) from exc
+    # 1. Count the attempt in its own commit, so a worker killed mid-step still used one up.
+    attempts, refused = _claim_rows(spec, [row_id], task)
+    if row_id not in attempts:
+        return next(iter(refused))
+    attempt = attempts[row_id]
 
     # 2. Work under the row lock: a duplicate delivery waits here, then finds nothing to do.
     try:
         with session_scope() as session:
-            row = session.get(spec.model, row_id, with_for_update=True, populate_existing=True)
-            if row is None or row.is_parked or row.status not in spec.statuses:
+            rows = _locked_current(session, spec, [row_id])
+            if not rows:
                 return Outcome.NOTHING_TO_DO
-            with _prefetched(spec, session, [row]) as prefetched:
-                _work(session, spec, [row], task, prefetched)
+            with _prefetched(spec, session, rows) as prefetched:
+                _work(session, spec, rows, task, prefetched)
     except Exception as exc:
         return _failed(spec, row_id, attempt, exc, task)
     log.info("step.done", step=spec.task_name, attempt=attempt)
@@ -183,22 +175,7 @@ def run_steps(spec: StepSpec[Any], row_ids: Sequence[int], task: Task | None = N
     model = spec.model
     structlog.contextvars.bind_contextvars(register=model.__tablename__)
     structlog.contextvars.unbind_contextvars("row_id")
-    ids = sorted(set(row_ids))
-    locked = select(model).where(model.id.in_(ids)).order_by(model.id).with_for_update()
-    outcomes: Counter[Outcome] = Counter()
-    attempts: dict[int, int] = {}
-    try:
-        with session_scope(durable=False) as session:
-            rows = session.scalars(locked).all()
-            outcomes[Outcome.MISSING] += len(ids) - len(rows)
-            for row in rows:
-                refused = _claim(session, spec, row)
-                if refused is None:
-                    attempts[row.id] = row.attempts
-                else:
-                    outcomes[refused] += 1
-    except Exception as exc:
-        raise _claim_failed(spec, exc, task) from exc
+    attempts, outcomes = _claim_rows(spec, row_ids, task)
 
     request_ids = _request_ids(task, row_ids)
     try:
@@ -233,19 +210,11 @@ def _work_batch(
     With ``savepoints`` each row works in its own; without (a ``rerun`` step's first try) the rows'
     writes go in one flush at the end, and the first failure raises :class:`_RunAgain`, rolling back all.
     """
-    model = spec.model
-    current = (
-        select(model)
-        .where(model.id.in_(ids))
-        .order_by(model.id)
-        .with_for_update()
-        .execution_options(populate_existing=True)
-    )
     failures: dict[int, Exception] = {}
     worked: list[int] = []
     try:
         with session_scope() as session:
-            rows = [r for r in session.scalars(current) if not r.is_parked and r.status in spec.statuses]
+            rows = _locked_current(session, spec, ids)
             worked = [row.id for row in rows]
             with _prefetched(spec, session, rows) as prefetched:
                 # A set-wise step's first try is one call for all the rows; otherwise a call a row.
@@ -271,11 +240,101 @@ def _work_batch(
     return worked, failures
 
 
+def _locked_current(session: Session, spec: StepSpec[Any], ids: list[int]) -> list[Any]:
+    """The rows the step may still work on, locked in id order and read afresh (a duplicate delivery
+    waits here, then finds nothing to do), with the database clock in the same round trip."""
+    model = spec.model
+    current = (
+        select(model)
+        .where(model.id.in_(ids))
+        .order_by(model.id)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    )
+    return [r for r in locked_with_now(session, current) if not r.is_parked and r.status in spec.statuses]
+
+
 def _bound(rows: list[Any], request_ids: dict[int, dict[str, str]]) -> AbstractContextManager[Any]:
     """The log context of a call: one row's id and request id, or a set-wise call's row ids."""
     if len(rows) == 1:
         return structlog.contextvars.bound_contextvars(row_id=rows[0].id, **request_ids.get(rows[0].id, {}))
     return structlog.contextvars.bound_contextvars(rows=[row.id for row in rows])
+
+
+def _claim_rows(
+    spec: StepSpec[Any], row_ids: Sequence[int], task: Task | None
+) -> tuple[dict[int, int], Counter[Outcome]]:
+    """Count an attempt on each row its step may work on, committed before the work: the claimed
+    rows' attempt numbers, and why the others were not claimed.
+
+    One statement does it for rows that are plainly claimable (the usual case); the rows it leaves
+    are looked at one by one under their locks, where a row past its attempts is parked and the
+    reason for each refusal is told. Only a crash of Postgres itself could lose a claim's commit,
+    which costs one uncounted attempt: the commit does not wait for its WAL flush.
+    """
+    ids = sorted(set(row_ids))
+    try:
+        attempts = _claim_claimable(spec, ids)
+        refused: Counter[Outcome] = Counter()
+        left = [row_id for row_id in ids if row_id not in attempts]
+        if left:
+            with session_scope(durable=False) as session:
+                model = spec.model
+                locked = select(model).where(model.id.in_(left)).order_by(model.id).with_for_update()
+                rows = session.scalars(locked).all()
+                if len(rows) < len(left):
+                    log.warning(
+                        "step.row_missing", step=spec.task_name, rows=sorted(set(left) - {r.id for r in rows})
+                    )
+                    refused[Outcome.MISSING] += len(left) - len(rows)
+                for row in rows:
+                    outcome = _claim(session, spec, row)
+                    if outcome is None:
+                        attempts[row.id] = row.attempts
+                    else:
+                        refused[outcome] += 1
+    except Exception as exc:  # the claim itself failed (a dropped connection): nothing was counted
+        raise _claim_failed(spec, exc, task) from exc
+    return attempts, refused
+
+
+def _claim_claimable(spec: StepSpec[Any], ids: list[int]) -> dict[int, int]:
+    """The one-statement claim: an ``UPDATE … RETURNING`` of the rows in the step's statuses, not
+    parked and with attempts left, locked in id order (two batches never deadlock), in autocommit."""
+    engine = engine_for()
+    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
+        claimed = connection.execute(
+            _claim_statement(spec.task_name, engine.dialect.name),
+            {"ids": ids, "statuses": sorted(spec.statuses), "max_attempts": get_settings().max_attempts},
+        )
+        return {row.id: row.attempts for row in claimed}
+
+
+@functools.cache
+def _claim_statement(step_name: str, dialect: str) -> Any:
+    """Built once a step and database: its compiled form is cached, a claim only binds its values."""
+    spec = STEPS[step_name]
+    table = spec.model.__table__
+    locked = (
+        select(table.c.id)
+        .where(table.c.id.in_(bindparam("ids", expanding=True)))
+        .order_by(table.c.id)
+        .with_for_update()
+        .subquery("locked")
+    )
+    counted = {name: table.c[name] + 1 for name in ("attempts", *spec.claim_counts)}
+    claim = (
+        update(table)
+        .where(
+            table.c.id == locked.c.id,
+            table.c.parked_at.is_(None),
+            table.c.status.in_(bindparam("statuses", expanding=True)),
+            table.c.attempts < bindparam("max_attempts"),
+        )
+        .values(updated_at=func.now(), **counted)
+        .returning(table.c.id, table.c.attempts)
+    )
+    return without_flush_wait(claim, dialect)
 
 
 def _claim(session: Session, spec: StepSpec[Any], row: Any) -> Outcome | None:
@@ -292,8 +351,8 @@ def _claim(session: Session, spec: StepSpec[Any], row: Any) -> Outcome | None:
         )
         return Outcome.PARKED
     row.attempts += 1
-    if spec.on_claim is not None:
-        spec.on_claim(session, row)
+    for name in spec.claim_counts:
+        setattr(row, name, getattr(row, name) + 1)
     return None
 
 
@@ -494,7 +553,7 @@ def step(
     statuses: set[str] | frozenset[str],
     stale_after_s: int | None = None,
     queue_of: Callable[[RowT], str] | None = None,
-    on_claim: Callable[[Any, RowT], None] | None = None,
+    claim_counts: tuple[str, ...] = (),
     batch: bool = False,
     prefetch: Prefetch | None = None,
     rerun: bool = False,
@@ -505,9 +564,9 @@ def step(
     The plain function takes ``(session, row)``. One that must tell its own delivery from a copy
     (the SEP poll) also declares a keyword-only ``task_id``: the delivery's Celery task id, or None
     when it runs without Celery. ``queue_of`` names the queue of a row whose step does not follow
-    the task's route (the canary of each queue). ``on_claim(session, row)`` counts what must be
-    counted even when the worker dies mid-step (the SEP sends): it runs in the claim's own commit,
-    with the attempt. ``batch`` lets the outbox relay group the step's messages, up to
+    the task's route (the canary of each queue). ``claim_counts`` names integer columns counted up
+    with the attempt in the claim's own commit, for what must be counted even when the worker dies
+    mid-step (the SEP sends). ``batch`` lets the outbox relay group the step's messages, up to
     :data:`BATCH_MAX` ids in one (``run_steps``): for steps whose work is short, because a batch
     holds its rows' locks until its last row is done.
 
@@ -553,7 +612,7 @@ def step(
             fn,
             takes_task_id,
             queue_of,
-            on_claim,
+            claim_counts,
             batch,
             prefetch,
             rerun,

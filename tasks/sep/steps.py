@@ -29,14 +29,10 @@ from tasks.sep.notices import request_failed
 log = structlog.get_logger(__name__)
 
 
-def _count_send(session: Session, request: SepRequest) -> None:
-    """A send is counted before it leaves, in the claim's commit: a worker that dies mid-send (the
-    request may have reached SEP) still counts it. A copy of the message that then finds the work
-    done counts one that never left: ``sends`` is an upper bound, never below the truth."""
-    request.sends += 1
-
-
-@step(SUBMIT, model=SepRequest, statuses=statuses_of(SUBMIT), on_claim=_count_send)
+# A send is counted before it leaves, in the claim's commit: a worker that dies mid-send (the request
+# may have reached SEP) still counts it. A copy of the message that then finds the work done counts
+# one that never left: ``sends`` is an upper bound, never below the truth.
+@step(SUBMIT, model=SepRequest, statuses=statuses_of(SUBMIT), claim_counts=("sends",))
 def submit_request(session: Session, request: SepRequest) -> None:
     """Send the request to SEP under its fixed message id; keep the queue number and schedule the first poll.
 
