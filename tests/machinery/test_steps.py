@@ -2,19 +2,22 @@
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
+
 import pytest
 from pydantic import BaseModel, ConfigDict
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session
 
 from integrations.errors import PermanentError
 from models.canary import Canary
-from models.db import session_scope
+from models.db import get_sessionmaker, session_scope, without_flush_wait
 from models.dead_letters import DeadLetter
 from models.outbox import Outbox
 from tasks.machinery.canary import run_canary, start_canary
 from tasks.machinery.outbox import set_dispatch_mode
-from tasks.machinery.steps import Outcome, entry, run_step
+from tasks.machinery.steps import Outcome, _claim_rows, entry, run_step
+from tests.harness.waiting import wait_for
 
 
 @pytest.fixture(autouse=True)
@@ -83,6 +86,41 @@ def test_a_row_whose_attempts_ran_out_in_crashes_is_parked_without_running() -> 
 
 def test_a_missing_row_is_reported_not_raised() -> None:
     assert run_step(SPEC, 424242) is Outcome.MISSING
+
+
+def test_a_claim_counts_the_attempt_before_the_work_in_a_commit_not_waiting_for_its_flush() -> None:
+    cid = _canary(fault="transient", fault_times=99)
+    with session_scope() as s:
+        s.execute(select(Canary).where(Canary.id == cid).with_for_update())
+        # In this transaction, as in the claim's: only the rows the statement finds set it.
+        found = s.execute(without_flush_wait(select(Canary.id).where(Canary.id == cid), "postgresql")).all()
+        assert found == [(cid,)] and s.scalar(text("SHOW synchronous_commit")) == "off"
+    with session_scope() as s:
+        none = s.execute(without_flush_wait(select(Canary.id).where(Canary.id == -1), "postgresql")).all()
+        assert none == [] and s.scalar(text("SHOW synchronous_commit")) == "on"
+    attempts, refused = _claim_rows(SPEC, [cid, 424242], None)
+    assert attempts == {cid: 1} and refused == {Outcome.MISSING: 1}
+    assert _load(cid).attempts == 1  # committed before any work
+
+
+def test_a_claim_waits_for_a_row_another_transaction_holds_and_sees_what_it_committed() -> None:
+    cid = _canary()
+    holder = get_sessionmaker()()
+    row = holder.get(Canary, cid, with_for_update=True)
+    assert row is not None
+    claim = ThreadPoolExecutor(1).submit(_claim_rows, SPEC, [cid], None)
+    wait_for(lambda: _waiting_on_a_lock() > 0, timeout=10, what="the claim to wait for the row lock")
+    row.status = "done"  # the step's work, committed by whoever held it
+    holder.commit()
+    holder.close()
+    assert claim.result(timeout=10) == ({}, {Outcome.NOTHING_TO_DO: 1})
+    assert _load(cid).attempts == 0
+
+
+def _waiting_on_a_lock() -> int:
+    with session_scope() as s:
+        query = "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND datname = current_database()"
+        return int(s.scalar(text(query)) or 0)
 
 
 @pytest.mark.parametrize(
