@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime
@@ -12,6 +13,7 @@ from typing import Any
 from sqlalchemy import Select, Table, create_engine, event, func, select, text, type_coerce
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.orm import Session, sessionmaker
 
 from models.base import UTCDateTime, utcnow
@@ -36,14 +38,39 @@ def _create_engine(url: str) -> Engine:
     from config.settings import get_settings
 
     size = get_settings().db_pool_size
-    return create_engine(
-        url,
-        pool_pre_ping=True,
-        pool_size=size,
-        max_overflow=size,
-        pool_recycle=1800,
-        connect_args={"connect_timeout": 5},
+    engine = create_engine(
+        url, pool_size=size, max_overflow=size, pool_recycle=1800, connect_args={"connect_timeout": 5}
     )
+    _ping_when_idle(engine)
+    return engine
+
+
+# A pooled connection idle longer than this is pinged before it is handed out. One back sooner was
+# alive a moment ago: pinging it would be a round trip a transaction (a step has two or three)
+# spent to catch a server that died within that moment, whose first statement then fails instead,
+# the pool is invalidated, and the caller's retry gets a new connection.
+PING_IDLE_S = 1.0
+_IDLE_SINCE = "obmen_idle_since"
+
+
+def _ping_when_idle(engine: Engine) -> None:
+    """SQLAlchemy's ``pool_pre_ping``, for connections idle longer than :data:`PING_IDLE_S` only."""
+
+    @event.listens_for(engine, "connect")
+    @event.listens_for(engine, "checkin")
+    def _idle(dbapi_connection: Any, record: Any) -> None:
+        record.info[_IDLE_SINCE] = time.monotonic()
+
+    @event.listens_for(engine, "checkout")
+    def _checkout(dbapi_connection: Any, record: Any, proxy: Any) -> None:
+        if time.monotonic() - record.info.get(_IDLE_SINCE, 0.0) <= PING_IDLE_S:
+            return
+        try:
+            alive = engine.dialect.do_ping(dbapi_connection)
+        except Exception as exc:
+            raise DisconnectionError(str(exc)) from exc  # the pool connects anew
+        if not alive:
+            raise DisconnectionError("the connection did not answer a ping")
 
 
 def default_url() -> str:
