@@ -156,8 +156,14 @@ def test_a_batch_posts_each_payment_after_the_one_before_it(b24: str) -> None:
             .join(Accrual, Accrual.id == PaymentAllocation.accrual_id)
             .order_by(PaymentAllocation.id)
         ).all()
-        payments = dict(s.execute(select(Payment.transaction_id, Payment.status)).tuples().all())
-        remainders = dict(s.execute(select(Payment.transaction_id, Payment.remainder)).tuples().all())
+        payments = {
+            row.transaction_id: row.status
+            for row in s.execute(select(Payment.transaction_id, Payment.status))
+        }
+        remainders = {
+            row.transaction_id: row.remainder
+            for row in s.execute(select(Payment.transaction_id, Payment.remainder))
+        }
         marked = s.scalars(select(DealPaidMark.payment_id).order_by(DealPaidMark.id)).all()
     assert [(tid, str(period), amount) for tid, period, amount in allocations] == [
         ("B1", "2026-11-01", Decimal("1000.00")),

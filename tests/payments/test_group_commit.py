@@ -101,7 +101,7 @@ def test_a_group_answers_each_payment_as_if_it_came_alone(obmen_app: object) -> 
     with session_scope() as s:
         answers = accept_payments(s, group)
     with session_scope() as s:
-        ids = dict(s.execute(select(Payment.transaction_id, Payment.id)).tuples().all())
+        ids = {row.transaction_id: row.id for row in s.execute(select(Payment.transaction_id, Payment.id))}
         posting = s.scalars(
             select(func.coalesce(Outbox.business_key, "")).where(Outbox.task_name == "payments.post")
         ).all()
