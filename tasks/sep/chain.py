@@ -20,7 +20,7 @@ from datetime import datetime
 from typing import Any
 
 from celery import current_app
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.orm import Session
 
 from integrations.sep.messages import SepRequestArgs
@@ -134,6 +134,26 @@ def open_request_for(session: Session, business_key: str) -> SepRequest | None:
     ).first()
 
 
+def _shown_on(key: Any) -> Any:
+    """The UPDATE that shows a request's status on the row ``key`` names, built once (its compiled
+    form cached). Copies of the row in the session are left as they are: a step that holds the row
+    passes it to :func:`mirror`, or does not read its status again."""
+    return (
+        update(key.class_)
+        .where(key == bindparam("about"))
+        .values(request_status=bindparam("shown_status"), last_request_id=bindparam("shown_by"))
+        .execution_options(synchronize_session=False)
+    )
+
+
+_MIRRORS = (
+    (_shown_on(SepLeaseApplication.id), "lease_application_id"),
+    (_shown_on(SepLeaseChange.id), "lease_change_id"),
+    (_shown_on(SepCounterparty.id), "counterparty_id"),
+)
+_MIRROR_APPLICATION = _shown_on(SepApplication.application_number)
+
+
 def mirror(session: Session, request: SepRequest, application: SepApplication | None = None) -> None:
     """Show the request's status on what it is about (the colour of the row in the workstation).
 
@@ -141,21 +161,13 @@ def mirror(session: Session, request: SepRequest, application: SepApplication | 
     in its own write. The UPDATEs touch other registers only, so they flush nothing first: the
     request's own changes go in one UPDATE at the step's commit.
     """
-    shown = {"request_status": request.request_status, "last_request_id": request.id}
-    if application is not None:
-        application.request_status = request.request_status
-        application.last_request_id = request.id
+    shown = {"shown_status": request.request_status, "shown_by": request.id}
     with session.no_autoflush:
-        for model, about in (
-            (SepLeaseApplication, request.lease_application_id),
-            (SepLeaseChange, request.lease_change_id),
-            (SepCounterparty, request.counterparty_id),
-        ):
-            if about is not None:
-                session.execute(update(model).where(model.id == about).values(**shown))
-        if request.application_number is not None and application is None:
-            session.execute(
-                update(SepApplication)
-                .where(SepApplication.application_number == request.application_number)
-                .values(**shown)
-            )
+        for statement, attribute in _MIRRORS:
+            if (about := getattr(request, attribute)) is not None:
+                session.execute(statement, {**shown, "about": about})
+        if application is not None:
+            application.request_status = request.request_status
+            application.last_request_id = request.id
+        elif request.application_number is not None:
+            session.execute(_MIRROR_APPLICATION, {**shown, "about": request.application_number})
