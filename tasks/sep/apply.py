@@ -8,7 +8,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 import structlog
@@ -76,7 +76,8 @@ class Known:
     code_responsibles: dict[str, str | None]
     sep_responsibles: dict[str, str | None]
     clock: datetime
-    clock_read: float = field(default_factory=time.monotonic)
+    # When ``clock`` was read, by this process's monotonic clock.
+    clock_read: float
 
     @classmethod
     def load(cls, session: Session, requests: Sequence[SepRequest]) -> Known:
@@ -85,7 +86,7 @@ class Known:
             {a.number for a in results} | {r.application_number for r in requests if r.application_number}
         )
         vehicles: set[tuple[str | None, str | None]] = {(v.epts, v.vin) for a in results for v in a.vehicles}
-        clock = db_clock(session)
+        clock, clock_read = db_clock(session), time.monotonic()
         rows = session.scalars(
             select(SepApplication)
             .where(SepApplication.application_number.in_(numbers))
@@ -111,6 +112,7 @@ class Known:
                 session.execute(select(SepSettings.organization_inn, SepSettings.responsible_id)).all()
             ),
             clock=clock,
+            clock_read=clock_read,
         )
 
     def now(self) -> datetime:

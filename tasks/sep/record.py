@@ -22,7 +22,7 @@ from sqlalchemy.orm import Session
 from integrations.exchange import Exchange
 from integrations.sep.outcomes import SepExchange
 from models.base import Base
-from models.db import session_scope
+from models.db import engine_for, session_scope
 from models.exchange_log import ExchangeLog
 from models.sep import SepExchangeError, SepExchangeHistory
 from tasks.machinery.exchange import EXCHANGE_COLUMNS, autocommit, exchange_columns, record_exchange
@@ -36,12 +36,12 @@ def record_sep_exchange(exchange: Exchange) -> None:
         record_exchange(exchange)
         return
     try:
-        with autocommit() as connection:
-            if connection.dialect.name == "postgresql":
+        if engine_for().dialect.name == "postgresql":
+            with autocommit() as connection:
                 connection.execute(_one_statement(len(exchange.failures)), _parameters(exchange))
-                return
-        with session_scope() as session:  # SQLite (the embedded demo) has no data-modifying CTE
-            _one_by_one(session, exchange)
+        else:  # SQLite (the embedded demo) has no data-modifying CTE
+            with session_scope() as session:
+                _one_by_one(session, exchange)
     except Exception as exc:  # a lost record must not fail the business step
         log.warning("sep.exchange_not_recorded", operation=exchange.operation, error=describe(exc))
 
