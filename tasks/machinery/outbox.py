@@ -72,6 +72,9 @@ def enqueue(
     The message is due ``delay_s`` from the database clock, or at ``not_before``. Delays within the
     relay horizon become countdowns; longer ones stay rows until they come near, so the broker never
     holds a long wait. A step enqueued for a row stamps the row's ``next_step_at`` with that time.
+    A signature that names its own ``task_id`` is published under it (a token the caller keeps
+    before the row is written), else under :func:`task_id_for` the row's id. Asking the clock here
+    flushes nothing: the caller's changes and this row go in one flush, when the caller's comes.
     """
     if isinstance(task, str):
         payload = stamp(dict(current_app.signature(task, kwargs=kwargs or {})))
@@ -85,7 +88,7 @@ def enqueue(
     if not_before is not None:
         row.not_before = not_before
     elif delay_s > 0:
-        row.not_before = db_now(session) + timedelta(seconds=delay_s)
+        row.not_before = _now(session) + timedelta(seconds=delay_s)
     session.add(row)
     if not _beyond_horizon(session, row.not_before):
         # Published right after the commit; a row due later is the beat relay's (as it comes near),
@@ -100,7 +103,13 @@ def _beyond_horizon(session: Session, due: datetime | None) -> bool:
     """Whether a row due at ``due`` is too far off for the relay to publish it now."""
     if due is None:
         return False
-    return due > db_now(session) + timedelta(seconds=get_settings().outbox_horizon_s)
+    return due > _now(session) + timedelta(seconds=get_settings().outbox_horizon_s)
+
+
+def _now(session: Session) -> datetime:
+    """The database clock, without flushing the session first: a clock needs no pending write."""
+    with session.no_autoflush:
+        return db_now(session)
 
 
 def _stamp(
@@ -180,7 +189,7 @@ def enqueue_many(
 
 
 def task_id_for(row_id: int) -> str:
-    """The Celery task id the outbox publishes row ``row_id`` under (a step can tell its own delivery)."""
+    """The Celery task id the outbox publishes row ``row_id`` under, unless its signature names one."""
     return f"outbox-{row_id}"
 
 
@@ -444,10 +453,10 @@ def _publish(row_id: int, payload: dict[str, Any], producer: Any, countdown: flo
     if sig.task == "celery.chain":
         sig.apply_async(**options)
         return
-    # send_task needs no local registration; the stable id ties the Flower entry to the row.
-    app.send_task(
-        sig.task, args=sig.args, kwargs=sig.kwargs, task_id=task_id_for(row_id), **{**sig.options, **options}
-    )
+    # send_task needs no local registration; the stable id ties the Flower entry to the row (or to
+    # the token its caller chose, a step telling its own delivery).
+    task_id = sig.options.pop("task_id", None) or task_id_for(row_id)
+    app.send_task(sig.task, args=sig.args, kwargs=sig.kwargs, task_id=task_id, **{**sig.options, **options})
 
 
 def relay_all(max_batches: int = 20) -> int:

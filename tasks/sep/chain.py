@@ -17,9 +17,10 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
+from typing import Any
 
 from celery import current_app
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.orm import Session
 
 from integrations.sep.messages import SepRequestArgs
@@ -37,7 +38,7 @@ from models.sep import (
     SepLeaseChange,
     SepRequest,
 )
-from tasks.machinery.outbox import enqueue, task_id_for
+from tasks.machinery.outbox import enqueue
 
 SUBMIT = "sep.submit_request"
 POLL = "sep.poll_queue"
@@ -57,27 +58,34 @@ def statuses_of(task: str) -> frozenset[str]:
     return frozenset(status for status, step in NEXT_STEP.items() if step == task)
 
 
-def enqueue_next(session: Session, request: SepRequest, *, at: datetime | None = None) -> Outbox:
-    """Enqueue the step ``request``'s status waits for, no earlier than ``at`` (database clock)."""
+def enqueue_next(
+    session: Session, request: SepRequest, *, at: datetime | None = None, task_id: str | None = None
+) -> Outbox:
+    """Enqueue the step ``request``'s status waits for, no earlier than ``at`` (database clock),
+    under ``task_id`` when given (else the outbox row's)."""
     task = NEXT_STEP[request.status]
+    options: dict[str, Any] = {"priority": SUBMIT_PRIORITY if task == SUBMIT else 0}
+    if task_id is not None:
+        options["task_id"] = task_id
     # Due at ``at``: published as a countdown once within the outbox horizon.
     return enqueue(
         session,
-        current_app.signature(
-            task, kwargs={"id": request.id}, priority=SUBMIT_PRIORITY if task == SUBMIT else 0
-        ),
+        current_app.signature(task, kwargs={"id": request.id}, **options),
         not_before=at,
         business_key=f"sep:{request.queue_number or request.message_id}",
     )
 
 
 def schedule_poll(session: Session, request: SepRequest, at: datetime) -> None:
-    """The one poll message of a queued request, due at ``at``; its task id is the row's poll token."""
+    """The one poll message of a queued request, due at ``at``; its task id is the row's poll token.
+
+    The token is chosen before the outbox row is written, so the step's changes to the request and
+    the row go in one flush at its commit, not one to learn the row's id and another after it.
+    A poll delivered early with any other task id is a copy (see steps.poll_queue).
+    """
+    request.poll_task_id = f"sep-poll-{request.id}-{uuid.uuid4().hex}"
     request.next_poll_at = at
-    row = enqueue_next(session, request, at=at)
-    session.flush()
-    # A poll delivered early with any other task id is a copy (see steps.poll_queue).
-    request.poll_task_id = task_id_for(row.id)
+    enqueue_next(session, request, at=at, task_id=request.poll_task_id)
 
 
 def open_request(
@@ -126,19 +134,40 @@ def open_request_for(session: Session, business_key: str) -> SepRequest | None:
     ).first()
 
 
-def mirror(session: Session, request: SepRequest) -> None:
-    """Show the request's status on what it is about (the colour of the row in the workstation)."""
-    shown = {"request_status": request.request_status, "last_request_id": request.id}
-    for model, about in (
-        (SepLeaseApplication, request.lease_application_id),
-        (SepLeaseChange, request.lease_change_id),
-        (SepCounterparty, request.counterparty_id),
-    ):
-        if about is not None:
-            session.execute(update(model).where(model.id == about).values(**shown))
-    if request.application_number is not None:
-        session.execute(
-            update(SepApplication)
-            .where(SepApplication.application_number == request.application_number)
-            .values(**shown)
-        )
+def _shown_on(key: Any) -> Any:
+    """The UPDATE that shows a request's status on the row ``key`` names, built once (its compiled
+    form cached). Copies of the row in the session are left as they are: a step that holds the row
+    passes it to :func:`mirror`, or does not read its status again."""
+    return (
+        update(key.class_)
+        .where(key == bindparam("about"))
+        .values(request_status=bindparam("shown_status"), last_request_id=bindparam("shown_by"))
+        .execution_options(synchronize_session=False)
+    )
+
+
+_MIRRORS = (
+    (_shown_on(SepLeaseApplication.id), "lease_application_id"),
+    (_shown_on(SepLeaseChange.id), "lease_change_id"),
+    (_shown_on(SepCounterparty.id), "counterparty_id"),
+)
+_MIRROR_APPLICATION = _shown_on(SepApplication.application_number)
+
+
+def mirror(session: Session, request: SepRequest, application: SepApplication | None = None) -> None:
+    """Show the request's status on what it is about (the colour of the row in the workstation).
+
+    ``application``: the request's application as the caller holds it, which then carries the status
+    in its own write. The UPDATEs touch other registers only, so they flush nothing first: the
+    request's own changes go in one UPDATE at the step's commit.
+    """
+    shown = {"shown_status": request.request_status, "shown_by": request.id}
+    with session.no_autoflush:
+        for statement, attribute in _MIRRORS:
+            if (about := getattr(request, attribute)) is not None:
+                session.execute(statement, {**shown, "about": about})
+        if application is not None:
+            application.request_status = request.request_status
+            application.last_request_id = request.id
+        elif request.application_number is not None:
+            session.execute(_MIRROR_APPLICATION, {**shown, "about": request.application_number})

@@ -17,7 +17,6 @@ from sqlalchemy.orm import Session
 
 from integrations.errors import PermanentError
 from integrations.sep.messages import FindCounterparty, RegisterCounterparty
-from models.db import db_clock
 from models.master import Counterparty
 from models.sep import (
     COUNTERPARTY_CHECKING,
@@ -30,7 +29,7 @@ from models.sep import (
     SepCounterparty,
     SepRequest,
 )
-from tasks.sep.apply import applies, errors_text
+from tasks.sep.apply import Known, applies, errors_text
 from tasks.sep.chain import open_request, open_request_for
 from tasks.sep.lookup import sep_organization
 from tasks.sep.rows import locked, store
@@ -128,7 +127,7 @@ def _row_of(session: Session, request: SepRequest) -> SepCounterparty:
     return locked(session, SepCounterparty, request.counterparty_id)
 
 
-def _in_sep(session: Session, row: SepCounterparty, request: SepRequest, status: str) -> None:
+def _in_sep(row: SepCounterparty, request: SepRequest, status: str, known: Known) -> None:
     found = (request.result or {}).get("counterparty")
     if not found or found.get("inn") != row.inn:  # not what the contract says: a person looks
         row.status = COUNTERPARTY_ERROR
@@ -138,15 +137,15 @@ def _in_sep(session: Session, row: SepCounterparty, request: SepRequest, status:
         return
     row.status = status
     row.sep_id = found.get("sep_id")
-    row.in_sep_since = row.in_sep_since or db_clock(session)
+    row.in_sep_since = row.in_sep_since or known.now()
     row.last_error = None
 
 
 @applies("FindCounterparty")
-def _found(session: Session, request: SepRequest) -> None:
+def _found(session: Session, request: SepRequest, known: Known) -> None:
     row = _row_of(session, request)
     if request.status != ERROR:
-        _in_sep(session, row, request, COUNTERPARTY_FOUND)
+        _in_sep(row, request, COUNTERPARTY_FOUND, known)
         return
     if any(e.get("code") == NOT_FOUND for e in request.errors or []):
         # Not in SEP: register it with the form as kept (what master data said when it was asked).
@@ -165,10 +164,10 @@ def _found(session: Session, request: SepRequest) -> None:
 
 
 @applies("RegisterCounterparty")
-def _registered(session: Session, request: SepRequest) -> None:
+def _registered(session: Session, request: SepRequest, known: Known) -> None:
     row = _row_of(session, request)
     if request.status == ERROR:
         row.status = COUNTERPARTY_ERROR
         row.last_error = errors_text(request)
         return
-    _in_sep(session, row, request, COUNTERPARTY_REGISTERED)
+    _in_sep(row, request, COUNTERPARTY_REGISTERED, known)

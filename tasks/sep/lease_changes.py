@@ -28,7 +28,6 @@ from integrations.sep.messages import (
     PartyStatus,
     SubmitLeaseChange,
 )
-from models.db import db_clock
 from models.sep import (
     COUNTERPARTY_IN_SEP,
     DRAFT,
@@ -49,6 +48,7 @@ from models.sep import (
 )
 from tasks.sep.actions import notification_email
 from tasks.sep.apply import (
+    Known,
     applications_of,
     applies,
     confirmation_error,
@@ -283,19 +283,18 @@ def _row_of(session: Session, request: SepRequest) -> SepLeaseChange:
 
 
 @applies("SubmitLeaseChange")
-def _submitted(session: Session, request: SepRequest) -> None:
+def _submitted(session: Session, request: SepRequest, known: Known) -> None:
     row = _row_of(session, request)
     if request.status == ERROR:
         row.status = LEASE_ERROR
         row.last_error = errors_text(request)
         return
-    now = db_clock(session)
     applications = applications_of(request)
     if not applications:  # Done without the application: not what the contract says; a person looks
         row.status = LEASE_ERROR
         row.last_error = "SEP answered Done without the application"
     for application in applications:
-        upsert_application(session, application, request, now)
+        upsert_application(session, application, request, known)
         row.application_number = application.number
         row.parties = [
             {"role": p.role.value, "inn": p.inn, "status": p.status.value} for p in application.parties
@@ -305,16 +304,15 @@ def _submitted(session: Session, request: SepRequest) -> None:
 
 
 @applies("ConfirmLeaseChange")
-def _confirmed(session: Session, request: SepRequest) -> None:
+def _confirmed(session: Session, request: SepRequest, known: Known) -> None:
     row = _row_of(session, request)
     if request.status == ERROR:
-        confirmation_error(session, request)
+        confirmation_error(session, request, known)
         row.status = LEASE_REGISTERED  # still waiting for confirmations that work
         row.last_error = errors_text(request)
         return
-    now = db_clock(session)
     for application in applications_of(request):
-        upsert_application(session, application, request, now)
+        upsert_application(session, application, request, known)
         row.parties = [
             {"role": p.role.value, "inn": p.inn, "status": p.status.value} for p in application.parties
         ]
@@ -325,4 +323,6 @@ def _confirmed(session: Session, request: SepRequest) -> None:
         for confirmation in request.payload["confirmations"]:
             party = application.party(PartyRole(confirmation["role"]))
             if party is not None and party.status.value == confirmation["status"]:
-                mark_code_used(session, application.number, confirmation.get("confirmation_code"), now)
+                mark_code_used(
+                    session, application.number, confirmation.get("confirmation_code"), known.now()
+                )

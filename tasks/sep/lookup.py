@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import date
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import select
+from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
 from integrations.errors import PermanentError
@@ -42,14 +43,22 @@ def sep_organization(session: Session, given: str | None = None) -> str:
     return inns[0]
 
 
-def find_asset(session: Session, epts: str | None, vin: str | None) -> Asset | None:
-    """The fixed asset of a vehicle: by its full VIN, else by its ЭПТС number where the asset has it."""
-    if vin:
-        found = session.scalars(select(Asset).where(Asset.vin == vin)).all()
-        if len(found) == 1:
-            return found[0]
-    if epts:
-        found = session.scalars(select(Asset).where(Asset.epts == epts)).all()
+def assets_of(session: Session, vehicles: Iterable[tuple[str | None, str | None]]) -> list[Asset]:
+    """The fixed assets that may be those of ``vehicles`` (ЭПТС, VIN), in one query: for :func:`pick_asset`."""
+    known = list(vehicles)
+    vins = {vin for _, vin in known if vin}
+    eptss = {epts for epts, _ in known if epts}
+    if not vins and not eptss:
+        return []
+    return list(session.scalars(select(Asset).where(or_(Asset.vin.in_(vins), Asset.epts.in_(eptss)))))
+
+
+def pick_asset(assets: Iterable[Asset], epts: str | None, vin: str | None) -> Asset | None:
+    """The fixed asset of a vehicle among ``assets``: by its full VIN, else by its ЭПТС number where
+    the asset has it."""
+    candidates = list(assets)
+    for key, value in (("vin", vin), ("epts", epts)):
+        found = [asset for asset in candidates if value and getattr(asset, key) == value]
         if len(found) == 1:
             return found[0]
     return None

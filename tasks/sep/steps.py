@@ -21,7 +21,7 @@ from models.db import db_clock, db_now
 from models.sep import APPLIED, DONE, ERROR, QUEUED, UNCERTAIN, SepRequest
 from tasks.machinery.policy import countdown
 from tasks.machinery.steps import step
-from tasks.sep.apply import apply_request
+from tasks.sep.apply import Known, apply_request, known_to_apply
 from tasks.sep.chain import APPLY, POLL, SUBMIT, enqueue_next, mirror, schedule_poll, statuses_of
 from tasks.sep.clients import sep_client
 from tasks.sep.notices import request_failed
@@ -53,10 +53,12 @@ def submit_request(session: Session, request: SepRequest) -> None:
     outcome = sep_client().submit(
         args, request.message_id, request_id=request.id, business_key=request.business_key
     )
+    if isinstance(outcome, QueueNumberReceived):
+        # Our clock, taken after the answer: never earlier than SEP's own acceptance. Asked before
+        # the row changes, so that they are not flushed ahead of it but go in one UPDATE at the commit.
+        submitted = db_clock(session)
     request.request_status = outcome.request_status.value
     if isinstance(outcome, QueueNumberReceived):
-        # Our clock, taken after the answer: never earlier than SEP's own acceptance.
-        submitted = db_clock(session)
         request.queue_number = outcome.ticket.queue_number
         request.sep_accepted_at = outcome.ticket.accepted_at
         request.submitted_at = submitted
@@ -182,17 +184,25 @@ def _is_the_scheduled_poll(request: SepRequest, task_id: str | None) -> bool:
     return task_id is None or request.poll_task_id in (None, task_id)
 
 
-@step(APPLY, model=SepRequest, statuses=statuses_of(APPLY), batch=True)
-def apply_result(session: Session, request: SepRequest) -> None:
+@step(
+    APPLY,
+    model=SepRequest,
+    statuses=statuses_of(APPLY),
+    batch=True,
+    prefetch=known_to_apply,
+    rerun=True,
+)
+def apply_result(session: Session, request: SepRequest, *, prefetched: Known) -> None:
     """Apply what SEP answered to the registers (applications, lease applications, asset statuses, codes);
     a request that failed is told to its responsible person, in the same transaction.
 
     Batched: it calls nothing outside Postgres, so results due together (the polls of a relay run)
-    are applied in one message and one commit, each in its own savepoint.
+    are applied in one message and one commit; what they look up is loaded once for all of them,
+    and, since it may run again, their writes go in one flush (a savepoint each only when one fails).
     """
-    apply_request(session, request)
+    apply_request(session, request, prefetched)
     if request.status == ERROR:
         request_failed(session, request)
     request.status = APPLIED
-    request.applied_at = db_clock(session)
-    mirror(session, request)
+    request.applied_at = prefetched.now()
+    mirror(session, request, prefetched.held(request.application_number))

@@ -9,6 +9,7 @@ import threading
 
 import pytest
 import redis
+from celery import current_app
 from sqlalchemy import func, select
 from sqlalchemy.exc import DataError
 from sqlalchemy.orm import Session
@@ -183,3 +184,18 @@ def test_an_outer_rollback_publishes_nothing() -> None:
     assert _queued() == []
     assert relay() == 0
     assert _counts() == (0, 0)
+
+
+def test_a_signature_naming_its_task_id_is_published_under_it_without_a_flush() -> None:
+    """A caller may keep the message's id before the row is written (the SEP poll's token); the
+    others are published as ``outbox-<row id>``, and enqueueing flushes nothing of the caller's."""
+    with session_scope() as s:
+        canary = start_canary(s)  # its outbox row: published under the row's id
+        canary.status = "checked"
+        named = enqueue(s, current_app.signature("ops.canary.run", kwargs={"id": 2}, task_id="token-2"))
+        enqueue(s, "ops.canary.run", {"id": 3}, delay_s=1)  # asks the database clock
+        assert named.id is None and canary in s.dirty  # nothing was flushed to enqueue
+    with session_scope() as s:
+        rows = {row.kwargs["kwargs"]["id"]: row.id for row in s.scalars(select(Outbox))}
+    assert relay() == 3
+    assert _published() == sorted([task_id_for(rows[canary.id]), "token-2", task_id_for(rows[3])])
