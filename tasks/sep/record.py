@@ -16,13 +16,13 @@ import functools
 from typing import Any
 
 import structlog
-from sqlalchemy import BindParameter, Executable, bindparam, func, insert, select, true
+from sqlalchemy import BindParameter, Executable, bindparam, insert, select
 from sqlalchemy.orm import Session
 
 from integrations.exchange import Exchange
 from integrations.sep.outcomes import SepExchange
 from models.base import Base
-from models.db import engine_for, session_scope
+from models.db import engine_for, session_scope, without_flush_wait
 from models.exchange_log import ExchangeLog
 from models.sep import SepExchangeError, SepExchangeHistory
 from tasks.machinery.exchange import EXCHANGE_COLUMNS, autocommit, exchange_columns, record_exchange
@@ -97,10 +97,6 @@ def _parameters(exchange: SepExchange) -> dict[str, Any]:
 def _one_statement(errors: int) -> Executable:
     """The whole record as one statement (Postgres), built once per number of errors: its compiled
     form is cached, and each exchange only binds its values."""
-    # Evaluated because the statement selects from it; local to this statement's own transaction.
-    lazy_commit = select(func.set_config("synchronous_commit", "off", True).label("setting")).cte(
-        "lazy_commit"
-    )
     logged = (
         insert(ExchangeLog)
         .values({c: _bound(ExchangeLog, "log_", c) for c in EXCHANGE_COLUMNS})
@@ -109,8 +105,9 @@ def _one_statement(errors: int) -> Executable:
     )
     history = insert(SepExchangeHistory).from_select(
         [*_HISTORY, "exchange_log_id"],
-        select(*(_bound(SepExchangeHistory, "history_", c) for c in _HISTORY), logged.c.id).select_from(
-            logged.join(lazy_commit, true())
+        without_flush_wait(
+            select(*(_bound(SepExchangeHistory, "history_", c) for c in _HISTORY), logged.c.id),
+            "postgresql",
         ),
     )
     if errors:
