@@ -18,7 +18,6 @@ import socket
 import ssl
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from email.header import Header
 from email.policy import compat32
 from email.utils import encode_rfc2231, formataddr, formatdate, parseaddr
 
@@ -52,14 +51,35 @@ class Envelope:
     data: bytes
 
 
-# Every header that carries text obmen did not write is folded as ``Message.as_bytes`` under compat32
-# folds it: Python 3.11's default policy drops the space where it folds a long encoded subject
-# («2026-000123на смену»); compat32's ``Header`` keeps it.
+# The addresses and the attachments' names are folded as ``Message.as_bytes`` under compat32 folds them.
 _FOLD = compat32.clone(linesep="\r\n")
 
 
 def _header(name: str, value: str) -> str:
     return _FOLD.fold(name, value).removesuffix("\r\n")
+
+
+# UTF-8 bytes in one encoded word: 56 characters of base64, a word of 68, a first line of 77 after
+# "Subject: ".
+_WORD_BYTES = 42
+
+
+def _encoded_words(text: str) -> str:
+    """``text`` as RFC 2047 encoded words (UTF-8, base64), one a line, never splitting a character.
+
+    A reader joins adjacent words without the folding between them, so every space of the text
+    survives: Python 3.11's default policy drops the one where it folds a long subject («2026-000123на
+    смену»). Written here because ``Header`` costs most of what a letter costs to write."""
+    data = text.encode("utf-8")
+    words = []
+    start = 0
+    while start < len(data):
+        end = min(start + _WORD_BYTES, len(data))
+        while end < len(data) and data[end] & 0xC0 == 0x80:  # a continuation byte: not a place to cut
+            end -= 1
+        words.append(f"=?utf-8?b?{base64.b64encode(data[start:end]).decode('ascii')}?=")
+        start = end
+    return "\r\n ".join(words)
 
 
 # A MIME entity: its header lines and its body, CRLF-terminated.
@@ -116,7 +136,7 @@ def build_message(
 
     Written out here rather than by ``email.message``: its generator folds every header of every part
     through ``Header`` and compiles a regular expression for each boundary, most of the CPU a letter
-    costs to send. The bytes are what it would write (base64 bodies in lines of 76, the same folding).
+    costs to send. The bodies are what it would write (base64 in lines of 76).
     """
     body = (
         _multipart("alternative", [_text("plain", text), _text("html", html)])
@@ -130,7 +150,7 @@ def build_message(
     letter = [
         _header("From", formataddr((name, address), charset="utf-8")),
         _header("To", formataddr((to_name or "", to_address), charset="utf-8")),
-        "Subject: " + Header(subject, "utf-8").encode(linesep="\r\n"),
+        f"Subject: {_encoded_words(subject)}",
         f"Message-ID: {message_id}",
         f"Date: {formatdate(localtime=False, usegmt=True)}",
         "MIME-Version: 1.0",

@@ -185,7 +185,8 @@ def test_a_batch_goes_over_one_connection_and_a_refused_letter_costs_only_itself
 
 
 def test_a_letter_is_written_as_mime_reads_it() -> None:
-    long_subject = SUBJECT + ", " + SUBJECT
+    # Long enough to fold, with a character of four bytes in UTF-8 that no word may split.
+    long_subject = SUBJECT + " 🚚 " + SUBJECT
     envelope = build_message(
         sender="obmen <obmen@leasing.example.ru>",
         to_address="anna@example.ru",
@@ -200,7 +201,8 @@ def test_a_letter_is_written_as_mime_reads_it() -> None:
     )
     assert (envelope.sender, envelope.recipient) == ("obmen@leasing.example.ru", "anna@example.ru")
     lines = envelope.data.split(b"\r\n")
-    assert b"\n" not in b"".join(lines) and max(map(len, lines)) <= 998
+    head = envelope.data.split(b"\r\n\r\n", 1)[0].split(b"\r\n")
+    assert b"\n" not in b"".join(lines) and max(map(len, head)) <= 78 and max(map(len, lines)) <= 998
     message = BytesParser(policy=policy.default).parsebytes(envelope.data)
     assert message["subject"] == long_subject and message["message-id"] == "<1@leasing.example.ru>"
     assert [p.get_content_type() for p in message.walk()] == [
