@@ -70,10 +70,10 @@ class _Acted:
 def _file_codes(session: Session, acted: Sequence[_Acted]) -> dict[int, bool]:
     """The code rows of the letters that carry a code, once per application and code, in one INSERT:
     by letter, whether it filed its code (False when an earlier letter did)."""
-    firsts: dict[tuple[str | None, str], _Acted] = {}
-    for a in acted:
-        if a.notice.code:
-            firsts.setdefault((a.notice.application_number, a.notice.code), a)
+    keyed = [(a, (a.notice.application_number, a.notice.code)) for a in acted if a.notice.code]
+    firsts: dict[tuple[str | None, str | None], _Acted] = {}
+    for a, key in keyed:
+        firsts.setdefault(key, a)
     if not firsts:
         return {}
     rows = [
@@ -94,11 +94,7 @@ def _file_codes(session: Session, acted: Sequence[_Acted]) -> dict[int, bool]:
         SepConfirmationCode.application_number, SepConfirmationCode.code
     )
     filed = {(number, code) for number, code in session.connection().execute(statement, rows)}
-    return {
-        a.message.id: key in filed and firsts[key] is a
-        for a in acted
-        if a.notice.code and (key := (a.notice.application_number, a.notice.code))
-    }
+    return {a.message.id: key in filed and firsts[key] is a for a, key in keyed}
 
 
 @dataclass(frozen=True)

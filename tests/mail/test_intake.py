@@ -329,7 +329,7 @@ def test_a_batch_is_worked_set_wise_as_its_letters_would_be_one_by_one(mailroom:
     ]
     # One notification per notice (the resend's is the same one), each with its mail.send step due.
     assert first.result["notification"] == resent.result["notification"]  # type: ignore[index]
-    assert sorted(le.source for le in letters()) == [f"mail:{first.id}", f"mail:{lease.id}"]
+    assert [le.source for le in letters()] == [f"mail:{first.id}", f"mail:{lease.id}"]
     assert all(le.next_step_at is not None for le in letters())
     assert sorted(o.kwargs["kwargs"]["id"] for o in outbox("mail.send")) == sorted(le.id for le in letters())
     assert sorted(o.kwargs["kwargs"]["source"] for o in outbox("sep.request_application_data")) == [
