@@ -107,8 +107,8 @@ def _attachment(item: Attachment) -> _Entity:
 
 
 def _multipart(subtype: str, parts: Sequence[_Entity]) -> _Entity:
-    # A fixed boundary is safe: "=_" cannot begin a line of a base64 body, nor of the part headers
-    # written here, so no part can hold a delimiter line; an inner multipart's differs by its subtype.
+    # A fixed boundary is safe: a delimiter line begins with "-", which no line of a base64 body or of
+    # the part headers written here can; an inner multipart's differs from the outer's by its subtype.
     boundary = f"=_obmen_{subtype}".encode("ascii")
     body = b"".join(b"--%s\r\n%s\r\n" % (boundary, _entity_bytes(part)) for part in parts)
     return [
