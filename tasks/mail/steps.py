@@ -28,15 +28,15 @@ from integrations.errors import PermanentError
 from integrations.mail.parse import Letter, parse_letter
 from integrations.mail.sep import Kind, SepNotice, Verdict, recognise
 from integrations.mail.smtp import Attachment, SmtpSender, build_message
-from models.db import db_now, insert_new
+from models.db import db_now, insert_ignoring_conflicts
 from models.exchange_log import ExchangeLog
 from models.mail import MailMessage, OutgoingLetter
 from models.sep_codes import SepConfirmationCode
 from tasks.machinery.exchange import exchange_recorder
-from tasks.machinery.outbox import enqueue
+from tasks.machinery.outbox import enqueue_many
 from tasks.machinery.steps import step
 from tasks.mail.chain import NEXT_STEP_KINDS, PROCESS, REQUEST_APPLICATION_DATA, SEND
-from tasks.mail.letters import queue_letter
+from tasks.mail.letters import NewLetter, queue_letters
 from tasks.mail.matching import AssetIndex, Match, match_letter
 from tasks.mail.notice import compose
 
@@ -56,20 +56,45 @@ def _finish(
     message.processed_at = db_now(session)
 
 
-def _file_code(session: Session, message: MailMessage, notice: SepNotice, match: Match) -> bool:
-    """The code row, once per application and code; False when an earlier letter filed it."""
-    code = {
-        "application_number": notice.application_number,
-        "code": notice.code,
-        "epts": notice.epts,
-        "vin": notice.vin.value if notice.vin else None,
-        "valid_until": notice.confirm_by,
-        "source_message_id": message.id,
-        "asset_inventory_number": match.asset.inventory_number if match.asset else None,
-        "responsible_id": match.responsible.id,
-        "match_reason": match.reason,
-    }
-    return insert_new(session, SepConfirmationCode, code) is not None
+@dataclass(frozen=True)
+class _Acted:
+    """A letter acted on: its notice, whom it is about and to tell, and its result so far."""
+
+    message: MailMessage
+    notice: SepNotice
+    match: Match
+    result: dict[str, Any]
+    about: dict[str, Any]
+
+
+def _file_codes(session: Session, acted: Sequence[_Acted]) -> dict[int, bool]:
+    """The code rows of the letters that carry a code, once per application and code, in one INSERT:
+    by letter, whether it filed its code (False when an earlier letter did)."""
+    keyed = [(a, (a.notice.application_number, a.notice.code)) for a in acted if a.notice.code]
+    firsts: dict[tuple[str | None, str | None], _Acted] = {}
+    for a, key in keyed:
+        firsts.setdefault(key, a)
+    if not firsts:
+        return {}
+    rows = [
+        {
+            "application_number": a.notice.application_number,
+            "code": a.notice.code,
+            "epts": a.notice.epts,
+            "vin": a.notice.vin.value if a.notice.vin else None,
+            "valid_until": a.notice.confirm_by,
+            "source_message_id": a.message.id,
+            "asset_inventory_number": a.match.asset.inventory_number if a.match.asset else None,
+            "responsible_id": a.match.responsible.id,
+            "match_reason": a.match.reason,
+        }
+        for a in firsts.values()
+    ]
+    statement = insert_ignoring_conflicts(session, SepConfirmationCode).returning(
+        SepConfirmationCode.application_number, SepConfirmationCode.code
+    )
+    filed = {(number, code) for number, code in session.connection().execute(statement, rows)}
+    return {a.message.id: key in filed and firsts[key] is a for a, key in keyed}
 
 
 @dataclass(frozen=True)
@@ -121,34 +146,83 @@ def read_letters(session: Session, messages: Sequence[MailMessage]) -> Iterator[
     batch=True,
     prefetch=read_letters,
     rerun=True,
+    set_wise=True,
 )
-def process_message(session: Session, message: MailMessage, *, prefetched: Readings) -> None:
-    """Parse, recognise, match, file the code, queue the notification and the next step."""
+def process_messages(session: Session, messages: list[MailMessage], *, prefetched: Readings) -> None:
+    """Parse, recognise, match, file the codes, queue the notifications and the next steps: the
+    letters' code rows, notifications and next steps each in one INSERT."""
+    acted = [a for message in messages if (a := _act_on(session, message, prefetched)) is not None]
+    filed = _file_codes(session, acted)
+    composed = [compose(a.notice, a.match, a.message.id) for a in acted]
+    queue_letters(
+        session,
+        [
+            NewLetter(
+                business_key=c.business_key,
+                to_address=a.match.responsible.email or "",
+                to_name=a.match.responsible.name,
+                subject=c.subject,
+                text=c.text,
+                html=c.html,
+                source=f"mail:{a.message.id}",
+            )
+            for a, c in zip(acted, composed, strict=True)
+        ],
+    )
+    next_steps = [a for a in acted if a.notice.kind in NEXT_STEP_KINDS]
+    enqueue_many(
+        session,
+        REQUEST_APPLICATION_DATA,
+        [
+            {"application_number": a.notice.application_number, "source": f"mail:{a.message.id}"}
+            for a in next_steps
+        ],
+        business_keys=[f"sep-application:{a.notice.application_number}" for a in next_steps],
+    )
+    for a, c in zip(acted, composed, strict=True):
+        if a.message.id in filed:
+            a.result["code_filed"] = filed[a.message.id]
+        a.result["notification"] = c.business_key
+        _finish(
+            session,
+            a.message,
+            "processed",
+            None,
+            a.result,
+            **a.about,
+            asset_inventory_number=a.match.asset.inventory_number if a.match.asset else None,
+            responsible_id=a.match.responsible.id,
+            match_reason=a.match.reason,
+        )
+
+
+def _act_on(session: Session, message: MailMessage, prefetched: Readings) -> _Acted | None:
+    """The letter to act on with whom it is about; None when it ends here (``ignored`` or ``error``)."""
     reading = prefetched.by_id.get(message.id) or read_message(message.raw or b"", get_settings())
     letter, verdict = reading.letter, reading.verdict
     if letter is None:
         _finish(session, message, "error", f"over the size cap: {reading.size} bytes", {})
-        return
+        return None
     result: dict[str, Any] = {"letter": letter.summary()}
     if verdict is None:
         _finish(
             session, message, "error", f"unparseable: {'; '.join(letter.defects) or 'no headers'}", result
         )
-        return
+        return None
     notice = verdict.notice
     if notice is None:
         _finish(session, message, "ignored", verdict.reason, result)
-        return
+        return None
     result["sep"] = notice.as_dict()
     about = {"kind": notice.kind.value, "application_number": notice.application_number}
     if not notice.application_number:
         reason = f"SEP letter ({verdict.reason}) without an application number"
         _finish(session, message, "error", reason, result, **about)
-        return
+        return None
     if notice.kind in (Kind.OWNERSHIP_CHANGE, Kind.LEASE_APPLICATION) and not notice.code:
         reason = f"SEP {notice.kind.value} letter without a confirmation code"
         _finish(session, message, "error", reason, result, **about)
-        return
+        return None
     if notice.kind is Kind.OTHER and not notice.code:
         _finish(
             session,
@@ -158,41 +232,10 @@ def process_message(session: Session, message: MailMessage, *, prefetched: Readi
             result,
             **about,
         )
-        return
+        return None
     match = match_letter(session, notice, letter.to, prefetched.assets)
     result["match"] = match.as_dict()
-    if notice.code:
-        result["code_filed"] = _file_code(session, message, notice, match)
-    composed = compose(notice, match, message.id)
-    result["notification"] = composed.business_key
-    queue_letter(
-        session,
-        business_key=composed.business_key,
-        to_address=match.responsible.email or "",
-        to_name=match.responsible.name,
-        subject=composed.subject,
-        text=composed.text,
-        html=composed.html,
-        source=f"mail:{message.id}",
-    )
-    if notice.kind in NEXT_STEP_KINDS:
-        enqueue(
-            session,
-            REQUEST_APPLICATION_DATA,
-            {"application_number": notice.application_number, "source": f"mail:{message.id}"},
-            business_key=f"sep-application:{notice.application_number}",
-        )
-    _finish(
-        session,
-        message,
-        "processed",
-        None,
-        result,
-        **about,
-        asset_inventory_number=match.asset.inventory_number if match.asset else None,
-        responsible_id=match.responsible.id,
-        match_reason=match.reason,
-    )
+    return _Acted(message, notice, match, result, about)
 
 
 def _accepted_before(session: Session, message_id: str) -> ExchangeLog | None:

@@ -16,7 +16,6 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from datetime import date
-from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +29,7 @@ from integrations.bitrix24.client import Bitrix24Client
 from integrations.errors import IntegrationError
 from integrations.exchange import Exchange
 from integrations.mail.access import open_mailbox
-from integrations.mail.smtp import SmtpSender
+from integrations.mail.smtp import Envelope, SmtpSender, build_message
 from integrations.onec.client import OnecClient
 from integrations.onec.sessions import RedisSessions
 from integrations.sbis.client import SbisClient
@@ -242,12 +241,16 @@ def test_a_sep_answer_after_a_processing_instruction_flood_is_read_in_millisecon
     assert time.monotonic() - started < 1.0
 
 
-def _letter() -> EmailMessage:
-    message = EmailMessage()
-    message["From"], message["To"], message["Subject"] = "obmen@example.ru", "a@example.ru", "test"
-    message["Message-ID"] = f"<{uuid.uuid4().hex}@example.ru>"
-    message.set_content("hello")
-    return message
+def _letter() -> Envelope:
+    return build_message(
+        sender="obmen@example.ru",
+        to_address="a@example.ru",
+        to_name=None,
+        subject="test",
+        text="hello",
+        html=None,
+        message_id=f"<{uuid.uuid4().hex}@example.ru>",
+    )
 
 
 def test_an_smtp_greeting_that_trickles_is_cut_at_the_deadline(box: Sandbox) -> None:

@@ -18,7 +18,7 @@ from models.mail import MailMessage
 from sandbox.harness import Mailroom, SandboxClock
 from sandbox.mail import SandboxMailbox
 from tasks.machinery.outbox import set_dispatch_mode
-from tasks.machinery.steps import STEPS, Outcome, run_step
+from tasks.machinery.steps import STEPS, Outcome, run_step, run_steps
 from tasks.machinery.sweeper import redrive
 from tasks.mail.intake import PROCESS, fetch_mail
 from tests.harness.gateway import GatewayThread
@@ -304,3 +304,48 @@ def test_metrics_count_letters_by_status_and_letters_waiting(mailroom: Mailroom)
     assert 'obmen_mail_messages{status="processed"} 1.0' in text
     assert 'obmen_mail_messages{status="ignored"} 1.0' in text
     assert "obmen_outgoing_letters_pending 1.0" in text
+
+
+def test_a_batch_is_worked_set_wise_as_its_letters_would_be_one_by_one(mailroom: Mailroom) -> None:
+    load_master()
+    deliver(
+        mailroom,
+        corpus.sep_letter(message_id="<once@sep.elpts.ru>"),
+        corpus.sep_letter(message_id="<resent@sep.elpts.ru>"),  # the same notice, resent
+        corpus.sep_letter("lease_application", "2026-000802", code="802802", vin="XTC*******1234567"),
+        corpus.not_sep(),
+    )
+    with settings_env(OBMEN_MAIL_FETCH_BATCH="10"):
+        fetch_mail()
+
+    assert run_steps(STEPS[PROCESS], [m.id for m in messages()]) == {Outcome.DONE: 4}
+
+    assert [m.status for m in messages()] == ["processed", "processed", "processed", "ignored"]
+    first, resent, lease, _ = messages()
+    assert [m.result["code_filed"] for m in (first, resent, lease)] == [True, False, True]  # type: ignore[index]
+    assert sorted((c.application_number, c.source_message_id) for c in codes()) == [
+        ("2026-000123", first.id),
+        ("2026-000802", lease.id),
+    ]
+    # One notification per notice (the resend's is the same one), each with its mail.send step due.
+    assert first.result["notification"] == resent.result["notification"]  # type: ignore[index]
+    assert [le.source for le in letters()] == [f"mail:{first.id}", f"mail:{lease.id}"]
+    assert all(le.next_step_at is not None for le in letters())
+    assert sorted(o.kwargs["kwargs"]["id"] for o in outbox("mail.send")) == sorted(le.id for le in letters())
+    assert sorted(o.kwargs["kwargs"]["source"] for o in outbox("sep.request_application_data")) == [
+        f"mail:{m.id}" for m in (first, resent, lease)
+    ]
+
+    # A letter that fails costs only itself: the batch runs again a letter at a time.
+    deliver(
+        mailroom,
+        corpus.sep_letter("ownership_change", "2026-000700", vin="X96330200A0654321"),  # nobody to tell
+        corpus.sep_letter("ownership_change", "2026-000701", code="701701"),
+    )
+    fetch_mail()
+    assert run_steps(STEPS[PROCESS], [m.id for m in messages()[4:]]) == {Outcome.DONE: 1, Outcome.PARKED: 1}
+    parked, done = messages()[4:]
+    assert "has no e-mail" in (parked.last_error or "") and parked.status == "new" and parked.result is None
+    assert done.status == "processed"
+    assert sorted(c.application_number for c in codes()) == ["2026-000123", "2026-000701", "2026-000802"]
+    assert len(letters()) == 3

@@ -5,13 +5,15 @@ from __future__ import annotations
 
 import smtplib
 from collections.abc import Iterator
+from email import policy
 from email.message import EmailMessage
+from email.parser import BytesParser
 
 import pytest
 from sqlalchemy import select
 
 from integrations.mail.deadline import Watchdog
-from integrations.mail.smtp import Attachment, SmtpSender
+from integrations.mail.smtp import Attachment, SmtpSender, build_message
 from models.db import session_scope
 from models.exchange_log import ExchangeLog
 from sandbox.harness import SandboxClock
@@ -180,3 +182,38 @@ def test_a_batch_goes_over_one_connection_and_a_refused_letter_costs_only_itself
     assert [e.response_status for e in log] == [None, 250, 250] and "550" in (log[0].error or "")
     # Each exchange was committed on its own: the letters' business keys, in the order sent.
     assert [e.business_key for e in log] == ["notice-0", "notice-1", "notice-2"]
+
+
+def test_a_letter_is_written_as_mime_reads_it() -> None:
+    # Long enough to fold, with a character of four bytes in UTF-8 that no word may split.
+    long_subject = SUBJECT + " 🚚 " + SUBJECT
+    envelope = build_message(
+        sender="obmen <obmen@leasing.example.ru>",
+        to_address="anna@example.ru",
+        to_name="Иванова Анна",
+        subject=long_subject,
+        text="Код подтверждения: 482913\n",
+        html="<p>Код</p>",
+        message_id="<1@leasing.example.ru>",
+        attachments=[
+            Attachment("акт выполненных работ № 7 за декабрь 2026 года.pdf", "application/pdf", b"%PDF")
+        ],
+    )
+    assert (envelope.sender, envelope.recipient) == ("obmen@leasing.example.ru", "anna@example.ru")
+    lines = envelope.data.split(b"\r\n")
+    head = envelope.data.split(b"\r\n\r\n", 1)[0].split(b"\r\n")
+    assert b"\n" not in b"".join(lines) and max(map(len, head)) <= 78 and max(map(len, lines)) <= 998
+    message = BytesParser(policy=policy.default).parsebytes(envelope.data)
+    assert message["subject"] == long_subject and message["message-id"] == "<1@leasing.example.ru>"
+    assert [p.get_content_type() for p in message.walk()] == [
+        "multipart/mixed",
+        "multipart/alternative",
+        "text/plain",
+        "text/html",
+        "application/pdf",
+    ]
+    body = message.get_body(("plain",))
+    assert body is not None and body.get_content() == "Код подтверждения: 482913\n"
+    [attachment] = list(message.iter_attachments())
+    assert attachment.get_filename() == "акт выполненных работ № 7 за декабрь 2026 года.pdf"
+    assert attachment.get_content() == b"%PDF"
