@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 import threading
 import time
 from collections.abc import Iterator
@@ -190,24 +189,6 @@ def insert_ignoring_conflicts(session: Session, model: type[Any]) -> Any:
     transaction; with ``.returning(...)`` only the rows written come back.
     """
     return dialect_insert(session, model).on_conflict_do_nothing()
-
-
-def insert_new(session: Session, model: type[Any], values: dict[str, Any]) -> int | None:
-    """Insert one row unless its unique key is there (``ON CONFLICT DO NOTHING``): its id, or None.
-
-    For a row written in every step of a batch: one statement per model and database, built once (its
-    compiled form cached), run on the session's connection without the ORM's autoflush and bulk-insert
-    layer. So the row must not depend on objects the session has pending (none of its keys may point
-    at a row not yet flushed): a plain register row with its business key.
-    """
-    statement = _insert_new(session.get_bind().dialect.name, model.__table__)
-    row_id: int | None = session.connection().execute(statement, values).scalar()
-    return row_id
-
-
-@functools.cache
-def _insert_new(dialect: str, table: Table) -> Any:
-    return _dialect_insert(dialect, table).on_conflict_do_nothing().returning(table.c.id)
 
 
 def dispose_engines() -> None:
