@@ -59,12 +59,6 @@ def main() -> None:
     parser.add_argument("--noop-n", type=int, default=5000)
     parser.add_argument("--gateway-processes", type=int, default=1)
     parser.add_argument(
-        "--worker-nice",
-        type=int,
-        default=0,
-        help="run the workers at this nice value, the gateway at 0 (docs/operations.md: a shared host)",
-    )
-    parser.add_argument(
         "--prefill", type=int, default=0, help="rows of history in each large register first (bench.console)"
     )
     args = parser.parse_args()
@@ -97,10 +91,7 @@ def main() -> None:
         }
         # The flow's queues only: a worker on every queue refuses to start without every system's URL.
         workers = [
-            start_worker(
-                env=run_env, concurrency=1, pool="solo", queues="payments,crm", nice=args.worker_nice
-            )
-            for _ in range(2)
+            start_worker(env=run_env, concurrency=1, pool="solo", queues="payments,crm") for _ in range(2)
         ]
 
         # This run's payments, not the history ``--prefill`` put there: ids above it (the primary key),
@@ -159,7 +150,6 @@ def main() -> None:
             "accept_p99_after_first_64_ms": LoadResult(load.latencies_s[64:]).percentile_ms(0.99),
             "posted_per_s_end_to_end": posted_per_s,
             "gateway_processes": args.gateway_processes,
-            "worker_nice": args.worker_nice,
             "cpu_ms_per_payment_gateway": gateway_ms,
             "cpu_ms_per_payment_workers": worker_ms,
             "cpu_ms_per_payment_postgres": postgres_ms,

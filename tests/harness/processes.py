@@ -108,15 +108,10 @@ def start_worker(
     concurrency: int = 2,
     pool: str = "prefork",
     queues: str | None = None,
-    nice: int = 0,
 ) -> Process:
-    """An ``obmen worker``, once it is ready; ``nice`` lowers its CPU priority (``nice(1)``), as a host
-    that gives its HTTP gateway the first call on the CPU runs its workers (docs/operations.md)."""
     argv = [OBMEN, "worker", "-c", str(concurrency), "-P", pool, "--without-mingle", "--without-gossip"]
     if queues:
         argv += ["-Q", queues]
-    if nice:
-        argv = ["nice", "-n", str(nice), *argv]
     ready = Path(tempfile.mkdtemp(prefix="obmen-worker-")) / "ready"
     worker = Process(
         argv, env={"OBMEN_LOG_JSON": "false", **(env or {}), "OBMEN_WORKER_READY_FILE": str(ready)}
