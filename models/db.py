@@ -171,10 +171,7 @@ def db_clock(session: Session) -> datetime:
 
 def dialect_insert(session: Session, model: type[Any] | Table) -> Any:
     """The session's database's own ``INSERT`` (Postgres or SQLite), which has ``on_conflict_do_…``."""
-    return _dialect_insert(session.get_bind().dialect.name, model)
-
-
-def _dialect_insert(dialect: str, model: type[Any] | Table) -> Any:
+    dialect = session.get_bind().dialect.name
     if dialect == "postgresql":
         return postgresql.insert(model)
     if dialect == "sqlite":
