@@ -6,7 +6,7 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Select, Table, create_engine, event, func, select, text, type_coerce
@@ -140,13 +140,19 @@ def db_now(session: Session) -> datetime:
     if session.get_bind().dialect.name == "sqlite":
         return utcnow()
     # now() is the transaction's start: asked once per transaction, not once per row of a batch.
+    return _db_start(session)[0]
+
+
+def _db_start(session: Session) -> tuple[datetime, float]:
+    """The transaction's start by the database clock, and this process's monotonic clock when read."""
     cached = session.info.get(_NOW)
     if cached is not None and cached[0] is session.get_transaction():
-        return cached[1]
+        return cached[1], cached[2]
     now = session.execute(select(type_coerce(func.now(), UTCDateTime()))).scalar_one()
     # Taken after the query, which began the transaction if none was open.
-    session.info[_NOW] = (session.get_transaction(), now)
-    return now
+    read_at = time.monotonic()
+    session.info[_NOW] = (session.get_transaction(), now, read_at)
+    return now, read_at
 
 
 def locked_with_now(session: Session, statement: Select[Any]) -> list[Any]:
@@ -154,8 +160,23 @@ def locked_with_now(session: Session, statement: Select[Any]) -> list[Any]:
     same round trip: ``db_now`` then answers from it for the rest of the transaction."""
     found = session.execute(statement.add_columns(type_coerce(func.now(), UTCDateTime()))).all()
     if found:
-        session.info[_NOW] = (session.get_transaction(), found[0][-1])
+        session.info[_NOW] = (session.get_transaction(), found[0][-1], time.monotonic())
     return [row[0] for row in found]
+
+
+def db_elapsed_now(session: Session) -> datetime:
+    """The database clock at this instant without a round trip: the transaction's start plus the
+    time this process has seen pass since it read it.
+
+    Never later than the database's own clock (the start was read after it happened), so a check
+    that something is due errs towards "not yet". A step that calls out inside its transaction (a
+    batch of SEP polls, one call a row) reads each row's time here, where ``db_now`` would give
+    every row the batch's start.
+    """
+    if session.get_bind().dialect.name == "sqlite":
+        return utcnow()
+    start, read_at = _db_start(session)
+    return start + timedelta(seconds=time.monotonic() - read_at)
 
 
 def db_clock(session: Session) -> datetime:

@@ -54,8 +54,11 @@ BATCHED_STEPS: set[str] = set()
 BATCH_MAX = 50
 # Rows due this close together go in one message, published with the latest one's countdown.
 BATCH_WINDOW_S = 1.0
-# The header of a batched message: the request id of each of its rows, in the order of ``ids``.
+# The headers of a batched message: the request id of each of its rows, in the order of ``ids``, and
+# the task id each would have been published under alone (its signature's own, else the outbox
+# row's), which a step telling its own delivery from a copy compares (the SEP poll's token).
 REQUEST_IDS_HEADER = "obmen_request_ids"
+TASK_IDS_HEADER = "obmen_task_ids"
 
 
 def enqueue(
@@ -385,9 +388,12 @@ class _Message:
             return
         payload = dict(first.kwargs)
         options = payload["options"] = dict(payload.get("options") or {})
+        # The message's own id is its first row's outbox id: a row's own task id is that row's alone.
+        options.pop("task_id", None)
         headers = options["headers"] = dict(options.get("headers") or {})
         headers.pop(HEADER, None)
         headers[REQUEST_IDS_HEADER] = [_request_id(r.kwargs) for r in self.rows]
+        headers[TASK_IDS_HEADER] = [_own_task_id(r) for r in self.rows]
         payload["kwargs"] = {"ids": [r.kwargs["kwargs"]["id"] for r in self.rows]}
         _publish(first.id, payload, producer, countdown)
 
@@ -416,7 +422,8 @@ def _messages(rows: Sequence[Row[Any]]) -> list[_Message]:
 
 def _batch_key(payload: dict[str, Any]) -> str | None:
     """What a batched step's message must share with others to go in one (its options, but not the
-    request id: each row's goes in the batch's header); None for a message that goes alone."""
+    request id nor the task id: each row's goes in the batch's headers); None for a message that
+    goes alone."""
     kwargs = payload.get("kwargs")
     if (
         payload.get("task") not in BATCHED_STEPS
@@ -427,8 +434,15 @@ def _batch_key(payload: dict[str, Any]) -> str | None:
     ):
         return None
     options = dict(payload.get("options") or {})
+    options.pop("task_id", None)
     options["headers"] = {k: v for k, v in (options.get("headers") or {}).items() if k != HEADER}
     return json.dumps([payload["task"], options], sort_keys=True, default=str)
+
+
+def _own_task_id(row: Row[Any]) -> str:
+    """The task id the relay publishes ``row`` under when it goes alone (see :func:`_publish`)."""
+    own = (row.kwargs.get("options") or {}).get("task_id")
+    return own if isinstance(own, str) else task_id_for(row.id)
 
 
 def _request_id(payload: dict[str, Any]) -> str | None:

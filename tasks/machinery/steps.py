@@ -42,6 +42,7 @@ from tasks.machinery.outbox import (
     BATCHED_STEPS,
     REQUEST_IDS_HEADER,
     STEP_REGISTERS,
+    TASK_IDS_HEADER,
     enqueue,
     stamped,
 )
@@ -153,7 +154,7 @@ def run_step(spec: StepSpec[Any], row_id: int, task: Task | None = None) -> Outc
             if not rows:
                 return Outcome.NOTHING_TO_DO
             with _prefetched(spec, session, rows) as prefetched:
-                _work(session, spec, rows, task, prefetched)
+                _work(session, spec, rows, task.request.id if task is not None else None, prefetched)
     except Exception as exc:
         return _failed(spec, row_id, attempt, exc, task)
     log.info("step.done", step=spec.task_name, attempt=attempt)
@@ -178,11 +179,12 @@ def run_steps(spec: StepSpec[Any], row_ids: Sequence[int], task: Task | None = N
     attempts, outcomes = _claim_rows(spec, row_ids, task)
 
     request_ids = _request_ids(task, row_ids)
+    task_ids = _task_ids(task, row_ids) if spec.takes_task_id else {}
     try:
-        worked, failures = _work_batch(spec, list(attempts), task, request_ids, savepoints=not spec.rerun)
+        worked, failures = _work_batch(spec, list(attempts), task_ids, request_ids, savepoints=not spec.rerun)
     except _RunAgain as again:
         log.info("step.batch_again", step=spec.task_name, error=describe(again.__cause__ or again))
-        worked, failures = _work_batch(spec, list(attempts), task, request_ids, savepoints=True)
+        worked, failures = _work_batch(spec, list(attempts), task_ids, request_ids, savepoints=True)
     done = [row_id for row_id in worked if row_id not in failures]
     outcomes[Outcome.NOTHING_TO_DO] += len(attempts) - len(worked)
     outcomes[Outcome.DONE] += len(done)
@@ -200,7 +202,7 @@ class _RunAgain(Exception):
 def _work_batch(
     spec: StepSpec[Any],
     ids: list[int],
-    task: Task | None,
+    task_ids: dict[int, str | None],
     request_ids: dict[int, dict[str, str]],
     *,
     savepoints: bool,
@@ -223,7 +225,7 @@ def _work_batch(
                     with _bound(some, request_ids):
                         try:
                             with session.begin_nested() if savepoints else nullcontext():
-                                _work(session, spec, some, task, prefetched)
+                                _work(session, spec, some, task_ids.get(some[0].id), prefetched)
                         except Exception as exc:
                             if not savepoints:
                                 raise _RunAgain from exc
@@ -380,9 +382,14 @@ def _call(
     spec.fn(session, rows if spec.set_wise else rows[0], **keywords)
 
 
-def _work(session: Session, spec: StepSpec[Any], rows: list[Any], task: Task | None, prefetched: Any) -> None:
-    """The plain function on claimed rows, under their locks; a success gives each its attempts back."""
-    _call(spec, session, rows, task.request.id if task is not None else None, prefetched)
+def _work(
+    session: Session, spec: StepSpec[Any], rows: list[Any], task_id: str | None, prefetched: Any
+) -> None:
+    """The plain function on claimed rows, under their locks; a success gives each its attempts back.
+
+    ``task_id``: the rows' delivery (see ``step``), None without Celery.
+    """
+    _call(spec, session, rows, task_id, prefetched)
     for row in rows:
         row.attempts = 0
         due = row.next_step_at
@@ -393,16 +400,29 @@ def _work(session: Session, spec: StepSpec[Any], rows: list[Any], task: Task | N
             row.next_step_at = None
 
 
-def _request_ids(task: Task | None, row_ids: Sequence[int]) -> dict[int, dict[str, str]]:
-    """Each row's request id from a batched message's header, to bind while the row works."""
-    carried = getattr(task.request, REQUEST_IDS_HEADER, None) if task is not None else None
+def _carried(task: Task | None, header: str, row_ids: Sequence[int]) -> dict[int, Any]:
+    """Each row's value in a header of a batched message (a list in the order of its ``ids``)."""
+    carried = getattr(task.request, header, None) if task is not None else None
     if not isinstance(carried, list) or len(carried) != len(row_ids):
         return {}
-    return {
-        row_id: {"request_id": request_id}
-        for row_id, request_id in zip(row_ids, carried, strict=True)
-        if isinstance(request_id, str)
-    }
+    return dict(zip(row_ids, carried, strict=True))
+
+
+def _request_ids(task: Task | None, row_ids: Sequence[int]) -> dict[int, dict[str, str]]:
+    """Each row's request id from a batched message's header, to bind while the row works."""
+    carried = _carried(task, REQUEST_IDS_HEADER, row_ids)
+    return {row_id: {"request_id": value} for row_id, value in carried.items() if isinstance(value, str)}
+
+
+def _task_ids(task: Task | None, row_ids: Sequence[int]) -> dict[int, str | None]:
+    """Each row's delivery: the task id its message would have had alone, which a batched message
+    carries for each of its rows; else (a message of ``ids`` from elsewhere, a row's own message)
+    the message's own. None of them without Celery."""
+    if task is None:
+        return {}
+    carried = _carried(task, TASK_IDS_HEADER, row_ids)
+    own = task.request.id
+    return {row_id: carried[row_id] if isinstance(carried.get(row_id), str) else own for row_id in row_ids}
 
 
 def _settle(
@@ -562,13 +582,16 @@ def step(
     """Declare the step ``name`` working on ``model`` rows in ``statuses``.
 
     The plain function takes ``(session, row)``. One that must tell its own delivery from a copy
-    (the SEP poll) also declares a keyword-only ``task_id``: the delivery's Celery task id, or None
-    when it runs without Celery. ``queue_of`` names the queue of a row whose step does not follow
-    the task's route (the canary of each queue). ``claim_counts`` names integer columns counted up
-    with the attempt in the claim's own commit, for what must be counted even when the worker dies
-    mid-step (the SEP sends). ``batch`` lets the outbox relay group the step's messages, up to
-    :data:`BATCH_MAX` ids in one (``run_steps``): for steps whose work is short, because a batch
-    holds its rows' locks until its last row is done.
+    (the SEP poll) also declares a keyword-only ``task_id``: the row's delivery, the task id its
+    message was published under (in a batched message, the one the relay carries for the row in its
+    ``obmen_task_ids`` header: the row's own, as if it had gone alone), or None when it runs
+    without Celery; not with ``set_wise``, whose call works many rows. ``queue_of`` names the
+    queue of a row whose step does not follow the task's route (the canary of each queue).
+    ``claim_counts`` names integer columns counted up with the attempt in the claim's own commit,
+    for what must be counted even when the worker dies mid-step (the SEP sends). ``batch`` lets
+    the outbox relay group the step's messages, up to :data:`BATCH_MAX` ids in one
+    (``run_steps``): for steps whose work is short, or that bound it themselves (the SEP poll),
+    because a batch holds its rows' locks until its last row is done.
 
     ``prefetch(session, rows)`` gives what the rows of one work transaction share, loaded or opened
     once for them instead of once a row: a context manager entered in the work transaction before
@@ -598,8 +621,10 @@ def step(
             raise RuntimeError(
                 f"step {name}: a set-wise step's batch must be one it may run again (``rerun``)"
             )
-        if batch and takes_task_id:
-            raise RuntimeError(f"step {name}: a batched message has no delivery of one row to tell apart")
+        if set_wise and takes_task_id:
+            raise RuntimeError(
+                f"step {name}: a set-wise call works many rows, each with a delivery of its own"
+            )
         if (prefetch is not None) != _takes_keyword(fn, "prefetched"):
             raise RuntimeError(
                 f"step {name}: declare ``prefetch`` and a keyword-only ``prefetched`` together"

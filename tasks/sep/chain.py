@@ -81,7 +81,9 @@ def schedule_poll(session: Session, request: SepRequest, at: datetime) -> None:
 
     The token is chosen before the outbox row is written, so the step's changes to the request and
     the row go in one flush at its commit, not one to learn the row's id and another after it.
-    A poll delivered early with any other task id is a copy (see steps.poll_queue).
+    Polls due together go as one batched message, which carries each row's token for it (the relay's
+    ``obmen_task_ids`` header). A poll delivered early under any other token is a copy (see
+    steps.poll_queue).
     """
     request.poll_task_id = f"sep-poll-{request.id}-{uuid.uuid4().hex}"
     request.next_poll_at = at

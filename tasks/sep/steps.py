@@ -1,23 +1,23 @@
 """The machinery of every SEP request: send it, poll its queue number, apply its result.
 
-Each is a step on the ``sep_exchange_queue`` row (``{"id": ...}``), taking the statuses
+Each is a step on the ``sep_exchange_queue`` row (``{"id": ...}``; the poll and the apply are
+batched, ``{"ids": [...]}`` from the relay), taking the statuses
 ``chain.NEXT_STEP`` gives it; see ``chain.py`` for how they follow each other and ``apply.py`` for
 what a result changes.
 """
 
 from __future__ import annotations
 
-import time
 from datetime import timedelta
 
 import structlog
 from sqlalchemy.orm import Session
 
-from config.settings import get_settings
-from integrations.errors import PermanentError, TransientError
+from config.settings import Settings, get_settings
+from integrations.errors import PermanentError, RateLimited, TransientError
 from integrations.sep.messages import REQUESTS, QueueState
 from integrations.sep.outcomes import QueueNumberReceived, RequestError, ResponseReceived, XmlReadError
-from models.db import db_clock, db_now
+from models.db import db_clock, db_elapsed_now, db_now
 from models.sep import APPLIED, DONE, ERROR, QUEUED, UNCERTAIN, SepRequest
 from tasks.machinery.policy import countdown
 from tasks.machinery.steps import step
@@ -91,20 +91,28 @@ def submit_request(session: Session, request: SepRequest) -> None:
     mirror(session, request)
 
 
-@step(POLL, model=SepRequest, statuses=statuses_of(POLL))
+@step(POLL, model=SepRequest, statuses=statuses_of(POLL), batch=True)
 def poll_queue(session: Session, request: SepRequest, *, task_id: str | None) -> None:
     """Ask SEP for the queue number's result, never before its time; re-schedule until it is ready.
 
     The first poll is due ``OBMEN_SEP_MIN_POLL_DELAY_S`` after ``submitted_at``, later ones every
     ``OBMEN_SEP_POLL_INTERVAL_S``; both are checked here against the database clock, because a
     countdown can fire early (retry jitter, a worker whose clock runs ahead). An early delivery of
-    the scheduled poll re-schedules itself for the rest of the wait; any other copy returns quietly.
-    After ``OBMEN_SEP_MAX_POLLS`` unready answers the row is parked; a re-drive grants as many more.
+    the scheduled poll (``task_id`` is the row's token, ``poll_task_id``) re-schedules itself for
+    the rest of the wait; any other copy returns quietly. After ``OBMEN_SEP_MAX_POLLS`` unready
+    answers the row is parked; a re-drive grants as many more.
+
+    Batched: polls due together go in one message (one claim, one work commit, one relay), each
+    row in its own savepoint (never ``rerun``: the call to SEP is outside the database). The relay
+    carries each row's own task id in the message, so the token means what it means for a poll
+    sent alone. Each row reads its own moment of the database clock (the batch's start plus the
+    time since), and the batch holds its rows' locks through their calls: once it has held them
+    ``OBMEN_SEP_OPERATION_TIMEOUT_S`` (one slow poll's whole time), it starts no more calls and its
+    rows left are deferred, their attempts given back, each in a message of its own at once.
     """
     settings = get_settings()
     assert request.submitted_at is not None
-    now = db_now(session)  # in Postgres the start of this transaction: never later than the real time
-    started = time.monotonic()
+    now = db_elapsed_now(session)  # this row's moment, never later than the database's clock
     due = max(
         request.submitted_at + timedelta(seconds=settings.sep_min_poll_delay_s), request.next_poll_at or now
     )
@@ -115,6 +123,12 @@ def poll_queue(session: Session, request: SepRequest, *, task_id: str | None) ->
             )
             schedule_poll(session, request, due)
         return
+    held = now - db_now(session)  # how long this row's batch has held its locks
+    if held > _batch_budget(settings):
+        # Given back, not failed: the row was never tried (see the machinery's RateLimited).
+        raise RateLimited(
+            f"its batch held the rows {held.total_seconds():.0f} s; polled in a message of its own"
+        )
     if request.max_polls is None or request.polls >= request.max_polls:
         request.max_polls = request.polls + settings.sep_max_polls  # re-driven after parking
     assert request.queue_number is not None
@@ -135,8 +149,7 @@ def poll_queue(session: Session, request: SepRequest, *, task_id: str | None) ->
         return
     assert isinstance(outcome, ResponseReceived)
     result = outcome.result
-    # The transaction's start plus what this step took: the database clock, without asking it again.
-    polled = now + timedelta(seconds=time.monotonic() - started)
+    polled = db_elapsed_now(session)  # after the answer: the database clock, without asking it again
     request.polls += 1
     request.last_polled_at = polled
     request.sep_state = result.state.value
@@ -174,6 +187,14 @@ def poll_queue(session: Session, request: SepRequest, *, task_id: str | None) ->
         schedule_poll(session, request, polled + timedelta(seconds=wait))
     if changed or request.status != QUEUED:
         mirror(session, request)
+
+
+def _batch_budget(settings: Settings) -> timedelta:
+    """How long a batch of polls may go on starting calls to SEP: one slow poll's whole time, so its
+    rows are locked at most twice what one poll holds its row, and less when the last call would
+    otherwise outlive the task's soft time limit (the self-check keeps one call below it)."""
+    operation = settings.sep_operation_timeout_s
+    return timedelta(seconds=min(operation, settings.task_soft_time_limit_s - operation))
 
 
 def _is_the_scheduled_poll(request: SepRequest, task_id: str | None) -> bool:

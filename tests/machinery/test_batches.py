@@ -10,6 +10,7 @@ from contextlib import contextmanager, nullcontext
 
 import pytest
 import redis
+from celery import current_app
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
@@ -24,12 +25,14 @@ from tasks.machinery.outbox import (
     BATCHED_STEPS,
     REQUEST_IDS_HEADER,
     STEP_REGISTERS,
+    TASK_IDS_HEADER,
     enqueue,
     relay,
     set_dispatch_mode,
+    task_id_for,
 )
 from tasks.machinery.request_id import HEADER, bound_request_id
-from tasks.machinery.steps import STEPS, Outcome, Step, step
+from tasks.machinery.steps import STEPS, Outcome, Step, run_steps, step
 
 NAME = "test.canary_batch"
 
@@ -323,3 +326,60 @@ def test_rerun_is_for_batched_steps() -> None:
     with pytest.raises(RuntimeError, match="batched"):
         step("test.rerun_alone", model=Canary, statuses={"pending"}, rerun=True)(run_canary.spec.fn)
     assert "test.rerun_alone" not in STEPS
+
+
+TELLING = "test.canary_telling"
+
+
+def test_a_batched_step_that_tells_its_delivery_gets_each_rows_own_task_id() -> None:
+    """The relay carries, for each row of a batch, the task id it would have gone under alone (its
+    signature's own, else its outbox row's); a step declaring ``task_id`` gets that, or the
+    message's own id when a message of ``ids`` comes without them."""
+    seen: dict[int, str | None] = {}
+
+    def work(session: Session, canary: Canary, *, task_id: str | None) -> None:
+        seen[canary.id] = task_id
+        run_canary.spec.fn(session, canary)
+
+    telling = step(TELLING, model=Canary, statuses={"pending"}, batch=True)(work)
+    try:
+        ids = _canaries((None, 0), (None, 0), (None, 0))
+        with session_scope() as s:
+            enqueue(s, current_app.signature(TELLING, kwargs={"id": ids[0]}, task_id="own-token"))
+            plain = enqueue(s, TELLING, {"id": ids[1]})
+            s.flush()
+            plain_id = plain.id
+        assert relay() == 2
+        [message] = [m for m in _queued() if m["headers"]["task"] == TELLING]
+        assert _kwargs(message) == {"ids": ids[:2]}
+        carried = message["headers"][TASK_IDS_HEADER]
+        assert carried == ["own-token", task_id_for(plain_id)] and message["headers"]["id"] not in carried
+
+        telling.task.push_request(id="the-batch", **{TASK_IDS_HEADER: carried})
+        try:
+            assert run_steps(telling.spec, ids[:2], telling.task) == {Outcome.DONE: 2}
+        finally:
+            telling.task.pop_request()
+        assert seen == {ids[0]: "own-token", ids[1]: task_id_for(plain_id)}
+
+        telling.task.push_request(id="from-elsewhere")  # ids, but no task ids carried
+        try:
+            assert run_steps(telling.spec, ids[2:], telling.task) == {Outcome.DONE: 1}
+        finally:
+            telling.task.pop_request()
+        assert seen[ids[2]] == "from-elsewhere"
+    finally:
+        STEPS.pop(TELLING)
+        STEP_REGISTERS.pop(TELLING)
+        BATCHED_STEPS.discard(TELLING)
+
+
+def test_a_set_wise_step_cannot_tell_a_delivery_a_row() -> None:
+    def work(session: Session, canaries: list[Canary], *, task_id: str | None) -> None:
+        raise AssertionError("never called")
+
+    with pytest.raises(RuntimeError, match="set-wise"):
+        step(
+            "test.set_wise_telling", model=Canary, statuses={"pending"}, batch=True, rerun=True, set_wise=True
+        )(work)
+    assert "test.set_wise_telling" not in STEPS

@@ -10,13 +10,15 @@ from collections.abc import Callable
 from datetime import datetime
 
 import pytest
-from sqlalchemy import update
+from sqlalchemy import select, update
 
 from models.db import session_scope
+from models.outbox import Outbox
 from models.sep import APPLIED, OWNED, PENDING, SepAssetStatus, SepRequest
 from sandbox.server import Sandbox
-from tasks.machinery.outbox import enqueue, relay_all, set_dispatch_mode
+from tasks.machinery.outbox import TASK_IDS_HEADER, enqueue, relay_all, set_dispatch_mode
 from tasks.machinery.sweeper import sweep
+from tasks.sep.chain import POLL
 from tests.harness.processes import start_worker
 from tests.harness.waiting import wait_for
 from tests.sep.conftest import (
@@ -82,6 +84,47 @@ def test_letter_to_applied_data_with_no_poll_before_the_minimum_delay_even_with_
     assert len(item.polls) == 1
     assert (item.polls[0][0] - item.accepted_at).total_seconds() >= 2.0
     assert "sep.poll_early" in worker.text()
+
+
+def test_a_batched_poll_delivered_early_reschedules_its_rows_once_and_its_copies_return_quietly(
+    sep_box: Sandbox, master: None, worker_env: dict[str, str]
+) -> None:
+    """The batched equivalent of the poll's token: a batch of polls carries each row's own task id,
+    so its early delivery re-schedules each row once, and copies of it (a redelivery, a message of
+    ``ids`` from elsewhere) return quietly: no poll before its time, and no more messages."""
+    from workers.app import app
+
+    add_vehicle(sep_box)
+    number = start_ownership_change(sep_box)["application_number"]
+    # Time enough for the early batch to be worked before its rows fall due, on a loaded machine.
+    worker = start_worker(env={**worker_env, "OBMEN_SEP_MIN_POLL_DELAY_S": "5"}, queues="sep,ops")
+    try:
+        call("sep.request_application_data", application_number=number)
+        call("sep.request_applications")
+        queued = wait_for(
+            lambda: len(found := requests_of()) == 2 and all(r.poll_task_id for r in found) and found,
+            timeout=30,
+            what="both queue numbers",
+        )
+        ids = [r.id for r in queued]
+        tokens = {TASK_IDS_HEADER: [r.poll_task_id for r in queued]}
+        app.send_task(POLL, kwargs={"ids": ids}, headers=tokens)  # the scheduled batch, at once
+        wait_for(lambda: worker.text().count("sep.poll_early") == 2, timeout=30, what="the early batch")
+        app.send_task(POLL, kwargs={"ids": ids}, headers=tokens)  # redelivered
+        app.send_task(POLL, kwargs={"ids": ids})  # sent by someone else
+        wait_for(
+            lambda: [r.status for r in requests_of()] == [APPLIED, APPLIED],
+            timeout=40,
+            what="both results to be applied",
+        )
+    finally:
+        worker.stop()
+    assert worker.text().count("sep.poll_early") == 2
+    with session_scope() as session:  # the submission's poll and one re-scheduled, for each
+        polls = session.scalars(select(Outbox.kwargs).where(Outbox.task_name == POLL)).all()
+    assert sorted(p["kwargs"]["id"] for p in polls) == sorted(ids * 2)
+    for item in sep(sep_box).world.queue.values():
+        assert len(item.polls) == 1 and (item.polls[0][0] - item.accepted_at).total_seconds() >= 5.0
 
 
 def _killed_mid_submission(box: Sandbox, operation: str, done: Callable[[], bool]) -> None:
