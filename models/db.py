@@ -9,7 +9,18 @@ from contextlib import contextmanager
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Select, Table, create_engine, event, func, select, text, type_coerce
+from sqlalchemy import (
+    BindParameter,
+    Select,
+    Table,
+    bindparam,
+    create_engine,
+    event,
+    func,
+    select,
+    text,
+    type_coerce,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DisconnectionError
@@ -114,6 +125,13 @@ def session_scope(url: str | None = None, *, durable: bool = True) -> Iterator[S
         raise
     finally:
         session.close()
+
+
+def typed_bind(model: type[Any] | Table, column: str, prefix: str = "") -> BindParameter[Any]:
+    """A bound value named ``prefix + column``, typed as ``model``'s column is (JSON is serialised, a
+    time zone kept), for statements built once and bound per call."""
+    table = model if isinstance(model, Table) else model.__table__
+    return bindparam(prefix + column, type_=table.c[column].type)
 
 
 def without_flush_wait(statement: Any, dialect: str) -> Any:

@@ -16,13 +16,12 @@ import functools
 from typing import Any
 
 import structlog
-from sqlalchemy import BindParameter, Executable, bindparam, insert, select
+from sqlalchemy import Executable, insert, select
 from sqlalchemy.orm import Session
 
 from integrations.exchange import Exchange
 from integrations.sep.outcomes import SepExchange
-from models.base import Base
-from models.db import engine_for, session_scope, without_flush_wait
+from models.db import engine_for, session_scope, typed_bind, without_flush_wait
 from models.exchange_log import ExchangeLog
 from models.sep import SepExchangeError, SepExchangeHistory
 from tasks.machinery.exchange import EXCHANGE_COLUMNS, autocommit, exchange_columns, record_exchange
@@ -99,26 +98,21 @@ def _one_statement(errors: int) -> Executable:
     form is cached, and each exchange only binds its values."""
     logged = (
         insert(ExchangeLog)
-        .values({c: _bound(ExchangeLog, "log_", c) for c in EXCHANGE_COLUMNS})
+        .values({c: typed_bind(ExchangeLog, c, "log_") for c in EXCHANGE_COLUMNS})
         .returning(ExchangeLog.id)
         .cte("logged")
     )
     history = insert(SepExchangeHistory).from_select(
         [*_HISTORY, "exchange_log_id"],
         without_flush_wait(
-            select(*(_bound(SepExchangeHistory, "history_", c) for c in _HISTORY), logged.c.id),
+            select(*(typed_bind(SepExchangeHistory, c, "history_") for c in _HISTORY), logged.c.id),
             "postgresql",
         ),
     )
     if errors:
-        rows = [{c: _bound(SepExchangeError, f"error{n}_", c) for c in _ERRORS} for n in range(errors)]
+        rows = [{c: typed_bind(SepExchangeError, c, f"error{n}_") for c in _ERRORS} for n in range(errors)]
         history = history.add_cte(insert(SepExchangeError).values(rows).cte("errors"))
     return history
-
-
-def _bound(model: type[Base], prefix: str, column: str) -> BindParameter[Any]:
-    """The value of ``model``'s ``column`` in :func:`_parameters`, typed as the column is."""
-    return bindparam(prefix + column, type_=model.__table__.c[column].type)
 
 
 def _one_by_one(session: Session, exchange: SepExchange) -> None:
