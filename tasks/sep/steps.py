@@ -1,7 +1,7 @@
 """The machinery of every SEP request: send it, poll its queue number, apply its result.
 
-Each is a step on the ``sep_exchange_queue`` row (``{"id": ...}``; the poll and the apply are
-batched, ``{"ids": [...]}`` from the relay), taking the statuses
+Each is a step on the ``sep_exchange_queue`` row (``{"id": ...}``; all three are batched,
+``{"ids": [...]}`` from the relay), taking the statuses
 ``chain.NEXT_STEP`` gives it; see ``chain.py`` for how they follow each other and ``apply.py`` for
 what a result changes.
 """
@@ -31,16 +31,26 @@ log = structlog.get_logger(__name__)
 
 # A send is counted before it leaves, in the claim's commit: a worker that dies mid-send (the request
 # may have reached SEP) still counts it. A copy of the message that then finds the work done counts
-# one that never left: ``sends`` is an upper bound, never below the truth.
-@step(SUBMIT, model=SepRequest, statuses=statuses_of(SUBMIT), claim_counts=("sends",))
+# one that never left, and so does a batch: its claim counts every row's send before the first
+# leaves, and a row it defers (its time is up) or finds done never sent. ``sends`` is an upper
+# bound, never below the truth.
+@step(SUBMIT, model=SepRequest, statuses=statuses_of(SUBMIT), claim_counts=("sends",), batch=True)
 def submit_request(session: Session, request: SepRequest) -> None:
     """Send the request to SEP under its fixed message id; keep the queue number and schedule the first poll.
 
     A request whose earlier send may have reached SEP (``uncertain``, or a worker that died
     mid-send) is sent again with the same message id: SEP answers a repeated message id with the
     original queue number, so one business request never becomes two SEP applications.
+
+    Batched: submissions relayed together go in one message (one claim, one work commit, one
+    relay), each row in its own savepoint (never ``rerun``: the send is outside the database), so
+    the first polls they schedule are committed, relayed and polled together too. The claim
+    counts each row's send before any leaves (``sends`` stays an upper bound). The batch holds its
+    rows' locks through their sends, one after the other: like a batch of polls, it starts no send
+    once it has held them its time (:func:`within_batch_time`), its rows left deferred.
     """
     settings = get_settings()
+    within_batch_time(session, settings)
     args = REQUESTS[request.operation].model_validate(request.payload)
     if request.status == UNCERTAIN or request.attempts > 1:
         log.warning(
@@ -107,8 +117,9 @@ def poll_queue(session: Session, request: SepRequest, *, task_id: str | None) ->
     carries each row's own task id in the message, so the token means what it means for a poll
     sent alone. Each row reads its own moment of the database clock (the batch's start plus the
     time since), and the batch holds its rows' locks through their calls: once it has held them
-    ``OBMEN_SEP_OPERATION_TIMEOUT_S`` (one slow poll's whole time), it starts no more calls and its
-    rows left are deferred, their attempts given back, each in a message of its own at once.
+    ``OBMEN_SEP_OPERATION_TIMEOUT_S`` (one slow poll's whole time: :func:`within_batch_time`, as
+    for submissions), it starts no more calls and its rows left are deferred, their attempts given
+    back, each in a message of its own at once.
     """
     settings = get_settings()
     assert request.submitted_at is not None
@@ -123,12 +134,7 @@ def poll_queue(session: Session, request: SepRequest, *, task_id: str | None) ->
             )
             schedule_poll(session, request, due)
         return
-    held = now - db_now(session)  # how long this row's batch has held its locks
-    if held > _batch_budget(settings):
-        # Given back, not failed: the row was never tried (see the machinery's RateLimited).
-        raise RateLimited(
-            f"its batch held the rows {held.total_seconds():.0f} s; polled in a message of its own"
-        )
+    within_batch_time(session, settings)
     if request.max_polls is None or request.polls >= request.max_polls:
         request.max_polls = request.polls + settings.sep_max_polls  # re-driven after parking
     assert request.queue_number is not None
@@ -189,12 +195,23 @@ def poll_queue(session: Session, request: SepRequest, *, task_id: str | None) ->
         mirror(session, request)
 
 
-def _batch_budget(settings: Settings) -> timedelta:
-    """How long a batch of polls may go on starting calls to SEP: one slow poll's whole time, so its
-    rows are locked at most twice what one poll holds its row, and less when the last call would
-    otherwise outlive the task's soft time limit (the self-check keeps one call below it)."""
+def within_batch_time(session: Session, settings: Settings) -> None:
+    """Raise :class:`RateLimited` when this row's batch may start no more calls to SEP.
+
+    A batch of SEP steps (submissions, polls) holds its rows' locks through their calls, one after
+    the other. It goes on starting them for one slow call's whole time
+    (``OBMEN_SEP_OPERATION_TIMEOUT_S``), so its rows are locked at most twice what one step holds
+    its row, and less when the last call would otherwise outlive the task's soft time limit (the
+    self-check keeps one call below it). A row past it is given back, not failed: never tried, its
+    attempt is returned and it comes back at once in a message of its own (the machinery's
+    ``RateLimited``). Alone, or first in its batch, a row is always within its time.
+    """
+    held = db_elapsed_now(session) - db_now(session)  # how long the batch has held its rows' locks
     operation = settings.sep_operation_timeout_s
-    return timedelta(seconds=min(operation, settings.task_soft_time_limit_s - operation))
+    if held > timedelta(seconds=min(operation, settings.task_soft_time_limit_s - operation)):
+        raise RateLimited(
+            f"its batch held the rows {held.total_seconds():.0f} s; left for a message of its own"
+        )
 
 
 def _is_the_scheduled_poll(request: SepRequest, task_id: str | None) -> bool:
