@@ -27,7 +27,7 @@ import os
 import statistics
 import tempfile
 import time
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
@@ -248,6 +248,11 @@ def _run(
     first_delays: list[float] = []
     per_number: dict[int, int] = {}  # polls per queue number -> how many queue numbers
     early = 0
+    # Where a result's wait goes past the interval: the poll that found it, after its due time (the
+    # poll before it plus the interval, or the acceptance plus the minimum delay), and that poll to
+    # the result applied. By results ready during the submission burst, and after it.
+    late: dict[bool, list[float]] = {True: [], False: []}
+    to_applied: dict[bool, list[float]] = {True: [], False: []}
     for queue_number, applied_at in rows:
         item = sep_log[queue_number]
         accepted, ready = (
@@ -260,6 +265,14 @@ def _run(
             steady.append(latency[-1])
         times = [datetime.fromisoformat(p["at"]) for p in item["polls"]]
         first_delays.append((times[0] - accepted).total_seconds())
+        after_burst = ready > burst_over
+        due = (
+            times[-2] + timedelta(seconds=args.interval)
+            if len(times) > 1
+            else accepted + timedelta(seconds=args.min_delay)
+        )
+        late[after_burst].append((times[-1] - due).total_seconds())
+        to_applied[after_burst].append((applied_at - times[-1]).total_seconds())
         early += sum(1 for t in times if (t - accepted).total_seconds() < args.min_delay)
         per_number[len(times)] = per_number.get(len(times), 0) + 1
     steps = args.n * 2 + sum(
@@ -285,6 +298,12 @@ def _run(
         "of_those_ready_to_applied_median_s": round(statistics.median(steady), 2) if steady else None,
         "of_those_ready_to_applied_p99_s": round(_percentile(steady, 0.99), 2) if steady else None,
         "target_p99_s": args.interval + 2,
+        "finding_poll_after_its_due_time_p99_s_in_burst_after": tuple(
+            round(_percentile(late[k], 0.99), 2) if late[k] else None for k in (False, True)
+        ),
+        "finding_poll_to_applied_p99_s_in_burst_after": tuple(
+            round(_percentile(to_applied[k], 0.99), 2) if to_applied[k] else None for k in (False, True)
+        ),
         "worker_rss_idle_mb": round(idle_rss_kb / 1024, 1),
         "worker_rss_peak_mb": round(peak_rss_kb / 1024, 1),
         "worker_rss_growth_mb": round((peak_rss_kb - idle_rss_kb) / 1024, 1),

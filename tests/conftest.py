@@ -1,5 +1,8 @@
 """Test session set-up: a throwaway Postgres database and a Redis database of this session's own.
 
+Under pytest-xdist (``make test`` runs two processes) each process is such a session; the controller,
+which runs no test, takes none.
+
 The environment is set in ``pytest_configure``, before any test module imports the settings or the
 Celery app, so every process the tests start (workers, the gateway, CLI commands) sees the same stores.
 """
@@ -24,8 +27,8 @@ _stores: stores.TestStores | None = None
 
 def pytest_configure(config: pytest.Config) -> None:
     global _stores
-    if os.environ.get("PYTEST_XDIST_WORKER"):
-        raise pytest.UsageError("run the suite in one process; workers and brokers are per session")
+    if getattr(config.option, "numprocesses", None) and not os.environ.get("PYTEST_XDIST_WORKER"):
+        return  # pytest-xdist's controller runs no test: each of its processes takes stores of its own
     _stores = stores.create()
     os.environ.update(
         {
