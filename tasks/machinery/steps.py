@@ -317,10 +317,11 @@ def _claim_statement(step_name: str, dialect: str) -> Any:
     """Built once a step and database: its compiled form is cached, a claim only binds its values."""
     spec = STEPS[step_name]
     table = spec.model.__table__
-    # The conditions go with the ids, in the locking scan: in the UPDATE's own WHERE they let the
-    # planner drive the join from the status index instead of the ids (with a million payments of
-    # history analysed, a payment's Postgres CPU went from 0.8 to 2.9 ms, `bench/payments.py
-    # --prefill`). Postgres checks them again on a row's latest version when its lock was waited for.
+    # The conditions go with the ids, in the locking scan: in the UPDATE's own WHERE they gave the
+    # planner a second way in, the status index, and with a million payments of history analysed
+    # this statement became the server's busiest, a payment's Postgres CPU 0.8 → 2.9 ms
+    # (`bench/payments.py --prefill`). Postgres checks them again on a row's latest version after a
+    # lock wait.
     locked = (
         select(table.c.id)
         .where(
