@@ -127,11 +127,10 @@ def session_scope(url: str | None = None, *, durable: bool = True) -> Iterator[S
         session.close()
 
 
-def typed_bind(model: type[Any] | Table, column: str, prefix: str = "") -> BindParameter[Any]:
+def typed_bind(model: type[Any], column: str, prefix: str = "") -> BindParameter[Any]:
     """A bound value named ``prefix + column``, typed as ``model``'s column is (JSON is serialised, a
     time zone kept), for statements built once and bound per call."""
-    table = model if isinstance(model, Table) else model.__table__
-    return bindparam(prefix + column, type_=table.c[column].type)
+    return bindparam(prefix + column, type_=model.__table__.c[column].type)
 
 
 def without_flush_wait(statement: Any, dialect: str) -> Any:

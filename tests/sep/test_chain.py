@@ -6,6 +6,8 @@ import base64
 import json
 import os
 from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import redis
@@ -84,16 +86,8 @@ def test_results_due_together_are_applied_in_one_batched_message(sep_box, master
     assert {r.status for r in requests_of()} == {DONE}
 
     assert STEPS[APPLY].batch
-    statements: list[str] = []
-
-    def executed(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
-        statements.append(statement)
-
-    event.listen(engine_for(), "before_cursor_execute", executed)
-    try:
+    with _statements() as statements:
         assert run_steps(STEPS[APPLY], ids) == Counter({Outcome.DONE: 2})
-    finally:
-        event.remove(engine_for(), "before_cursor_execute", executed)
     # Both results bring the application: it is read once, for the batch, and no row needed a savepoint.
     assert sum("FROM sep_applications" in statement for statement in statements) == 1
     assert not [statement for statement in statements if "SAVEPOINT" in statement]
@@ -114,90 +108,6 @@ def _two_queued(box: Any) -> list[SepRequest]:
     queued = requests_of()
     assert [r.status for r in queued] == [QUEUED, QUEUED]
     return queued
-
-
-def _polls() -> list[Outbox]:
-    with session_scope() as session:
-        return list(session.scalars(select(Outbox).where(Outbox.task_name == POLL).order_by(Outbox.id)))
-
-
-def test_polls_due_together_go_as_one_message_and_one_transaction_each_with_its_token(
-    sep_box, master
-) -> None:
-    """``sep.poll_queue`` is batched: the relay publishes polls due together as one message (its id
-    the first outbox row's), carrying each row's token, the task id it would have gone under alone;
-    the worker claims them in one statement and polls them under one lock, in one transaction."""
-    queued = _two_queued(sep_box)
-    ids = [r.id for r in queued]
-    polls = _polls()
-    assert relay(ids=[p.id for p in polls]) == 2
-    client = redis.Redis.from_url(os.environ["OBMEN_BROKER_URL"])
-    [message] = [json.loads(m) for m in client.lrange("sep", 0, -1)]
-    client.close()
-    assert message["headers"]["id"] == task_id_for(polls[0].id)
-    assert json.loads(base64.b64decode(message["body"]))[1] == {"ids": ids}
-    assert message["headers"][TASK_IDS_HEADER] == [r.poll_task_id for r in queued]
-
-    statements: list[str] = []
-
-    def executed(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
-        statements.append(statement)
-
-    event.listen(engine_for(), "before_cursor_execute", executed)
-    try:
-        assert run_steps(STEPS[POLL], ids) == Counter({Outcome.DONE: 2})
-    finally:
-        event.remove(engine_for(), "before_cursor_execute", executed)
-    locks = [s for s in statements if "FROM sep_exchange_queue" in s and "FOR UPDATE" in s]
-    claims = [s for s in statements if s.startswith("UPDATE sep_exchange_queue SET attempts")]
-    assert (len(claims), len(locks)) == (1, 2)  # the claim's subquery and the work's lock
-    assert [r.status for r in requests_of()] == [DONE, DONE]
-    assert len(soap_requests(sep_box, "GetQueueResult")) == 2
-
-
-def test_a_poll_batch_whose_call_fails_for_one_row_retries_only_that_row(sep_box, master) -> None:
-    first, second = _two_queued(sep_box)
-    sep(sep_box).knobs.update({"fault": "soap_fault", "fault_next": 1})  # SEP cannot answer, once
-    assert run_steps(STEPS[POLL], [first.id, second.id]) == Counter({Outcome.RETRY: 1, Outcome.DONE: 1})
-    failed, polled = requests_of()
-    assert (failed.status, failed.attempts, failed.polls) == (QUEUED, 1, 0)
-    assert "SEP failed: InternalError" in (failed.last_error or "")
-    assert (polled.status, polled.attempts, polled.polls) == (DONE, 0, 1)
-    # The failed row comes back in a message of its own, after the retry policy's countdown.
-    [retry] = [p for p in _polls() if p.business_key == f"retry:sep_exchange_queue:{first.id}:1"]
-    assert retry.kwargs["kwargs"] == {"id": first.id} and retry.published_at is None
-    run_due()
-    assert [r.status for r in requests_of()] == [APPLIED, APPLIED]
-
-
-def test_a_poll_batch_starts_no_call_once_it_has_held_its_rows_its_time(sep_box, master, monkeypatch) -> None:
-    """A batch holds its rows' locks through their calls: past its time (one slow poll's, here cut to
-    1 s by a soft time limit of 4 s) it polls no more, and its rows left get their attempts back
-    and a message of their own, at once."""
-    first, second = _two_queued(sep_box)
-    set_env(monkeypatch, OBMEN_TASK_SOFT_TIME_LIMIT_S="4")  # 4 s less the 3 s a call may take
-    sep(sep_box).knobs.update({"latency_ms": 1200})
-    assert run_steps(STEPS[POLL], [first.id, second.id]) == Counter({Outcome.DONE: 1, Outcome.DEFERRED: 1})
-    polled, deferred = requests_of()
-    assert (polled.status, polled.polls) == (DONE, 1)
-    assert (deferred.status, deferred.attempts, deferred.polls, deferred.last_error) == (QUEUED, 0, 0, None)
-    assert len(soap_requests(sep_box, "GetQueueResult")) == 1
-    [again] = [p for p in _polls() if p.business_key == f"deferred:sep_exchange_queue:{second.id}"]
-    assert again.kwargs["kwargs"] == {"id": second.id}
-    sep(sep_box).knobs.update({"latency_ms": 0})
-    run_due()
-    assert [r.status for r in requests_of()] == [APPLIED, APPLIED]
-
-
-def _two_pending(box: Any) -> list[SepRequest]:
-    """Two requests waiting to be sent, each with its submission's outbox row."""
-    add_vehicle(box)
-    number = start_ownership_change(box)["application_number"]
-    call("sep.request_application_data", application_number=number)
-    call("sep.request_applications")
-    pending = requests_of()
-    assert [r.status for r in pending] == [PENDING, PENDING]
-    return pending
 
 
 def _outbox_of(task: str) -> list[Outbox]:
@@ -221,6 +131,90 @@ def _body(message: dict[str, Any]) -> Any:
     return json.loads(base64.b64decode(message["body"]))[1]
 
 
+@contextmanager
+def _statements() -> Iterator[list[str]]:
+    """The SQL sent to the database inside the block, in order."""
+    statements: list[str] = []
+
+    def executed(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        statements.append(statement)
+
+    event.listen(engine_for(), "before_cursor_execute", executed)
+    try:
+        yield statements
+    finally:
+        event.remove(engine_for(), "before_cursor_execute", executed)
+
+
+def test_polls_due_together_go_as_one_message_and_one_transaction_each_with_its_token(
+    sep_box, master
+) -> None:
+    """``sep.poll_queue`` is batched: the relay publishes polls due together as one message (its id
+    the first outbox row's), carrying each row's token, the task id it would have gone under alone;
+    the worker claims them in one statement and polls them under one lock, in one transaction."""
+    queued = _two_queued(sep_box)
+    ids = [r.id for r in queued]
+    polls = _outbox_of(POLL)
+    assert relay(ids=[p.id for p in polls]) == 2
+    [message] = _published(POLL)
+    assert message["headers"]["id"] == task_id_for(polls[0].id)
+    assert _body(message) == {"ids": ids}
+    assert message["headers"][TASK_IDS_HEADER] == [r.poll_task_id for r in queued]
+
+    with _statements() as statements:
+        assert run_steps(STEPS[POLL], ids) == Counter({Outcome.DONE: 2})
+    locks = [s for s in statements if "FROM sep_exchange_queue" in s and "FOR UPDATE" in s]
+    claims = [s for s in statements if s.startswith("UPDATE sep_exchange_queue SET attempts")]
+    assert (len(claims), len(locks)) == (1, 2)  # the claim's subquery and the work's lock
+    assert [r.status for r in requests_of()] == [DONE, DONE]
+    assert len(soap_requests(sep_box, "GetQueueResult")) == 2
+
+
+def test_a_poll_batch_whose_call_fails_for_one_row_retries_only_that_row(sep_box, master) -> None:
+    first, second = _two_queued(sep_box)
+    sep(sep_box).knobs.update({"fault": "soap_fault", "fault_next": 1})  # SEP cannot answer, once
+    assert run_steps(STEPS[POLL], [first.id, second.id]) == Counter({Outcome.RETRY: 1, Outcome.DONE: 1})
+    failed, polled = requests_of()
+    assert (failed.status, failed.attempts, failed.polls) == (QUEUED, 1, 0)
+    assert "SEP failed: InternalError" in (failed.last_error or "")
+    assert (polled.status, polled.attempts, polled.polls) == (DONE, 0, 1)
+    # The failed row comes back in a message of its own, after the retry policy's countdown.
+    [retry] = [p for p in _outbox_of(POLL) if p.business_key == f"retry:sep_exchange_queue:{first.id}:1"]
+    assert retry.kwargs["kwargs"] == {"id": first.id} and retry.published_at is None
+    run_due()
+    assert [r.status for r in requests_of()] == [APPLIED, APPLIED]
+
+
+def test_a_poll_batch_starts_no_call_once_it_has_held_its_rows_its_time(sep_box, master, monkeypatch) -> None:
+    """A batch holds its rows' locks through their calls: past its time (one slow poll's, here cut to
+    1 s by a soft time limit of 4 s) it polls no more, and its rows left get their attempts back
+    and a message of their own, at once."""
+    first, second = _two_queued(sep_box)
+    set_env(monkeypatch, OBMEN_TASK_SOFT_TIME_LIMIT_S="4")  # 4 s less the 3 s a call may take
+    sep(sep_box).knobs.update({"latency_ms": 1200})
+    assert run_steps(STEPS[POLL], [first.id, second.id]) == Counter({Outcome.DONE: 1, Outcome.DEFERRED: 1})
+    polled, deferred = requests_of()
+    assert (polled.status, polled.polls) == (DONE, 1)
+    assert (deferred.status, deferred.attempts, deferred.polls, deferred.last_error) == (QUEUED, 0, 0, None)
+    assert len(soap_requests(sep_box, "GetQueueResult")) == 1
+    [again] = [p for p in _outbox_of(POLL) if p.business_key == f"deferred:sep_exchange_queue:{second.id}"]
+    assert again.kwargs["kwargs"] == {"id": second.id}
+    sep(sep_box).knobs.update({"latency_ms": 0})
+    run_due()
+    assert [r.status for r in requests_of()] == [APPLIED, APPLIED]
+
+
+def _two_pending(box: Any) -> list[SepRequest]:
+    """Two requests waiting to be sent, each with its submission's outbox row."""
+    add_vehicle(box)
+    number = start_ownership_change(box)["application_number"]
+    call("sep.request_application_data", application_number=number)
+    call("sep.request_applications")
+    pending = requests_of()
+    assert [r.status for r in pending] == [PENDING, PENDING]
+    return pending
+
+
 def test_submissions_relayed_together_go_as_one_message_and_one_transaction_and_so_do_their_first_polls(
     sep_box, master
 ) -> None:
@@ -235,18 +229,12 @@ def test_submissions_relayed_together_go_as_one_message_and_one_transaction_and_
     assert message["headers"]["id"] == task_id_for(submissions[0].id)
     assert _body(message) == {"ids": ids}
 
-    statements: list[str] = []
-
-    def executed(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
-        statements.append(statement)
-
-    event.listen(engine_for(), "before_cursor_execute", executed)
     set_dispatch_mode("inline")  # as in a worker: the work's commit relays what it wrote
     try:
-        assert run_steps(STEPS[SUBMIT], ids) == Counter({Outcome.DONE: 2})
+        with _statements() as statements:
+            assert run_steps(STEPS[SUBMIT], ids) == Counter({Outcome.DONE: 2})
     finally:
         set_dispatch_mode("off")
-        event.remove(engine_for(), "before_cursor_execute", executed)
     locks = [s for s in statements if "FROM sep_exchange_queue" in s and "FOR UPDATE" in s]
     claims = [s for s in statements if s.startswith("UPDATE sep_exchange_queue SET") and "RETURNING" in s]
     assert (len(claims), len(locks)) == (1, 2)  # the claim's subquery and the work's lock
